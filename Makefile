@@ -1,0 +1,26 @@
+# The two entry points of the README: `make reproduce` and `make test`.
+# Both create (or update) the virtual environment in .venv first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: reproduce test venv smoke clean-venv
+
+venv: $(STAMP)
+
+# Re-install whenever the pinned dependencies change.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/python -m p2w_lib smoke
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

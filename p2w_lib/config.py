@@ -1,0 +1,138 @@
+"""Typed configuration: every knob lives in a frozen dataclass, never in a global or an args bag.
+
+`from_dict` turns a plain mapping (a section of params.yaml, a checkpoint's saved config) into
+one of these, refusing unknown keys and wrong types with a message that names where they came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Which frozen CLIP to use.
+
+    model: an open_clip model name (`ViT-L-14`), or `local-dir:PATH` for a folder holding
+        `open_clip_config.json` (+ optional weights), or the name of a config shipped in
+        `p2w_lib/model_configs/` (e.g. `p2w-tiny`), which resolves to that folder.
+    pretrained: an open_clip pretrained tag (`openai`) or a path to a weights file; None = random.
+    init_seed: seeds the random initialisation when no weights are loaded (tests, demo).
+    """
+
+    model: str = "ViT-L-14"
+    pretrained: str | None = "openai"
+    init_seed: int = 0
+    precision: str = "fp32"
+    device: str = "cpu"
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class MapperConfig:
+    """Pic2Word's IM2TEXT network: n_layers x (Linear -> Dropout -> ReLU), then fc_out."""
+
+    hidden_dim: int = 512
+    n_layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Mapper training. Defaults are the paper's recipe (batch 128/GPU, lr 1e-4, wd 0.1, 30 epochs)."""
+
+    prompt: str = "a photo of *"
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    epochs: int = 30
+    max_steps: int | None = None  # stop early (demo, tests); None = run all epochs
+    warmup_steps: int = 10000
+    seed: int = 0
+    # False: image embeddings are computed once and cached (CLIP is frozen, so this is exact
+    # without augmentation). True: re-encode every step with RandomResizedCrop, as the original.
+    recompute_image_features: bool = False
+    crop_scale: tuple[float, float] = (0.9, 1.0)
+    checkpoint_every: int = 500
+    log_every: int = 1
+    num_workers: int = 0
+    embed_batch_size: int = 256
+    max_bad_fraction: float = 0.01
+    amp: bool = True  # mixed precision on CUDA only; CPU always runs float32
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """Validate `value` against a (simple) type hint; tuples/lists become tuples."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_check_type(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint in (str, bool):
+        if not isinstance(value, hint):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    return value
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config") -> T:
+    """Build dataclass `cls` from `data`, naming `where` in every error."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {unknown}; known settings of {cls.__name__}: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain, JSON-friendly dict of a config dataclass (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        return v
+
+    return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}

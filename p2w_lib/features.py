@@ -1,0 +1,139 @@
+"""Image embeddings with an on-disk cache.
+
+CLIP is frozen, so an image's embedding never changes: training and every evaluation read
+them from a cache keyed by (CLIP weights fingerprint, preprocessing, image list with sizes and
+modification times). Embeddings are stored *unnormalised* (the mapper eats those) in a
+memory-mapped .npy, so a multi-million-image cache never has to fit in RAM.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .clip_backbone import FrozenClip
+from .images import BadImageReport, ImageListDataset
+from .io_utils import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageEmbeddings:
+    """Unnormalised embeddings [N, D] of `paths`; rows of unreadable images are zero and `valid` False."""
+
+    paths: list[str]
+    features: np.ndarray  # [N, D] float32 (possibly a read-only memmap)
+    valid: np.ndarray  # [N] bool
+    report: BadImageReport
+    from_cache: bool = False
+
+    def tensor(self, normalize: bool = False) -> torch.Tensor:
+        feats = torch.from_numpy(np.array(self.features, dtype=np.float32))  # [N, D], copied out of the memmap
+        return torch.nn.functional.normalize(feats, dim=-1) if normalize else feats
+
+
+def _file_stamp(path: str) -> list:
+    try:
+        st = os.stat(path)
+        return [path, st.st_size, st.st_mtime_ns]
+    except FileNotFoundError:
+        return [path, "missing"]
+
+
+def cache_key(clip: FrozenClip, paths: Sequence[str]) -> str:
+    """Key of an embedding cache entry: changes when the weights, preprocessing or any file does."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"clip": clip.identity.fingerprint, "preprocess": repr(clip.preprocess)}).encode())
+    for p in paths:
+        h.update(json.dumps(_file_stamp(p)).encode())
+    return h.hexdigest()[:24]
+
+
+def _compute(clip: FrozenClip, paths: list[str], out: np.ndarray, batch_size: int, num_workers: int, desc: str):
+    dataset = ImageListDataset(paths, clip.preprocess, clip.image_size)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
+    valid = np.ones(len(paths), dtype=bool)
+    report = BadImageReport(total=len(paths))
+    for images, idx, errors in tqdm(loader, desc=desc, unit="batch", leave=False):
+        feats = clip.encode_image(images).cpu().numpy()  # [B, D]
+        idx = idx.numpy()
+        out[idx] = feats
+        for i, err in zip(idx, errors):
+            if err:
+                valid[i] = False
+                out[i] = 0.0
+                report.add(paths[i], err)
+    return valid, report
+
+
+def embed_images(
+    clip: FrozenClip,
+    paths: Sequence[str | Path],
+    cache_dir: str | Path | None = None,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    max_bad_fraction: float = 0.01,
+    desc: str = "embedding images",
+) -> ImageEmbeddings:
+    """Embed `paths` with `clip`, reading/writing the cache in `cache_dir` when given.
+
+    Unreadable files are skipped, counted and logged; more than `max_bad_fraction` of them
+    raises BadImagesError naming examples.
+    """
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError(f"{desc}: the image list is empty")
+    key = cache_key(clip, paths) if cache_dir is not None else None
+    if key is not None:
+        cached = _read_cache(Path(cache_dir), key, paths)
+        if cached is not None:
+            cached.report.check(max_bad_fraction)
+            return cached
+    dim = clip.embed_dim
+    if key is None:
+        feats = np.zeros((len(paths), dim), dtype=np.float32)
+        valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
+    else:
+        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc)
+    if report.n_bad:
+        log.warning("%s: %s", desc, report.summary())
+    report.check(max_bad_fraction)
+    return ImageEmbeddings(paths, feats, valid, report)
+
+
+def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc):
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cache_dir / f"{key}.npy") as tmp:
+        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), clip.embed_dim))
+        valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
+        feats.flush()
+        del feats
+    np.save(cache_dir / f"{key}.valid.npy", valid)
+    # The metadata file is written last: its presence marks a complete entry.
+    atomic_write_json(cache_dir / f"{key}.json", {"n": len(paths), "clip": clip.identity.to_dict(), "bad": report.bad})
+    feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
+    return feats, valid, report
+
+
+def _read_cache(cache_dir: Path, key: str, paths: list[str]) -> ImageEmbeddings | None:
+    meta_path = cache_dir / f"{key}.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
+    valid = np.load(cache_dir / f"{key}.valid.npy")
+    if feats.shape[0] != len(paths) or meta["n"] != len(paths):
+        log.warning("embedding cache %s does not match its image list; recomputing", key)
+        return None
+    report = BadImageReport(total=len(paths), bad=dict(meta["bad"]))
+    return ImageEmbeddings(paths, feats, valid, report, from_cache=True)

@@ -1,0 +1,74 @@
+"""Retrieval metrics, all in percent, from top-K gallery indices.
+
+Each metric is computed from a boolean relevance matrix `rel` [Q, K] (is the k-th retrieved
+image relevant to query q?) and the number of relevant gallery images per query:
+- hit-rate recall@K (Fashion-IQ, CIRR): did any relevant image make the top K;
+- true recall@K (Pic2Word's ImageNet-R): relevant retrieved in the top K / all relevant;
+- precision@K: relevant retrieved in the top K / K;
+- mAP@K (CIRCO): AP@K = sum_{k<=K} P@k * rel(k) / min(K, |relevant|).
+"""
+from __future__ import annotations
+
+from typing import Collection, Sequence
+
+import torch
+
+
+def relevance_from_labels(topk_idx: torch.Tensor, query_labels: torch.Tensor, gallery_labels: torch.Tensor):
+    """rel [Q, K] and n_relevant [Q] when relevance means equal labels."""
+    rel = gallery_labels[topk_idx] == query_labels[:, None]  # [Q, K]
+    n_relevant = (gallery_labels[None, :] == query_labels[:, None]).sum(dim=1)  # [Q]
+    return rel, n_relevant
+
+
+def relevance_from_sets(topk_idx: torch.Tensor, targets: Sequence[Collection[int]]):
+    """rel [Q, K] and n_relevant [Q] when each query lists its relevant gallery indices."""
+    if len(targets) != topk_idx.shape[0]:
+        raise ValueError(f"{len(targets)} target sets for {topk_idx.shape[0]} queries")
+    q = torch.repeat_interleave(torch.arange(len(targets)), torch.tensor([len(t) for t in targets]))
+    g = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+    n_gallery = int(max(topk_idx.max().item(), g.max().item() if len(g) else 0)) + 1
+    member = torch.zeros(len(targets), n_gallery, dtype=torch.bool)  # [Q, N]
+    member[q, g] = True
+    rel = member.gather(1, topk_idx)  # [Q, K]
+    return rel, member.sum(dim=1)
+
+
+def _check(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> None:
+    if k > rel.shape[1]:
+        raise ValueError(f"metric@{k} needs at least {k} retrieved items per query, got {rel.shape[1]}")
+    if (n_relevant == 0).any():
+        bad = torch.nonzero(n_relevant == 0).squeeze(1)[:5].tolist()
+        raise ValueError(f"queries {bad} have no relevant image in the gallery; drop them before scoring")
+
+
+def hit_rate(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+    _check(rel, n_relevant, k)
+    return rel[:, :k].any(dim=1).float().mean().item() * 100
+
+
+def true_recall(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+    _check(rel, n_relevant, k)
+    return (rel[:, :k].sum(dim=1) / n_relevant).float().mean().item() * 100
+
+
+def precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+    _check(rel, n_relevant, k)
+    return (rel[:, :k].sum(dim=1).float() / k).mean().item() * 100
+
+
+def mean_average_precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+    _check(rel, n_relevant, k)
+    hits = rel[:, :k].float()  # [Q, k]
+    precision_at = hits.cumsum(dim=1) / torch.arange(1, k + 1)  # [Q, k] P@i
+    ap = (precision_at * hits).sum(dim=1) / n_relevant.clamp(max=k)
+    return ap.mean().item() * 100
+
+
+METRICS = {"hit_rate": hit_rate, "true_recall": true_recall, "precision": precision, "map": mean_average_precision}
+
+
+def score(rel: torch.Tensor, n_relevant: torch.Tensor, metric: str, ks: Sequence[int]) -> dict[str, float]:
+    """{'R@10': ..., 'R@50': ...} (or 'P@k' / 'mAP@k') for one metric at several K."""
+    prefix = {"hit_rate": "R", "true_recall": "R", "precision": "P", "map": "mAP"}[metric]
+    return {f"{prefix}@{k}": METRICS[metric](rel, n_relevant, k) for k in ks}

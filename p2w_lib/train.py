@@ -1,0 +1,245 @@
+"""Training the mapper on unlabeled images; CLIP stays frozen.
+
+Each step: image embeddings [B, D] -> mapper -> pseudo tokens [B, W] -> `a photo of *` composed
+-> contrastive loss against the (normalised) image embeddings, scaled by CLIP's logit_scale.
+
+Because CLIP is frozen and (by default) images are not augmented, image embeddings are read
+from the embedding cache instead of re-running the image encoder every step. The data order
+is a pure function of (seed, epoch), the learning rate a pure function of the step, and the
+checkpoint carries the RNG state, so a resumed run equals an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision import transforms
+from tqdm.auto import tqdm
+
+from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
+from .clip_backbone import FrozenClip
+from .composed import ComposedTokens, encode_composed_tokens, text_tower, tokenize_prompts
+from .config import MapperConfig, TrainConfig, to_dict
+from .features import embed_images
+from .images import ImageListDataset
+from .loss import contrastive_loss
+from .mapper import Mapper
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "mapper.pt"
+LOG_NAME = "train_log.csv"
+# Settings that do not change the trained weights; a resumed run may change them.
+_RESUME_FREE = {"checkpoint_every", "log_every", "num_workers", "embed_batch_size", "max_bad_fraction"}
+
+
+@dataclass
+class TrainResult:
+    mapper: Mapper
+    steps: int
+    last_loss: float
+    checkpoint: Path
+    log_csv: Path
+
+
+def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Linear warm-up to cfg.lr over warmup_steps, then cosine decay to 0 at total_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, total_steps - cfg.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup_steps) / span)) * cfg.lr
+
+
+def make_optimizer(mapper: Mapper, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices only (biases are not decayed)."""
+    decay = [p for p in mapper.parameters() if p.ndim >= 2]
+    no_decay = [p for p in mapper.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+@functools.lru_cache(maxsize=2)
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch: a permutation depending only on (seed, epoch)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
+    steps_per_epoch = n // batch_size
+    epoch, offset = divmod(step, steps_per_epoch)
+    return epoch_order(n, seed, epoch)[offset * batch_size:(offset + 1) * batch_size]
+
+
+def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[Callable, int]:
+    """Read embeddings from the cache; returns (indices -> [B, D] features, number of usable images)."""
+    emb = embed_images(
+        clip, paths, cache_dir=cache_dir, batch_size=cfg.embed_batch_size,
+        num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction, desc="embedding training images",
+    )
+    rows = np.flatnonzero(emb.valid)  # training index -> cache row, bad images left out
+    # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
+    return (lambda idx: torch.from_numpy(np.asarray(emb.features[rows[idx.numpy()]], dtype=np.float32)).to(clip.device)), len(rows)
+
+
+def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig) -> tuple[Callable, int]:
+    """Re-encode images every step with RandomResizedCrop, as the original recipe does."""
+    pre = clip.model.visual.preprocess_cfg
+    augment = transforms.Compose([
+        transforms.RandomResizedCrop(clip.image_size, scale=cfg.crop_scale, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.ToTensor(),
+        transforms.Normalize(pre["mean"], pre["std"]),
+    ])
+    dataset = ImageListDataset(paths, augment, clip.image_size)
+
+    def source(idx: torch.Tensor) -> torch.Tensor:
+        items = [dataset[i] for i in idx.tolist()]
+        bad = [dataset.paths[i] for _, i, err in items if err]
+        if bad:
+            raise RuntimeError(f"unreadable training images {bad[:3]}; remove them from the list")
+        return clip.encode_image(torch.stack([x for x, _, _ in items]))  # [B, D]
+
+    return source, len(dataset)
+
+
+def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
+    tower = text_tower(clip.model)
+    one = tokenize_prompts(clip.tokenizer, [prompt], tower.pool_type, tower.eos_id)
+    return ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
+
+
+def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: torch.Tensor, opt, cfg: TrainConfig) -> float:
+    """One optimisation step on unnormalised image embeddings [B, D]; returns the loss."""
+    amp = cfg.amp and clip.device.type == "cuda"
+    with torch.autocast(device_type=clip.device.type, dtype=torch.bfloat16, enabled=amp):
+        pseudo = mapper(feats)  # [B, W]
+        text = encode_composed_tokens(clip.model, tokens, pseudo, normalize=True)  # [B, D]
+        loss = contrastive_loss(F.normalize(feats.float(), dim=-1), text.float(), clip.logit_scale)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop log rows past the checkpoint, so a resumed run does not log steps twice."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["step", "epoch", "loss", "lr"])
+        writer.writeheader()
+        writer.writerows(r for r in rows if int(r["step"]) <= last_step)
+
+
+def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainConfig, mapper_cfg: MapperConfig, n_images: int) -> int:
+    """Load training state from `ckpt_path`; returns the number of steps already done."""
+    ckpt = read_checkpoint(ckpt_path)
+    if ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
+        raise CheckpointError(f"{ckpt_path}: not a resumable p2w_lib training checkpoint; delete it or use another out_dir")
+    saved = {k: v for k, v in ckpt["train"].items() if k not in _RESUME_FREE}
+    now = {k: v for k, v in to_dict(cfg).items() if k not in _RESUME_FREE}
+    changed = {k for k in now if saved.get(k) != now[k]}
+    if ckpt["mapper_config"] != to_dict(mapper_cfg):
+        changed.add("mapper")
+    if ckpt["clip"]["fingerprint"] != clip.identity.fingerprint:
+        changed.add("clip")
+    if ckpt.get("n_images") != n_images:
+        changed.add("images")
+    if changed:
+        raise CheckpointError(
+            f"{ckpt_path}: cannot resume, these settings differ from the checkpoint's: {sorted(changed)}. "
+            "Delete the checkpoint to start over, or train into another out_dir."
+        )
+    mapper.load_state_dict(ckpt["mapper"])
+    opt.load_state_dict(ckpt["optimizer"])
+    _set_rng_state(ckpt["rng"])
+    return int(ckpt["step"])
+
+
+def train_mapper(
+    clip: FrozenClip,
+    image_paths: Sequence[str],
+    cfg: TrainConfig,
+    mapper_cfg: MapperConfig,
+    out_dir: str | Path,
+    cache_dir: str | Path | None = None,
+    until_step: int | None = None,
+) -> TrainResult:
+    """Train (or resume training) a mapper; checkpoints and the loss log go to `out_dir`.
+
+    until_step: stop after this global step (checkpointed), e.g. for time-boxed jobs; calling
+    again resumes where it stopped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.recompute_image_features:
+        source, n = recomputed_feature_source(clip, image_paths, cfg)
+    else:
+        source, n = cached_feature_source(clip, image_paths, cfg, cache_dir)
+    if n < cfg.batch_size:
+        raise ValueError(f"{n} usable training images but batch_size={cfg.batch_size}; lower the batch size or add images")
+    total = cfg.epochs * (n // cfg.batch_size)
+    total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+    torch.manual_seed(cfg.seed)  # mapper init and dropout
+    mapper = Mapper.from_config(mapper_cfg, clip.embed_dim, clip.token_dim).to(clip.device)
+    opt = make_optimizer(mapper, cfg)
+    ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
+    start = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n) if ckpt_path.exists() else 0
+    _trim_log(log_path, start)
+    stop = total if until_step is None else min(total, until_step)
+
+    def checkpoint(step: int) -> None:
+        save_mapper_checkpoint(
+            ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
+            n_images=n, optimizer=opt.state_dict(), rng=_rng_state(),
+        )
+
+    tokens = _prompt_tokens(clip, cfg.prompt, cfg.batch_size)
+    mapper.train()
+    loss = float("nan")
+    new_log = not log_path.is_file()
+    with open(log_path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new_log:
+            writer.writerow(["step", "epoch", "loss", "lr"])
+        bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total)
+        for step in bar:
+            lr = lr_at(step, cfg, total)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            feats = source(batch_indices(step, n, cfg.batch_size, cfg.seed))  # [B, D]
+            loss = train_step(clip, mapper, tokens, feats, opt, cfg)
+            if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
+                writer.writerow([step + 1, step // (n // cfg.batch_size), f"{loss:.6f}", f"{lr:.3e}"])
+                fh.flush()
+            bar.set_postfix(loss=f"{loss:.4f}")
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < stop:
+                checkpoint(step + 1)
+    if stop > start or not ckpt_path.exists():
+        checkpoint(stop)
+    mapper.eval()
+    return TrainResult(mapper=mapper, steps=stop, last_loss=loss, checkpoint=ckpt_path, log_csv=log_path)

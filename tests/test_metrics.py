@@ -1,0 +1,108 @@
+"""Each metric against a slow, obvious reference on random rankings."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from p2w_lib import metrics
+from p2w_lib.retrieval import topk_search
+
+
+def ranked_and_targets(seed, n_queries=40, n_gallery=60, k=20):
+    rng = random.Random(seed)
+    ranked = [rng.sample(range(n_gallery), k) for _ in range(n_queries)]
+    targets = [set(rng.sample(range(n_gallery), rng.randint(1, 8))) for _ in range(n_queries)]
+    return ranked, targets
+
+
+def ref_hit_rate(ranked, targets, k):
+    return 100 * sum(any(g in t for g in r[:k]) for r, t in zip(ranked, targets)) / len(ranked)
+
+
+def ref_true_recall(ranked, targets, k):
+    return 100 * sum(len(set(r[:k]) & t) / len(t) for r, t in zip(ranked, targets)) / len(ranked)
+
+
+def ref_precision(ranked, targets, k):
+    return 100 * sum(len(set(r[:k]) & t) / k for r, t in zip(ranked, targets)) / len(ranked)
+
+
+def ref_map(ranked, targets, k):
+    total = 0.0
+    for r, t in zip(ranked, targets):
+        hits, ap = 0, 0.0
+        for i, g in enumerate(r[:k], start=1):
+            if g in t:
+                hits += 1
+                ap += hits / i
+        total += ap / min(k, len(t))
+    return 100 * total / len(ranked)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k", [1, 5, 10, 20])
+@pytest.mark.parametrize(
+    "name, ref",
+    [("hit_rate", ref_hit_rate), ("true_recall", ref_true_recall), ("precision", ref_precision), ("map", ref_map)],
+)
+def test_metric_matches_reference(seed, k, name, ref):
+    ranked, targets = ranked_and_targets(seed)
+    rel, n_rel = metrics.relevance_from_sets(torch.tensor(ranked), targets)
+    assert metrics.METRICS[name](rel, n_rel, k) == pytest.approx(ref(ranked, targets, k), abs=1e-4)
+
+
+def test_label_relevance_equals_set_relevance():
+    gen = torch.Generator().manual_seed(0)
+    gallery_labels = torch.randint(0, 5, (50,), generator=gen)
+    query_labels = torch.randint(0, 5, (30,), generator=gen)
+    ranked = torch.stack([torch.randperm(50, generator=gen)[:10] for _ in range(30)])
+    rel_a, n_a = metrics.relevance_from_labels(ranked, query_labels, gallery_labels)
+    targets = [set(torch.nonzero(gallery_labels == q).squeeze(1).tolist()) for q in query_labels]
+    rel_b, n_b = metrics.relevance_from_sets(ranked, targets)
+    assert torch.equal(rel_a, rel_b) and torch.equal(n_a, n_b)
+
+
+def test_hand_worked_map_example():
+    # relevant {0, 2}; ranking 0, 1, 2 -> AP@3 = (1/1 + 2/3) / 2
+    rel, n_rel = metrics.relevance_from_sets(torch.tensor([[0, 1, 2]]), [{0, 2}])
+    assert metrics.mean_average_precision(rel, n_rel, 3) == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert metrics.true_recall(rel, n_rel, 1) == pytest.approx(50.0)
+    assert metrics.score(rel, n_rel, "hit_rate", [1, 3]) == {"R@1": 100.0, "R@3": 100.0}
+
+
+def test_query_without_relevant_images_is_an_error():
+    rel, n_rel = metrics.relevance_from_sets(torch.tensor([[0, 1]]), [set()])
+    with pytest.raises(ValueError, match="no relevant image"):
+        metrics.hit_rate(rel, n_rel, 1)
+
+
+def test_k_beyond_retrieved_list_is_an_error():
+    rel, n_rel = metrics.relevance_from_sets(torch.tensor([[0, 1]]), [{1}])
+    with pytest.raises(ValueError, match="at least 5"):
+        metrics.hit_rate(rel, n_rel, 5)
+
+
+def test_topk_matches_full_sort_and_exclusion():
+    gen = torch.Generator().manual_seed(1)
+    q, g = torch.randn(37, 8, generator=gen), torch.randn(90, 8, generator=gen)
+    scores, idx = topk_search(q, g, k=10, chunk_size=7)
+    full = (q @ g.T).argsort(dim=1, descending=True)[:, :10]
+    assert torch.equal(idx, full)
+    assert torch.allclose(scores, (q @ g.T).gather(1, full))
+    exclude = full[:, 0].clone()
+    exclude[::2] = -1
+    _, idx_ex = topk_search(q, g, k=10, exclude=exclude)
+    assert torch.equal(idx_ex[::2], full[::2])
+    assert not (idx_ex[1::2] == exclude[1::2, None]).any()
+    assert torch.equal(idx_ex[1::2, :9], full[1::2, 1:])
+
+
+def test_topk_errors():
+    with pytest.raises(ValueError, match="gallery is empty"):
+        topk_search(torch.randn(2, 4), torch.zeros(0, 4), k=1)
+    with pytest.raises(ValueError, match="k=6 but the gallery has 5"):
+        topk_search(torch.randn(2, 4), torch.randn(5, 4), k=6)
+    with pytest.raises(ValueError, match="does not match"):
+        topk_search(torch.randn(2, 3), torch.randn(5, 4), k=1)
