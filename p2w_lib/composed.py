@@ -86,7 +86,7 @@ class ComposedTokens:
     pool_pos: torch.Tensor  # [B] position of the end-of-text token
 
 
-def tokenize_prompts(tokenizer, prompts: list[str], pool_type: str = "argmax", eos_id: int | None = None) -> ComposedTokens:
+def tokenize_prompts(model: nn.Module, tokenizer, prompts: list[str]) -> ComposedTokens:
     """Tokenise prompts that each contain `*` exactly once, as a word of its own."""
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of strings, not a single string")
@@ -102,11 +102,57 @@ def tokenize_prompts(tokenizer, prompts: list[str], pool_type: str = "argmax", e
                 f"prompt {p!r}: {PLACEHOLDER!r} is not a token of its own after tokenisation; write it as a "
                 f"separate word, e.g. 'a photo of * , is red' (not '*,'), and keep the prompt under the context length"
             )
-    if pool_type == "argmax":  # the end-of-text id is the largest id in CLIP's vocabulary
-        pool_pos = ids.argmax(dim=-1)
-    else:
-        pool_pos = (ids == eos_id).int().argmax(dim=-1)
+    pool_pos = pool_positions(ids, text_tower(model))
     return ComposedTokens(ids=ids, star_pos=star.int().argmax(dim=-1), pool_pos=pool_pos)
+
+
+def run_text_tower(
+    model: nn.Module,
+    ids: torch.Tensor,
+    pool_pos: torch.Tensor,
+    inject: tuple[torch.Tensor, torch.Tensor] | None = None,
+    normalize: bool = True,
+    truncate: bool = True,
+) -> torch.Tensor:
+    """Text features [B, D] of token ids [B, L], pooled at `pool_pos` [B].
+
+    inject: optional (positions [B], embeddings [B, W]) written over the token embeddings
+        before the positional embedding is added (Pic2Word's pseudo-token insertion).
+    truncate: run only `max(pool_pos) + 1` positions when the tower is causal (exact);
+        False runs the full context (the reference the truncated path is tested against).
+    """
+    tower = text_tower(model)
+    device = tower.token_embedding.weight.device
+    ids = ids.to(device)  # [B, L]
+    length = ids.shape[1]
+    if truncate and tower.is_causal:
+        length = int(pool_pos.max()) + 1  # later positions are invisible to the pooled one
+    ids = ids[:, :length]
+    rows = torch.arange(ids.shape[0], device=device)
+    cast_dtype = tower.transformer.get_cast_dtype()
+
+    x = tower.token_embedding(ids).to(cast_dtype)  # [B, L, W]
+    if inject is not None:
+        positions, values = inject
+        # Out-of-place, so gradients reach the injected values (and nothing is written into CLIP).
+        x = x.index_put((rows, positions.to(device)), values.to(device, cast_dtype))
+    x = x + tower.positional_embedding[:length].to(cast_dtype)  # [B, L, W]
+    mask = tower.attn_mask[:length, :length] if tower.is_causal else None
+    x = tower.transformer(x, attn_mask=mask)  # [B, L, W]
+    x = tower.ln_final(x)
+    pooled = x[rows, pool_pos.to(device)]  # [B, W]
+    if isinstance(tower.text_projection, nn.Module):
+        pooled = tower.text_projection(pooled)
+    elif tower.text_projection is not None:
+        pooled = pooled @ tower.text_projection  # [B, D]
+    return F.normalize(pooled, dim=-1) if normalize else pooled
+
+
+def pool_positions(ids: torch.Tensor, tower: TextTower) -> torch.Tensor:
+    """Position [B] of the end-of-text token that the tower pools at."""
+    if tower.pool_type == "argmax":  # the end-of-text id is the largest id in CLIP's vocabulary
+        return ids.argmax(dim=-1)
+    return (ids == tower.eos_id).int().argmax(dim=-1)
 
 
 def encode_composed_tokens(
@@ -116,39 +162,15 @@ def encode_composed_tokens(
     normalize: bool = True,
     truncate: bool = True,
 ) -> torch.Tensor:
-    """Run the text tower with `pseudo_tokens` [B, W] placed at each row's `*`.
-
-    `truncate=False` runs the full context (the reference the truncated path is tested against).
-    """
-    tower = text_tower(model)
-    device = tower.token_embedding.weight.device
-    ids = tokens.ids.to(device)  # [B, L]
-    batch = ids.shape[0]
-    if pseudo_tokens.shape != (batch, tower.token_embedding.weight.shape[1]):
+    """Run the text tower with `pseudo_tokens` [B, W] placed at each row's `*`."""
+    width = text_tower(model).token_embedding.weight.shape[1]
+    batch = tokens.ids.shape[0]
+    if pseudo_tokens.shape != (batch, width):
         raise ValueError(
             f"pseudo_tokens has shape {tuple(pseudo_tokens.shape)}; expected "
-            f"[{batch}, {tower.token_embedding.weight.shape[1]}] (one token of the text width per prompt)"
+            f"[{batch}, {width}] (one token of the text width per prompt)"
         )
-    length = ids.shape[1]
-    if truncate and tower.is_causal:
-        length = int(tokens.pool_pos.max()) + 1  # later positions are invisible to the pooled one
-    ids = ids[:, :length]
-    rows = torch.arange(batch, device=device)
-    cast_dtype = tower.transformer.get_cast_dtype()
-
-    x = tower.token_embedding(ids).to(cast_dtype)  # [B, L, W]
-    # Out-of-place, so gradients reach the pseudo tokens (and nothing is written into CLIP).
-    x = x.index_put((rows, tokens.star_pos.to(device)), pseudo_tokens.to(device, cast_dtype))
-    x = x + tower.positional_embedding[:length].to(cast_dtype)  # [B, L, W]
-    mask = tower.attn_mask[:length, :length] if tower.is_causal else None
-    x = tower.transformer(x, attn_mask=mask)  # [B, L, W]
-    x = tower.ln_final(x)
-    pooled = x[rows, tokens.pool_pos.to(device)]  # [B, W]
-    if isinstance(tower.text_projection, nn.Module):
-        pooled = tower.text_projection(pooled)
-    elif tower.text_projection is not None:
-        pooled = pooled @ tower.text_projection  # [B, D]
-    return F.normalize(pooled, dim=-1) if normalize else pooled
+    return run_text_tower(model, tokens.ids, tokens.pool_pos, (tokens.star_pos, pseudo_tokens), normalize, truncate)
 
 
 def encode_composed(
@@ -163,6 +185,5 @@ def encode_composed(
     `model` is an open_clip CLIP, `tokenizer` its tokenizer, W its text width. Gradients flow to
     `pseudo_tokens`; CLIP's own parameters are not modified.
     """
-    tower = text_tower(model)
-    tokens = tokenize_prompts(tokenizer, prompts, tower.pool_type, tower.eos_id)
+    tokens = tokenize_prompts(model, tokenizer, prompts)
     return encode_composed_tokens(model, tokens, pseudo_tokens, normalize=normalize)

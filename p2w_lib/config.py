@@ -136,3 +136,34 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         return v
 
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+@dataclass(frozen=True)
+class DemoWorldConfig:
+    """Size of the procedurally generated demo world (see p2w_lib.demo)."""
+
+    seed: int = 0
+    image_size: int = 64
+    pretrain_per_class_domain: int = 300  # CC3M-like list: 16 classes x 5 domains x this
+    pretrain_garments_per_category: int = 3000
+    eval_queries_per_class: int = 20  # photo queries (ImageNet-R analogue)
+    eval_renditions_per_class_domain: int = 30
+    fiq_val_triplets: int = 200  # per category
+    fiq_val_distractors: int = 100
+    fiq_train_triplets: int = 100
+    caption_drop: float = 0.3
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class DemoClipConfig:
+    """Pretraining the demo CLIP from scratch on the demo world's CC3M-like list."""
+
+    model: str = "p2w-demo"  # a config folder in p2w_lib/model_configs/
+    steps: int = 400
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 40
+    seed: int = 0
+    checkpoint_every: int = 100

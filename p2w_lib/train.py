@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
 from .clip_backbone import FrozenClip
-from .composed import ComposedTokens, encode_composed_tokens, text_tower, tokenize_prompts
+from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict
 from .features import embed_images
 from .images import ImageListDataset
@@ -50,12 +50,12 @@ class TrainResult:
     log_csv: Path
 
 
-def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Linear warm-up to cfg.lr over warmup_steps, then cosine decay to 0 at total_steps."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(1, total_steps - cfg.warmup_steps)
-    return 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup_steps) / span)) * cfg.lr
+def lr_at(step: int, base_lr: float, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up to base_lr over warmup_steps, then cosine decay to 0 at total_steps."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / span)) * base_lr
 
 
 def make_optimizer(mapper: Mapper, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -111,8 +111,7 @@ def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: Train
 
 
 def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
-    tower = text_tower(clip.model)
-    one = tokenize_prompts(clip.tokenizer, [prompt], tower.pool_type, tower.eos_id)
+    one = tokenize_prompts(clip.model, clip.tokenizer, [prompt])
     return ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
 
 
@@ -228,7 +227,7 @@ def train_mapper(
             writer.writerow(["step", "epoch", "loss", "lr"])
         bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total)
         for step in bar:
-            lr = lr_at(step, cfg, total)
+            lr = lr_at(step, cfg.lr, cfg.warmup_steps, total)
             for group in opt.param_groups:
                 group["lr"] = lr
             feats = source(batch_indices(step, n, cfg.batch_size, cfg.seed))  # [B, D]

@@ -57,7 +57,7 @@ def test_truncated_context_equals_full_context(seed):
     clip = tiny_clip(seed)
     prompts = random_prompts(32, seed + 10)
     pseudo = torch.randn(len(prompts), clip.token_dim, generator=torch.Generator().manual_seed(seed))
-    tokens = tokenize_prompts(clip.tokenizer, prompts)
+    tokens = tokenize_prompts(clip.model, clip.tokenizer, prompts)
     assert int(tokens.pool_pos.max()) + 1 < tokens.ids.shape[1]  # truncation really happens
     short = encode_composed_tokens(clip.model, tokens, pseudo, truncate=True)
     full = encode_composed_tokens(clip.model, tokens, pseudo, truncate=False)

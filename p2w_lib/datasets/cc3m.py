@@ -1,0 +1,42 @@
+"""Pic2Word's CC3M list: a tab-separated file with a `filepath<TAB>title` header, one image per line."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .errors import DataFormatError, require_file
+
+COLUMNS = ("filepath", "title")
+
+
+def read_image_caption_list(path: str | Path, root: str | Path | None = None) -> list[tuple[str, str]]:
+    """(image path, caption) pairs; relative image paths resolve against `root` (default: the list's folder)."""
+    path = Path(path)
+    require_file(path, "image-caption list", "Expected a tab-separated file with a 'filepath<TAB>title' header.")
+    root = Path(root) if root is not None else path.parent
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != list(COLUMNS):
+            raise DataFormatError(
+                f"{path}: first line must be the header 'filepath<TAB>title' (Pic2Word's CC3M format), got {header!r}"
+            )
+        pairs = []
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) < 2 or not row[0]:
+                raise DataFormatError(f"{path}:{line_no}: expected 'filepath<TAB>title', got {row!r}")
+            image = Path(row[0])
+            pairs.append((str(image if image.is_absolute() else root / image), row[1]))
+    return pairs
+
+
+def write_image_caption_list(path: str | Path, pairs: list[tuple[str, str]]) -> None:
+    from ..io_utils import atomic_write_text
+
+    for image, title in pairs:
+        if "\t" in title or "\n" in title:
+            raise ValueError(f"caption of {image} contains a tab or newline: {title!r}")
+    lines = ["\t".join(COLUMNS)] + [f"{image}\t{title}" for image, title in pairs]
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,174 @@
+"""Writes the demo world to disk in the real datasets' formats.
+
+    <root>/cc3m/train.tsv + cc3m/images/          CLIP pretraining and mapper training (CC3M's list format)
+    <root>/imgnet/...                             domain conversion (Pic2Word's ImageNet-R lists and layout)
+    <root>/fashion-iq/{captions,image_splits,images}/   Fashion-IQ's files
+    <root>/oracle/*.json, <root>/world.json       demo-only side information (oracle texts, attributes)
+
+Specs are drawn in one process from one seeded RNG; rendering (a pure function of the spec) runs
+in parallel, so the files are byte-identical for a given seed whatever the number of workers.
+Evaluation images are drawn separately from training images and live in other folders.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..config import DemoWorldConfig, to_dict
+from ..datasets.cc3m import write_image_caption_list
+from ..datasets.fashion_iq import CATEGORIES
+from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, write_label_list
+from ..io_utils import atomic_write_json
+from .captions import garment_caption, object_caption, oracle_garment_text, oracle_object_text, relative_captions
+from .render import render_garment, render_object
+from .world import (
+    CLASSES, DOMAINS, LENGTHS, LOGO_COLOURS, NECKLINES, PATTERNS, PHOTO, PHOTO_DOMAIN_INDEX, RENDITIONS, SLEEVES,
+    COLOURS, GarmentSpec, ObjectSpec, garment_space, sample_garment, sample_object,
+)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    spec: ObjectSpec | GarmentSpec
+    path: str
+
+
+def _render(job: RenderJob, size: int) -> None:
+    image = render_object(job.spec, size) if isinstance(job.spec, ObjectSpec) else render_garment(job.spec, size)
+    Path(job.path).parent.mkdir(parents=True, exist_ok=True)
+    image.save(job.path, format="PNG")
+
+
+def _render_chunk(args) -> int:
+    jobs, size = args
+    for job in jobs:
+        _render(job, size)
+    return len(jobs)
+
+
+def render_all(jobs: list[RenderJob], size: int, workers: int) -> None:
+    chunks = [(jobs[i:i + 256], size) for i in range(0, len(jobs), 256)]
+    bar = tqdm(total=len(jobs), desc="rendering demo world", unit="img")
+    if workers <= 1:
+        for chunk in chunks:
+            bar.update(_render_chunk(chunk))
+    else:
+        # fork: workers inherit the imported modules instead of re-importing torch (seconds each)
+        with get_context("fork").Pool(workers) as pool:
+            for n in pool.imap_unordered(_render_chunk, chunks):
+                bar.update(n)
+    bar.close()
+
+
+def pretraining_split(rng: random.Random, cfg: DemoWorldConfig, root: Path) -> tuple[list[RenderJob], list[tuple[str, str]]]:
+    """CC3M-like image-caption pairs over all classes x domains, plus garments."""
+    specs = [sample_object(rng, c, d) for c in CLASSES for d in DOMAINS for _ in range(cfg.pretrain_per_class_domain)]
+    specs += [sample_garment(rng, g) for g in CATEGORIES for _ in range(cfg.pretrain_garments_per_category)]
+    rng.shuffle(specs)
+    jobs, pairs = [], []
+    for n, spec in enumerate(specs):
+        rel = f"images/{n:06d}.png"
+        jobs.append(RenderJob(spec, str(root / "cc3m" / rel)))
+        caption = object_caption(spec, rng, cfg.caption_drop) if isinstance(spec, ObjectSpec) else garment_caption(spec, rng, cfg.caption_drop)
+        pairs.append((rel, caption))
+    return jobs, pairs
+
+
+def domain_conversion_split(rng: random.Random, cfg: DemoWorldConfig, root: Path):
+    """Photo queries and renditions, with Pic2Word's list files and label encoding."""
+    jobs, queries, targets, attributes = [], [], [], {}
+    for ci, cls in enumerate(CLASSES):
+        for n in range(cfg.eval_queries_per_class):
+            spec, rel = sample_object(rng, cls, PHOTO), f"imgnet/real/{cls}/{n:04d}.png"
+            jobs.append(RenderJob(spec, str(root / rel)))
+            queries.append((rel, ci))
+            targets.append((rel, 1000 * PHOTO_DOMAIN_INDEX + ci))  # the query photos are distractors
+            attributes[rel] = spec.to_dict()
+        for di, domain in enumerate(RENDITIONS):
+            for n in range(cfg.eval_renditions_per_class_domain):
+                spec, rel = sample_object(rng, cls, domain), f"imgnet/imagenet-r/{cls}/{domain}_{n}.png"
+                jobs.append(RenderJob(spec, str(root / rel)))
+                targets.append((rel, 1000 * di + ci))
+                attributes[rel] = spec.to_dict()
+    oracle = {d: [oracle_object_text(CLASSES[label % 1000], d) for _, label in queries] for d in RENDITIONS}
+    return jobs, queries, targets, attributes, oracle
+
+
+CHANGEABLE = {"colour": tuple(COLOURS), "pattern": PATTERNS, "sleeve": SLEEVES, "neckline": NECKLINES, "logo": ("",) + LOGO_COLOURS}
+
+
+def _changed(rng: random.Random, attrs: dict, category: str) -> dict:
+    """A copy of `attrs` with 1-3 attributes set to other values (a valid garment)."""
+    keys = list(CHANGEABLE) + (["length"] if category == "dress" else [])
+    while True:
+        target = dict(attrs)
+        for key in rng.sample(keys, rng.choice([1, 1, 2, 2, 3])):
+            values = LENGTHS if key == "length" else CHANGEABLE[key]
+            target[key] = rng.choice([v for v in values if v != attrs[key]])
+        if target["logo"] != target["colour"]:
+            return target
+
+
+def fashion_split(rng: random.Random, category: str, n_triplets: int, n_distractors: int, prefix: str, root: Path):
+    """Triplets over garments with unique attribute combinations, so each has one correct target."""
+    space = garment_space(category)
+    used: dict[tuple, str] = {}
+    jobs, triplets, oracle = [], [], []
+
+    def add(attrs: dict) -> str:
+        image_id = f"{prefix}{len(used):05d}"
+        used[tuple(sorted(attrs.items()))] = image_id
+        spec = GarmentSpec(category=category, seed=rng.getrandbits(31), **attrs)
+        jobs.append(RenderJob(spec, str(root / "fashion-iq" / "images" / f"{image_id}.png")))
+        return image_id
+
+    while len(triplets) < n_triplets:
+        cand = dict(rng.choice(space))
+        target = _changed(rng, cand, category)
+        if tuple(sorted(cand.items())) in used or tuple(sorted(target.items())) in used:
+            continue
+        cand_id, target_id = add(cand), add(target)
+        c_spec, t_spec = jobs[-2].spec, jobs[-1].spec
+        triplets.append({"candidate": cand_id, "target": target_id, "captions": relative_captions(c_spec, t_spec, rng)})
+        oracle.append(oracle_garment_text(t_spec))
+    while len(used) < 2 * n_triplets + n_distractors:
+        attrs = dict(rng.choice(space))
+        if tuple(sorted(attrs.items())) not in used:
+            add(attrs)
+    ids = sorted(used.values())
+    return jobs, triplets, ids, oracle
+
+
+def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
+    """Render and write the whole demo world under `root`; returns a summary of counts."""
+    root = Path(root)
+    rng = random.Random(cfg.seed)
+    jobs, pairs = pretraining_split(rng, cfg, root)
+    dc_jobs, queries, targets, attributes, dc_oracle = domain_conversion_split(rng, cfg, root)
+    jobs += dc_jobs
+    fiq_oracle, counts = {}, {"pretrain": len(pairs), "dc_queries": len(queries), "dc_gallery": len(targets)}
+    for category in CATEGORIES:
+        for split, n, extra, prefix in (("val", cfg.fiq_val_triplets, cfg.fiq_val_distractors, f"{category[0].upper()}V"),
+                                        ("train", cfg.fiq_train_triplets, 0, f"{category[0].upper()}T")):
+            f_jobs, triplets, ids, oracle = fashion_split(rng, category, n, extra, prefix, root)
+            jobs += f_jobs
+            atomic_write_json(root / "fashion-iq" / "captions" / f"cap.{category}.{split}.json", triplets)
+            atomic_write_json(root / "fashion-iq" / "image_splits" / f"split.{category}.{split}.json", ids)
+            if split == "val":
+                fiq_oracle[category] = oracle
+                counts[f"fiq_{category}_gallery"] = len(ids)
+    render_all(jobs, cfg.image_size, cfg.workers)
+    write_image_caption_list(root / "cc3m" / "train.tsv", pairs)
+    write_label_list(root / QUERY_LIST, queries)
+    write_label_list(root / TARGET_LIST, targets)
+    atomic_write_json(root / "oracle" / "domain_conversion.json", dc_oracle)
+    atomic_write_json(root / "oracle" / "fashion_iq.json", fiq_oracle)
+    atomic_write_json(root / "imgnet" / "attributes.json", attributes)
+    atomic_write_json(root / "world.json", {"config": to_dict(cfg), "classes": list(CLASSES), "domains": list(DOMAINS),
+                                            "renditions": list(RENDITIONS), "counts": counts})
+    return counts

@@ -1,0 +1,80 @@
+"""Pieces every benchmark protocol shares: embedding a gallery with bad files dropped, ranking
+every query method, and the results-file schema."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from ..clip_backbone import FrozenClip
+from ..features import embed_images
+from ..metrics import score
+from ..retrieval import topk_search
+
+log = logging.getLogger(__name__)
+
+Relevance = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # topk idx -> (rel, n_relevant)
+
+
+@dataclass
+class Gallery:
+    """Normalised embeddings [N, D] of the gallery images that could be read."""
+
+    keys: list  # caller's ids of the kept images, in row order
+    feats: torch.Tensor
+    skipped: int
+
+
+def embed_gallery(clip: FrozenClip, keys: Sequence, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str) -> Gallery:
+    emb = embed_images(clip, paths, cache_dir=cache_dir, max_bad_fraction=max_bad_fraction, desc=desc)
+    keep = torch.from_numpy(emb.valid)
+    feats = emb.tensor(normalize=True)[keep]  # [N_ok, D]
+    kept = [k for k, ok in zip(keys, emb.valid) if ok]
+    return Gallery(keys=kept, feats=feats, skipped=len(keys) - len(kept))
+
+
+def embed_queries(clip: FrozenClip, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str):
+    """Unnormalised reference embeddings [Q, D] and a mask of the readable ones."""
+    emb = embed_images(clip, paths, cache_dir=cache_dir, max_bad_fraction=max_bad_fraction, desc=desc)
+    return emb.tensor(), torch.from_numpy(emb.valid)
+
+
+def rank_and_score(
+    queries: dict[str, torch.Tensor],
+    gallery: torch.Tensor,
+    relevance: Relevance,
+    metric: str,
+    ks: Sequence[int],
+    precision_k: int | None = 10,
+    exclude: torch.Tensor | None = None,
+) -> dict[str, dict[str, float]]:
+    """Scores per query method: metric@K for each K (+ precision@precision_k)."""
+    k_max = min(max(ks), gallery.shape[0] - (1 if exclude is not None else 0))
+    out = {}
+    for method, q in queries.items():
+        _, idx = topk_search(q, gallery, k=k_max, exclude=exclude)
+        rel, n_rel = relevance(idx)
+        row = score(rel, n_rel, metric, [k for k in ks if k <= k_max])
+        if precision_k is not None and precision_k <= k_max:
+            row.update(score(rel, n_rel, "precision", [precision_k]))
+        out[method] = row
+    return out
+
+
+def average_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+
+def results_document(profile: str, seed: int, metric: str, per_group: dict[str, dict[str, dict[str, float]]], group_key: str, **extra) -> dict:
+    """The results schema: {profile, seed, metric, methods: {method: {R@10, R@50, ..., per_<group>: {...}}}}.
+
+    per_group: group (domain / category) -> method -> scores.
+    """
+    methods = {}
+    method_names = next(iter(per_group.values())).keys()
+    for method in method_names:
+        rows = {group: scores[method] for group, scores in per_group.items()}
+        methods[method] = {**average_rows(list(rows.values())), group_key: rows}
+    return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
