@@ -16,7 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $(STAMP)
 
+# The pipeline of dvc.yaml for params.yaml's profile (demo by default): papermill runs each
+# notebook; metrics, figures and executed notebooks land in results/.
 reproduce: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m p2w_lib report --write-readme
+
+smoke: $(STAMP)
 	$(BIN)/python -m p2w_lib smoke
 
 test: $(STAMP)

@@ -148,6 +148,25 @@ def run_text_tower(
     return F.normalize(pooled, dim=-1) if normalize else pooled
 
 
+def run_text_tower_bucketed(model: nn.Module, ids: torch.Tensor, pool_pos: torch.Tensor, n_buckets: int = 4, normalize: bool = True) -> torch.Tensor:
+    """`run_text_tower` on length-sorted sub-batches, each truncated to its own longest prompt.
+
+    Exact (every row is still pooled at its own end-of-text token behind a causal mask), and
+    cheaper when prompt lengths vary: a batch of mostly short captions no longer pays for its
+    longest one in every row.
+    """
+    if not text_tower(model).is_causal or n_buckets <= 1:
+        return run_text_tower(model, ids, pool_pos, normalize=normalize)
+    order = pool_pos.argsort()  # short prompts first
+    out = None
+    for chunk in order.chunk(n_buckets):
+        feats = run_text_tower(model, ids[chunk], pool_pos[chunk], normalize=normalize)  # [b, D]
+        if out is None:
+            out = feats.new_empty(ids.shape[0], feats.shape[1])
+        out = out.index_copy(0, chunk.to(feats.device), feats)  # out-of-place keeps autograd simple
+    return out
+
+
 def pool_positions(ids: torch.Tensor, tower: TextTower) -> torch.Tensor:
     """Position [B] of the end-of-text token that the tower pools at."""
     if tower.pool_type == "argmax":  # the end-of-text id is the largest id in CLIP's vocabulary

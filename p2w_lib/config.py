@@ -144,8 +144,8 @@ class DemoWorldConfig:
 
     seed: int = 0
     image_size: int = 64
-    pretrain_per_class_domain: int = 300  # CC3M-like list: 16 classes x 5 domains x this
-    pretrain_garments_per_category: int = 3000
+    pretrain_per_class_domain: int = 180  # CC3M-like list: 16 classes x 5 domains x this
+    pretrain_garments_per_category: int = 3200
     eval_queries_per_class: int = 20  # photo queries (ImageNet-R analogue)
     eval_renditions_per_class_domain: int = 30
     fiq_val_triplets: int = 200  # per category

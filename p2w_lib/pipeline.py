@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,6 @@ class Profile:
     name: str
     kind: str  # "demo" (generated world, CLIP trained here) or "paper" (real CLIP and data)
     seeds: tuple[int, ...]
-    data_dir: str
-    models_dir: str
-    cache_dir: str
-    results_dir: str
     world: DemoWorldConfig = field(default_factory=DemoWorldConfig)
     clip_pretrain: DemoClipConfig = field(default_factory=DemoClipConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
@@ -45,20 +42,33 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    # -- paths, all derived -------------------------------------------------------------
+    # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
     @property
     def world_dir(self) -> Path:
-        return Path(self.data_dir)
+        return Path("data") / self.name
+
+    @property
+    def models_dir(self) -> Path:
+        return Path("models") / self.name
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(".cache") / self.name
+
+    results_dir = Path("results")
 
     def clip_dir(self, seed: int) -> Path:
-        return Path(self.models_dir) / f"clip_seed{seed}"
+        return Path(self.models_dir) / "clip" / f"seed{seed}"
 
     def mapper_dir(self, seed: int) -> Path:
-        return Path(self.models_dir) / f"mapper_seed{seed}"
+        return Path(self.models_dir) / "mapper" / f"seed{seed}"
 
-    def metrics_path(self, task: str, seed: int) -> Path:
-        suffix = "" if seed == self.seeds[0] else f"_seed{seed}"
-        return Path(self.results_dir) / "metrics" / f"{task}{suffix}.json"
+    def metrics_path(self, task: str) -> Path:
+        """The headline results file of `task` (first seed), in the schema external checks read."""
+        return self.results_dir / "metrics" / f"{task}.json"
+
+    def all_seeds_path(self, task: str) -> Path:
+        return self.results_dir / "metrics" / f"{task}_all_seeds.json"
 
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
@@ -77,17 +87,63 @@ def load_profile(params_path: str | Path = "params.yaml", profile: str | None = 
     raw: dict[str, Any] = dict(params["profiles"][name])
     where = f"{params_path}:profiles.{name}"
     sections = {k: from_dict(cls, raw.pop(k, None), f"{where}.{k}") for k, cls in _SECTIONS.items()}
-    required = {"kind", "seeds", "data_dir", "models_dir", "cache_dir", "results_dir"}
+    required = {"kind", "seeds"}
     missing, unknown = required - set(raw), set(raw) - required
     if missing or unknown:
         raise ConfigError(f"{where}: missing settings {sorted(missing)}; unknown settings {sorted(unknown)}")
     if raw["kind"] not in ("demo", "paper"):
         raise ConfigError(f"{where}.kind: expected 'demo' or 'paper', got {raw['kind']!r}")
-    return Profile(name=name, kind=raw["kind"], seeds=tuple(raw["seeds"]), data_dir=raw["data_dir"],
-                   models_dir=raw["models_dir"], cache_dir=raw["cache_dir"], results_dir=raw["results_dir"], **sections)
+    if not raw["seeds"] or not all(isinstance(s, int) for s in raw["seeds"]):
+        raise ConfigError(f"{where}.seeds: expected a non-empty list of integers, got {raw['seeds']!r}")
+    return Profile(name=name, kind=raw["kind"], seeds=tuple(raw["seeds"]), **sections)
+
+
+def enter_repo_root(start: str | Path | None = None) -> Path:
+    """chdir to the folder holding params.yaml and dvc.yaml, wherever a notebook was started from
+    (papermill runs from the repository root, JupyterLab from notebooks/)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params.yaml").is_file() and (folder / "dvc.yaml").is_file():
+            os.chdir(folder)
+            return folder
+    raise FileNotFoundError(f"no params.yaml + dvc.yaml in {here} or above; open the notebook inside the repository")
 
 
 # -- stages -------------------------------------------------------------------------------
+
+def prepare_data(p: Profile) -> dict:
+    """Demo: render the world. Paper: check the real data and report what is missing."""
+    if p.kind == "demo":
+        return prepare_demo_world(p)
+    return paper_data_report(p)
+
+
+def paper_data_report(p: Profile) -> dict:
+    """Which of the paper profile's inputs exist under data/paper; raises if any benchmark is unusable."""
+    from .datasets.fashion_iq import CATEGORIES
+    from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+
+    root = p.world_dir
+    report: dict[str, Any] = {"cc3m_list": (root / "cc3m" / "train.tsv").is_file()}
+    for name, rel in (("imagenet_r_queries", QUERY_LIST), ("imagenet_r_targets", TARGET_LIST)):
+        path = root / rel
+        if path.is_file():
+            items = read_label_list(path)
+            missing = [q for q, _ in items if not (root / q).is_file()]
+            report[name] = {"listed": len(items), "missing": len(missing), "first_missing": missing[:3]}
+        else:
+            report[name] = {"list_file": f"missing: {path}"}
+    fiq = root / "fashion-iq"
+    report["fashion_iq"] = {c: (fiq / "captions" / f"cap.{c}.val.json").is_file() for c in CATEGORIES}
+    problems = [k for k, v in report.items() if v is False or (isinstance(v, dict) and (v.get("missing") or "list_file" in v))]
+    problems += [f"fashion_iq.{c}" for c, ok in report["fashion_iq"].items() if not ok]
+    if problems:
+        raise FileNotFoundError(
+            f"paper data under {root} is incomplete ({', '.join(problems)}): {json.dumps(report, indent=1)}. "
+            "See the README section 'Reproducing the paper' for the layout and where to get each part."
+        )
+    return report
+
 
 def prepare_demo_world(p: Profile) -> dict:
     from .demo.build import build_world
@@ -145,7 +201,7 @@ def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | N
         oracle_texts=_oracle(p, "domain_conversion"), max_bad_fraction=p.eval.max_bad_fraction,
         profile=p.name, seed=seed,
     )
-    atomic_write_json(p.metrics_path("domain_conversion", seed), result)
+    _record(p, "domain_conversion", seed, result)
     return result
 
 
@@ -159,5 +215,80 @@ def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = N
         clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
         oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed,
     )
-    atomic_write_json(p.metrics_path("fashion_iq", seed), result)
+    _record(p, "fashion_iq", seed, result)
     return result
+
+
+def _record(p: Profile, task: str, seed: int, result: dict) -> None:
+    """Write the first seed's result as the headline file; every seed's into the all-seeds file."""
+    if seed == p.seeds[0]:
+        atomic_write_json(p.metrics_path(task), result)
+    path = p.all_seeds_path(task)
+    everything = json.loads(path.read_text()) if path.is_file() else {"profile": p.name, "seeds": {}}
+    if everything.get("profile") != p.name:
+        everything = {"profile": p.name, "seeds": {}}
+    everything["seeds"][str(seed)] = result
+    everything["seeds"] = {k: everything["seeds"][k] for k in sorted(everything["seeds"], key=int) if int(k) in p.seeds}
+    atomic_write_json(path, everything)
+
+
+# -- per-notebook steps over all seeds ---------------------------------------------------
+
+def pretrain_clips(p: Profile) -> dict[int, dict[str, float]]:
+    """Demo: pretrain one CLIP per seed and record its zero-shot sanity table. Paper: nothing."""
+    if p.kind != "demo":
+        return {}
+    from .demo.sanity import zero_shot_table
+
+    tables = {}
+    for seed in p.seeds:
+        pretrain_demo_clip(p, seed)
+        tables[seed] = zero_shot_table(clip_for(p, seed), p.world_dir, p.cache_dir)
+    atomic_write_json(p.results_dir / "metrics" / "demo_clip_sanity.json",
+                      {"profile": p.name, "zero_shot_accuracy": {str(s): t for s, t in tables.items()}})
+    return tables
+
+
+def train_mappers(p: Profile) -> dict:
+    """Train one mapper per seed; the loss logs are also copied to results/plots for `dvc plots`."""
+    import shutil
+
+    runs = {}
+    for seed in p.seeds:
+        runs[seed] = train_mapper_stage(p, seed)
+        plots = p.results_dir / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(runs[seed].log_csv, plots / f"mapper_loss_seed{seed}.csv")
+    return runs
+
+
+def clip_and_mapper(p: Profile, seed: int):
+    from .checkpoint import load_mapper
+
+    clip = clip_for(p, seed)
+    return clip, load_mapper(p.mapper_dir(seed) / "mapper.pt", clip)
+
+
+def qualitative_examples(p: Profile, seed: int, n: int = 4) -> dict[str, list[dict]]:
+    """Example queries with the top-5 of Pic2Word and image+text, for both protocols."""
+    from .datasets.imagenet_r import PAPER_DOMAINS
+    from .demo.world import RENDITIONS
+    from .qualitative import domain_conversion_examples, fashion_examples
+
+    clip, mapper = clip_and_mapper(p, seed)
+    domains = RENDITIONS if p.kind == "demo" else PAPER_DOMAINS
+    return {
+        "domain_conversion": domain_conversion_examples(clip, mapper, p.world_dir, domains, n=n, seed=seed, cache_dir=p.cache_dir),
+        "fashion_iq": [ex for c in ("dress", "shirt", "toptee")
+                       for ex in fashion_examples(clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir)],
+    }
+
+
+def default_query(p: Profile, image: str | None, gallery: str | None) -> tuple[str, str]:
+    """The notebook's default query: the first Fashion-IQ dress candidate, searched in its image folder."""
+    from .datasets.fashion_iq import read_triplets
+
+    fiq = p.world_dir / "fashion-iq"
+    if image is None:
+        image = str(fiq / "images" / f"{read_triplets(fiq, 'dress')[0].candidate}.png")
+    return image, gallery or str(fiq / "images")

@@ -134,3 +134,15 @@ def test_recorded_output_of_seeded_tiny_model(clip):
 
 
 RECORDED = [-0.166982, -0.218216, 0.141384, 0.085344, -0.165433, -0.197498]
+
+
+def test_length_bucketed_text_tower_equals_one_batch(clip):
+    from p2w_lib.composed import pool_positions, run_text_tower, run_text_tower_bucketed
+
+    texts = [p.replace("*", "word") for p in random_prompts(40, 7)]
+    ids = clip.tokenizer(texts)
+    pool = pool_positions(ids, text_tower(clip.model))
+    one = run_text_tower(clip.model, ids, pool)
+    bucketed = run_text_tower_bucketed(clip.model, ids, pool, n_buckets=5)
+    assert (one - bucketed).abs().max() <= 1e-5
+    assert torch.allclose(one, clip.model.encode_text(ids, normalize=True), atol=1e-5)

@@ -41,7 +41,7 @@ class RenderJob:
 def _render(job: RenderJob, size: int) -> None:
     image = render_object(job.spec, size) if isinstance(job.spec, ObjectSpec) else render_garment(job.spec, size)
     Path(job.path).parent.mkdir(parents=True, exist_ok=True)
-    image.save(job.path, format="PNG")
+    image.save(job.path, format="PNG", compress_level=1)  # fast; still lossless and deterministic
 
 
 def _render_chunk(args) -> int:
@@ -169,6 +169,7 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
     atomic_write_json(root / "oracle" / "domain_conversion.json", dc_oracle)
     atomic_write_json(root / "oracle" / "fashion_iq.json", fiq_oracle)
     atomic_write_json(root / "imgnet" / "attributes.json", attributes)
-    atomic_write_json(root / "world.json", {"config": to_dict(cfg), "classes": list(CLASSES), "domains": list(DOMAINS),
+    settings = {k: v for k, v in to_dict(cfg).items() if k != "workers"}  # workers change no byte of output
+    atomic_write_json(root / "world.json", {"config": settings, "classes": list(CLASSES), "domains": list(DOMAINS),
                                             "renditions": list(RENDITIONS), "counts": counts})
     return counts

@@ -52,7 +52,7 @@ def garment_caption(spec: GarmentSpec, rng: random.Random, drop: float = 0.3) ->
     if rng.random() < 0.4 or not phrases:
         adjectives = " ".join(w for w in (spec.colour if rng.random() > drop else "", _pattern_word(spec.pattern) if rng.random() > drop else "") if w)
         return f"a photo of a {adjectives + ' ' if adjectives else ''}{spec.category}"
-    joined = " and ".join(phrases)
+    joined = _join(phrases, rng)  # the same grammar as relative captions ("is red with a white logo")
     return f"a photo of a {spec.category} that {joined}" if rng.random() < 0.5 else f"a photo of a {spec.category} , {joined}"
 
 
@@ -76,8 +76,9 @@ def relative_captions(candidate: GarmentSpec, target: GarmentSpec, rng: random.R
 
 
 def _join(phrases: list[str], rng: random.Random) -> str:
-    if len(phrases) == 2 and phrases[1].startswith("has a ") and rng.random() < 0.5:
-        return f"{phrases[0]} with a {phrases[1][len('has a '):]}"  # "is red with a white logo"
+    """Join phrases with "and", sometimes turning a trailing "has a X" into "with a X" ("is red with a white logo")."""
+    if len(phrases) >= 2 and phrases[-1].startswith("has a ") and rng.random() < 0.5:
+        return " and ".join(phrases[:-1]) + f" with a {phrases[-1][len('has a '):]}"
     return " and ".join(phrases)
 
 

@@ -3,7 +3,7 @@
 No pretrained CLIP exists offline, so the demo trains one on its CC3M-like list. The result is
 saved as a normal open_clip `local-dir` folder (config + weights) that `load_clip` reads like
 any other CLIP. Images are decoded once into a uint8 tensor (the list is small), text runs with
-the exact context truncation of `composed.run_text_tower`, and the ResNet tower runs
+the exact, length-bucketed context truncation of `composed`, and the ResNet tower runs
 channels-last (about 2x faster on CPU).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import read_checkpoint
 from ..clip_backbone import read_model_config, save_clip
-from ..composed import pool_positions, run_text_tower, text_tower
+from ..composed import pool_positions, run_text_tower_bucketed, text_tower
 from ..config import DemoClipConfig, to_dict
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
@@ -103,7 +103,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
             idx = batch_indices(step, n, cfg.batch_size, cfg.seed)
             x = ((images[idx].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
             img = F.normalize(model.encode_image(x), dim=-1)  # [B, D]
-            txt = run_text_tower(model, ids[idx], pool[idx])  # [B, D]
+            txt = run_text_tower_bucketed(model, ids[idx], pool[idx], n_buckets=4)  # [B, D]
             loss = contrastive_loss(img, txt, model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -103,12 +103,16 @@ def pattern_fill(size: int, colour: str, pattern: str, rng: np.random.Generator)
     return np.where(on[..., None], alt, base)
 
 
+def _noise(rng: np.random.Generator, sigma: float, size: int, channels: int = 3) -> np.ndarray:
+    return rng.standard_normal((size, size, channels), dtype=np.float32) * sigma
+
+
 def _noise_background(size: int, rng: np.random.Generator) -> np.ndarray:
     base = rng.uniform(60, 200, 3)
     gy, gx = np.mgrid[0:size, 0:size] / size
     grad = (gx * rng.uniform(-40, 40) + gy * rng.uniform(-40, 40))[..., None]
     blobs = np.asarray(Image.fromarray(rng.integers(0, 255, (6, 6), dtype=np.uint8)).resize((size, size), Image.BICUBIC), dtype=np.float32)
-    return base + grad + (blobs[..., None] - 128) * 0.25 + rng.normal(0, 10, (size, size, 3))
+    return base + grad + (blobs[..., None] - 128) * 0.25 + _noise(rng, 10, size)
 
 
 def _edge(mask: Image.Image, width: int) -> np.ndarray:
@@ -136,13 +140,13 @@ def render_object(spec: ObjectSpec, out_size: int = 64) -> Image.Image:
     if spec.domain == "photo":
         gy, gx = np.mgrid[0:size, 0:size] / size
         shade = 1.2 - 0.45 * ((gx - spec.x + 0.3) ** 2 + (gy - spec.y + 0.3) ** 2) ** 0.5 * 2
-        fg = tex * shade[..., None] + rng.normal(0, 6, (size, size, 3))
+        fg = tex * shade[..., None] + _noise(rng, 6, size)
         bg = _noise_background(size, rng)
         shadow = mask.transform(mask.size, Image.AFFINE, (1, 0, -size * 0.03, 0, 1, -size * 0.03)).filter(ImageFilter.GaussianBlur(3))
         bg = bg * (1 - 0.45 * np.asarray(shadow, dtype=np.float32)[..., None] / 255)
         return _to_image(_compose(mask, fg, bg), out_size)
     if spec.domain == "sketch":
-        paper = 250 - np.abs(rng.normal(0, 5, (size, size, 1))).repeat(3, axis=2)
+        paper = np.repeat(250 - np.abs(_noise(rng, 5, size, 1)), 3, axis=2)
         ink = np.clip(_edge(mask, 3) + 0.6 * _edge(mask.transform(mask.size, Image.AFFINE, (1, 0, rng.uniform(-3, 3), 0, 1, rng.uniform(-3, 3))), 3), 0, 1)
         return _to_image(paper * (1 - 0.85 * ink[..., None]), out_size)
     if spec.domain == "cartoon":
@@ -159,9 +163,9 @@ def render_object(spec: ObjectSpec, out_size: int = 64) -> Image.Image:
         grout = ((np.arange(size) % (size // tiles)) < 2)
         big[grout, :] = 60
         big[:, grout] = 60
-        return _to_image(big + rng.normal(0, 4, (size, size, 3)), out_size)
+        return _to_image(big + _noise(rng, 4, size), out_size)
     if spec.domain == "neon":
-        bg = np.ones((size, size, 3)) * np.array([12, 10, 28]) + rng.normal(0, 4, (size, size, 3))
+        bg = np.ones((size, size, 3)) * np.array([12, 10, 28]) + _noise(rng, 4, size)
         edge = Image.fromarray((_edge(mask, 5) * 255).astype(np.uint8))
         glow = np.asarray(edge.filter(ImageFilter.GaussianBlur(6)), dtype=np.float32)[..., None] / 255
         core = np.asarray(edge, dtype=np.float32)[..., None] / 255
@@ -206,7 +210,7 @@ def render_garment(spec: GarmentSpec, out_size: int = 64) -> Image.Image:
     fg = pattern_fill(size, spec.colour, spec.pattern, rng) * shade
     if spec.category == "shirt":  # collar line and button placket tell shirts from tops
         fg[int(size * 0.2):int(size * 0.8), int(size / 2 - 1):int(size / 2 + 1)] *= 0.45
-    bg = np.ones((size, size, 3)) * rng.uniform(232, 252) + rng.normal(0, 2, (size, size, 3))
+    bg = np.ones((size, size, 3)) * rng.uniform(232, 252) + _noise(rng, 2, size)
     out = _compose(mask, fg, bg)
     out = out * (1 - 0.6 * _edge(mask, 3)[..., None])
     if spec.logo:

@@ -12,15 +12,19 @@ import torch
 
 from ..clip_backbone import FrozenClip
 from ..features import embed_images
+from ..queries import encode_unique_texts
 from .world import CLASSES, DOMAINS, OBJECT_COLOURS, VISIBLE
 
 
 def _accuracy(clip: FrozenClip, feats: torch.Tensor, candidates: list[list[str]], truth: list[int]) -> float:
     """Share of images whose true text (index `truth`) scores highest among its candidate texts."""
+    texts = sorted({t for c in candidates for t in c})
+    row = {t: i for i, t in enumerate(texts)}
+    text_feats = encode_unique_texts(clip, texts)  # [T, D], each distinct text encoded once
     correct = 0
-    for f, texts, t in zip(feats, candidates, truth):
-        text = clip.encode_text(texts, normalize=True)  # [C, D]
-        correct += int((text @ f).argmax() == t)
+    for f, cands, t in zip(feats, candidates, truth):
+        scores = text_feats[[row[c] for c in cands]] @ f  # [C]
+        correct += int(scores.argmax() == t)
     return 100 * correct / len(truth)
 
 

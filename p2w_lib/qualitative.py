@@ -1,0 +1,61 @@
+"""Picking and ranking example queries for the qualitative figures."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .clip_backbone import FrozenClip
+from .datasets.fashion_iq import image_index, read_split, read_triplets
+from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from .features import embed_images
+from .mapper import Mapper
+from .queries import compose_queries
+from .retrieval import topk_search
+
+
+def _ranked(clip, mapper, ref_feats, prompts, texts, gallery, methods, k):
+    queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=texts, methods=methods)
+    return {m: topk_search(q, gallery, k=k)[1] for m, q in queries.items()}  # method -> [Q, k]
+
+
+def domain_conversion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, domains: Sequence[str], n: int = 4,
+                               seed: int = 0, k: int = 5, cache_dir=None, methods=("pic2word", "image_text")) -> list[dict]:
+    """`n` queries (distinct classes, domains in turn) with each method's top-k and hit flags."""
+    root = Path(root)
+    queries, targets = read_label_list(root / QUERY_LIST), read_label_list(root / TARGET_LIST)
+    gallery = embed_images(clip, [str(root / p) for p, _ in targets], cache_dir=cache_dir).tensor(normalize=True)
+    by_class = {}
+    for i, (_, label) in enumerate(queries):
+        by_class.setdefault(label, []).append(i)
+    rng = random.Random(seed)
+    picked = [rng.choice(by_class[c]) for c in rng.sample(sorted(by_class), min(n, len(by_class)))]
+    refs = embed_images(clip, [str(root / queries[i][0]) for i in picked], cache_dir=cache_dir).tensor()
+    examples = []
+    for j, i in enumerate(picked):
+        p = j % len(domains)
+        prompt = f"a {domains[p]} of *"
+        ranked = _ranked(clip, mapper, refs[j:j + 1], [prompt], None, gallery, methods, k)
+        wanted = queries[i][1] + 1000 * p
+        examples.append({"query": str(root / queries[i][0]), "text": prompt, "results": {
+            m: [(str(root / targets[g][0]), targets[g][1] == wanted) for g in idx[0].tolist()] for m, idx in ranked.items()}})
+    return examples
+
+
+def fashion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, category: str, n: int = 3, seed: int = 0,
+                     k: int = 5, cache_dir=None, methods=("pic2word", "image_text")) -> list[dict]:
+    root = Path(root)
+    files = image_index(root / "images")
+    ids = [i for i in read_split(root, category) if i in files]
+    gallery = embed_images(clip, [files[i] for i in ids], cache_dir=cache_dir).tensor(normalize=True)
+    triplets = [t for t in read_triplets(root, category) if t.candidate in files and t.target in set(ids)]
+    picked = random.Random(seed).sample(triplets, min(n, len(triplets)))
+    refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir).tensor()
+    prompts = [f"a photo of * , {t.captions[1]} and {t.captions[0]}" for t in picked]
+    texts = [f"{t.captions[1]} and {t.captions[0]}" for t in picked]
+    ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k)
+    return [{"query": files[t.candidate], "text": prompts[j], "results": {
+        m: [(files[ids[g]], ids[g] == t.target) for g in idx[j].tolist()] for m, idx in ranked.items()}}
+        for j, t in enumerate(picked)]

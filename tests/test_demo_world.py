@@ -1,0 +1,112 @@
+"""The demo world: deterministic, in the real formats, held out, and captions that tell the truth."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from p2w_lib.datasets.cc3m import read_image_caption_list
+from p2w_lib.datasets.fashion_iq import CATEGORIES, read_split, read_triplets
+from p2w_lib.datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.demo.build import build_world
+from p2w_lib.demo.captions import changed_attributes, garment_phrases, relative_captions
+from p2w_lib.demo.world import CLASSES, COLOURS, PATTERNS, RENDITIONS, GarmentSpec
+from p2w_lib.pipeline import load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = load_profile(ROOT / "params.yaml", "tiny").world
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    build_world(root, TINY)
+    return root
+
+
+def test_same_seed_gives_byte_identical_files_whatever_the_workers(world, tmp_path):
+    build_world(tmp_path / "again", replace(TINY, workers=1))
+    assert file_hashes(world) == file_hashes(tmp_path / "again")
+    build_world(tmp_path / "other", replace(TINY, seed=1))
+    assert file_hashes(tmp_path / "other") != file_hashes(world)
+
+
+def test_cc3m_list_in_pic2word_format(world):
+    assert (world / "cc3m" / "train.tsv").read_text().splitlines()[0] == "filepath\ttitle"
+    pairs = read_image_caption_list(world / "cc3m" / "train.tsv")
+    assert len(pairs) == 16 * 5 * TINY.pretrain_per_class_domain + 3 * TINY.pretrain_garments_per_category
+    assert all(Path(p).is_file() for p, _ in pairs)
+    sketch_captions = [c for _, c in pairs if c.startswith("a sketch of")]
+    assert sketch_captions and not any(w in c.split() for c in sketch_captions for w in COLOURS)
+    neon = [c for _, c in pairs if c.startswith("a neon of")]
+    assert not any(w in c.split() for c in neon for w in ("striped", "dotted", "checked", "plain"))
+
+
+def test_imagenet_r_lists_and_label_encoding(world):
+    queries = read_label_list(world / QUERY_LIST)
+    targets = read_label_list(world / TARGET_LIST)
+    assert len(queries) == 16 * TINY.eval_queries_per_class
+    assert all(0 <= label < len(CLASSES) and path.startswith("imgnet/real/") for path, label in queries)
+    renditions = [(p, label) for p, label in targets if p.startswith("imgnet/imagenet-r/")]
+    assert len(renditions) == 16 * 4 * TINY.eval_renditions_per_class_domain
+    for path, label in renditions:
+        cls, filename = path.split("/")[-2:]
+        assert RENDITIONS[label // 1000] == filename.split("_")[0] and CLASSES[label % 1000] == cls
+    real = {p: label for p, label in targets if p.startswith("imgnet/real/")}
+    assert real == {p: 6000 + label for p, label in queries}  # query photos are gallery distractors
+    assert all((world / p).is_file() for p, _ in targets)
+    assert (world / TARGET_LIST).read_text().splitlines()[0].endswith(" ")  # trailing space, as the originals
+
+
+def test_fashion_iq_files(world):
+    fiq = world / "fashion-iq"
+    for category in CATEGORIES:
+        for split in ("val", "train"):
+            triplets = read_triplets(fiq, category, split)
+            ids = set(read_split(fiq, category, split))
+            assert all(t.candidate in ids and t.target in ids and t.candidate != t.target for t in triplets)
+            assert all(len(t.captions) == 2 and all(t.captions) for t in triplets)
+            assert all((fiq / "images" / f"{i}.png").is_file() for i in ids)
+        val = read_triplets(fiq, category, "val")
+        assert len(val) == TINY.fiq_val_triplets
+        assert len(read_split(fiq, category, "val")) == 2 * TINY.fiq_val_triplets + TINY.fiq_val_distractors
+    val_ids = {i for c in CATEGORIES for i in read_split(fiq, c, "val")}
+    train_ids = {i for c in CATEGORIES for i in read_split(fiq, c, "train")}
+    assert not val_ids & train_ids
+
+
+def test_evaluation_images_are_held_out_of_training(world):
+    train = {hashlib.sha256(Path(p).read_bytes()).hexdigest() for p, _ in read_image_caption_list(world / "cc3m" / "train.tsv")}
+    eval_files = [world / p for p, _ in read_label_list(world / TARGET_LIST)]
+    eval_files += sorted((world / "fashion-iq" / "images").glob("*.png"))
+    assert not train & {hashlib.sha256(p.read_bytes()).hexdigest() for p in eval_files}
+    assert not any("cc3m" in str(p) for p in eval_files)
+
+
+def test_relative_captions_name_every_change():
+    cand = GarmentSpec("dress", "red", "solid", "short", "round", "long", "", 1)
+    target = GarmentSpec("dress", "blue", "striped", "long", "round", "long", "white", 2)
+    import random
+
+    for seed in range(20):
+        c1, c2 = relative_captions(cand, target, random.Random(seed))
+        text = f"{c1} and {c2}"
+        assert "blue" in text and "striped" in text and "long sleeves" in text and "white logo" in text
+    assert changed_attributes(cand, target) == ["colour", "pattern", "sleeve", "logo"]
+    assert garment_phrases(target)["logo"] == "has a white logo"
+    assert set(PATTERNS) == {"solid", "striped", "dotted", "checked"}
+
+
+def test_demo_world_oracle_and_metadata(world):
+    oracle = json.loads((world / "oracle" / "domain_conversion.json").read_text())
+    queries = read_label_list(world / QUERY_LIST)
+    assert oracle["sketch"][0] == f"a sketch of a {CLASSES[queries[0][1]]}"
+    meta = json.loads((world / "world.json").read_text())
+    assert meta["renditions"] == list(RENDITIONS)
