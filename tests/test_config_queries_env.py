@@ -85,3 +85,27 @@ def test_environment_yml_matches_pyproject_pins():
     assert "python=3.11" in env["dependencies"]
     assert sorted(pip_section) == _pyproject_pins()
     assert all("==" in pin for pin in _pyproject_pins())
+
+
+def test_clip_from_local_weights_file_and_saved_folder(clip, tmp_path):
+    """A weights file (pretrained=path) and a save_clip folder both load back the same weights."""
+    from p2w_lib.clip_backbone import read_model_config, save_clip
+
+    config = read_model_config("p2w-tiny")
+    folder = save_clip(clip.model, config["model_cfg"], config["preprocess_cfg"], tmp_path / "saved")
+    again = load_clip(ClipConfig(model=str(folder), pretrained=None, init_seed=99))
+    assert again.identity.fingerprint == clip.identity.fingerprint
+    tokens = clip.tokenizer(["a photo of a red star"])
+    assert torch.allclose(again.model.encode_text(tokens), clip.model.encode_text(tokens))
+
+
+def test_builtin_model_with_weights_file(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        random_rn = load_clip(ClipConfig(model="RN50", pretrained=None, init_seed=1))
+        torch.save(random_rn.model.state_dict(), tmp_path / "rn50.pt")
+        loaded = load_clip(ClipConfig(model="RN50", pretrained=str(tmp_path / "rn50.pt"), init_seed=2))
+    assert loaded.identity.fingerprint == random_rn.identity.fingerprint
+    assert loaded.identity.pretrained == str(tmp_path / "rn50.pt")

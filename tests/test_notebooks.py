@@ -97,6 +97,10 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     status = run([BIN / "dvc", "status"], repo).stdout
     assert "train_mapper" in status and "data_prep" not in status and "pretrain_clip" not in status
 
+    # JupyterLab starts kernels in notebooks/: the same notebook must work from there too.
+    run([BIN / "papermill", "notebooks/07_try_your_own.ipynb", tmp_path / "from_notebooks_dir.ipynb",
+         "-p", "profile", "tiny", "--cwd", "notebooks"], repo)
+
 
 def test_failing_notebook_fails_loudly_and_leaves_no_executed_copy(tmp_path):
     repo = _repo_copy(tmp_path, "tiny")
