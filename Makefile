@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test venv smoke clean-venv
+.PHONY: reproduce test venv smoke bench clean-venv
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ reproduce: $(STAMP)
 
 smoke: $(STAMP)
 	$(BIN)/python -m p2w_lib smoke
+
+# Side-by-side benchmark of the original training step against ours; writes results/bench/.
+bench: $(STAMP)
+	$(BIN)/python -m p2w_lib.bench
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
