@@ -5,7 +5,6 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from .clip_backbone import FrozenClip
 from .datasets.fashion_iq import image_index, read_split, read_triplets

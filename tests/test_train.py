@@ -88,3 +88,12 @@ def test_each_epoch_visits_every_image_once():
     seen = torch.cat([batch_indices(s, 20, 5, seed=3) for s in range(4)])
     assert sorted(seen.tolist()) == list(range(20))
     assert not torch.equal(batch_indices(0, 20, 5, 3), batch_indices(4, 20, 5, 3))
+
+
+def test_smoke_run_end_to_end():
+    from p2w_lib.smoke import run_smoke
+
+    out = run_smoke(seed=0)
+    assert out["train_steps"] == 24 and math.isfinite(out["last_loss"])
+    assert set(out["methods"]) == {"image_only", "text_only", "image_text", "pic2word"}
+    assert all(0 <= m["R@10"] <= 100 for m in out["methods"].values())

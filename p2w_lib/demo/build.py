@@ -11,7 +11,6 @@ Evaluation images are drawn separately from training images and live in other fo
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from multiprocessing import get_context

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import torch
 
 from ..clip_backbone import FrozenClip
 from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
@@ -37,9 +36,10 @@ def evaluate_category(
     present = [i for i in ids if i in files]
     gallery = embed_gallery(clip, present, [files[i] for i in present], cache_dir, max_bad_fraction, f"embedding {category} gallery")
     row = {gid: r for r, gid in enumerate(gallery.keys)}
-    usable = [t for t in triplets if t.candidate in files and t.target in row]
-    ref_feats, ok = embed_queries(clip, [files[t.candidate] for t in usable], cache_dir, 1.0, f"embedding {category} queries")
-    usable_ok = [t for t, keep in zip(usable, ok.tolist()) if keep]
+    usable = [i for i, t in enumerate(triplets) if t.candidate in files and t.target in row]  # triplet indices
+    ref_feats, ok = embed_queries(clip, [files[triplets[i].candidate] for i in usable], cache_dir, 1.0, f"embedding {category} queries")
+    kept = [i for i, keep in zip(usable, ok.tolist()) if keep]
+    usable_ok = [triplets[i] for i in kept]
     ref_feats = ref_feats[ok]
     counts = {"evaluable": len(usable_ok), "skipped": len(triplets) - len(usable_ok),
               "gallery": len(gallery.keys), "gallery_missing": len(ids) - len(gallery.keys)}
@@ -50,9 +50,8 @@ def evaluate_category(
     prompts = [PROMPT.format(c1=t.captions[0], c2=t.captions[1]) for t in usable_ok]
     captions = [f"{t.captions[1]} and {t.captions[0]}" for t in usable_ok]
     queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS)
-    if oracle_texts is not None:
-        by_target = dict(zip([t.target for t in triplets], oracle_texts))
-        queries["oracle_text"] = encode_unique_texts(clip, [by_target[t.target] for t in usable_ok])
+    if oracle_texts is not None:  # one text per triplet of the caption file, in its order
+        queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
     targets = [{row[t.target]} for t in usable_ok]
     scores = rank_and_score(queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks)
     return scores, counts
