@@ -161,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gallery", type=int, default=512)
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--flops", metavar="MODEL", default=None,
+                        help="only count FLOPs per training sample for MODEL (e.g. ViT-L-14); see docs/cost.md")
     args = parser.parse_args(argv)
+    if args.flops:
+        flops = flops_per_sample(args.flops)
+        atomic_write_json(Path(args.out) / f"flops_{args.flops}.json", flops)
+        print(", ".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in flops.items()))
+        return 0
 
     train = bench_train_step(args.model, args.batch, args.warmup, args.repeats)
     atomic_write_json(Path(args.out) / "train_step.json", train)
@@ -178,6 +185,32 @@ def main(argv: list[str] | None = None) -> int:
           f"warm cache {ev['warm_cache_run_s']:.3f}s ({ev['speedup']:.0f}x); "
           f"{ev['composed_queries_per_s']:.0f} composed queries/s; peak RSS {ev['peak_rss_mb']:.0f} MB")
     return 0
+
+
+
+def flops_per_sample(model: str = "ViT-L-14", batch: int = 2) -> dict:
+    """FLOPs per training sample (torch's FLOP counter) of each part of a Pic2Word step.
+
+    image_forward: the frozen image encoder (paid every step by the original, once per image here);
+    text_full / text_truncated: forward + backward of the text tower for `a photo of *` over the
+    full 77-token context vs. the truncated one (the backward flows to the pseudo token).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clip = load_clip(ClipConfig(model=model, pretrained=None))
+    images = torch.randn(batch, 3, clip.image_size, clip.image_size)
+    feats = clip.encode_image(images)
+    one = tokenize_prompts(clip.model, clip.tokenizer, ["a photo of *"])
+    tokens = ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
+    mapper = Mapper(clip.embed_dim, clip.token_dim)
+
+    def text_step(truncate: bool):
+        return lambda: _loss(clip, mapper, tokens, feats, truncate).backward()
+
+    image = _flops(lambda: clip.encode_image(images)) / batch
+    full, short = _flops(text_step(False)) / batch, _flops(text_step(True)) / batch
+    return {"model": model, "image_forward_gflop": image / 1e9, "text_full_context_gflop": full / 1e9,
+            "text_truncated_gflop": short / 1e9, "prompt_tokens": int(one.pool_pos.max()) + 1, "context": int(one.ids.shape[1])}
 
 
 if __name__ == "__main__":

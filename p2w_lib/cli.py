@@ -62,6 +62,35 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Train the mapper(s) of a profile; under torchrun, one process per GPU with an all-gathered loss."""
+    import os
+    from dataclasses import replace
+
+    import torch
+
+    from . import pipeline
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    p = pipeline.load_profile(args.params, args.profile)
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+            p = replace(p, clip=replace(p.clip, device=f"cuda:{local}"))
+    try:
+        for seed in ([args.seed] if args.seed is not None else p.seeds):
+            result = pipeline.train_mapper_stage(p, seed)
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"seed {seed}: {result.steps} steps, last loss {result.last_loss:.4f}, checkpoint {result.checkpoint}")
+    finally:
+        if world > 1:
+            torch.distributed.destroy_process_group()
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import readme_section, write_readme_section
 
@@ -98,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     srch.add_argument("--device", default="cpu")
     srch.add_argument("--cache-dir", default=None, help="embedding cache folder (speeds up repeated searches)")
     srch.set_defaults(func=_search)
+    tr = sub.add_parser("train", help="train the profile's mapper(s); run under torchrun for several GPUs/nodes")
+    tr.add_argument("--params", default="params.yaml")
+    tr.add_argument("--profile", default=None)
+    tr.add_argument("--seed", type=int, default=None)
+    tr.set_defaults(func=_train)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results")
     rep.add_argument("--readme", default="README.md")

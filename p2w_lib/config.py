@@ -68,6 +68,7 @@ class TrainConfig:
     log_every: int = 1
     num_workers: int = 0
     embed_batch_size: int = 256
+    cache_dtype: str = "float32"  # "float16" halves the memory-mapped embedding cache (paper scale)
     max_bad_fraction: float = 0.01
     amp: bool = True  # mixed precision on CUDA only; CPU always runs float32
 

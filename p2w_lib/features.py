@@ -50,10 +50,13 @@ def _file_stamp(path: str) -> list:
         return [path, "missing"]
 
 
-def cache_key(clip: FrozenClip, paths: Sequence[str]) -> str:
-    """Key of an embedding cache entry: changes when the weights, preprocessing or any file does."""
+CACHE_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+def cache_key(clip: FrozenClip, paths: Sequence[str], dtype: str = "float32") -> str:
+    """Key of an embedding cache entry: changes when the weights, preprocessing, dtype or any file does."""
     h = hashlib.sha256()
-    h.update(json.dumps({"clip": clip.identity.fingerprint, "preprocess": repr(clip.preprocess)}).encode())
+    h.update(json.dumps({"clip": clip.identity.fingerprint, "preprocess": repr(clip.preprocess), "dtype": dtype}).encode())
     for p in paths:
         h.update(json.dumps(_file_stamp(p)).encode())
     return h.hexdigest()[:24]
@@ -84,16 +87,20 @@ def embed_images(
     num_workers: int = 0,
     max_bad_fraction: float = 0.01,
     desc: str = "embedding images",
+    dtype: str = "float32",
 ) -> ImageEmbeddings:
     """Embed `paths` with `clip`, reading/writing the cache in `cache_dir` when given.
 
     Unreadable files are skipped, counted and logged; more than `max_bad_fraction` of them
-    raises BadImagesError naming examples.
+    raises BadImagesError naming examples. dtype="float16" halves the cache (3M ViT-L/14
+    embeddings: 4.6 GB instead of 9.2 GB); it is memory-mapped either way.
     """
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError(f"{desc}: the image list is empty")
-    key = cache_key(clip, paths) if cache_dir is not None else None
+    if dtype not in CACHE_DTYPES:
+        raise ValueError(f"cache dtype {dtype!r} is not one of {sorted(CACHE_DTYPES)}")
+    key = cache_key(clip, paths, dtype) if cache_dir is not None else None
     if key is not None:
         cached = _read_cache(Path(cache_dir), key, paths)
         if cached is not None:
@@ -104,17 +111,17 @@ def embed_images(
         feats = np.zeros((len(paths), dim), dtype=np.float32)
         valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
     else:
-        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc)
+        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc, dtype)
     if report.n_bad:
         log.warning("%s: %s", desc, report.summary())
     report.check(max_bad_fraction)
     return ImageEmbeddings(paths, feats, valid, report)
 
 
-def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc):
+def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str):
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache_dir / f"{key}.npy") as tmp:
-        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), clip.embed_dim))
+        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=CACHE_DTYPES[dtype], shape=(len(paths), clip.embed_dim))
         valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
         feats.flush()
         del feats

@@ -14,6 +14,7 @@ import csv
 import functools
 import logging
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -84,6 +85,7 @@ def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConf
     emb = embed_images(
         clip, paths, cache_dir=cache_dir, batch_size=cfg.embed_batch_size,
         num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction, desc="embedding training images",
+        dtype=cfg.cache_dtype,
     )
     rows = np.flatnonzero(emb.valid)  # training index -> cache row, bad images left out
     # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
@@ -121,11 +123,33 @@ def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: 
     with torch.autocast(device_type=clip.device.type, dtype=torch.bfloat16, enabled=amp):
         pseudo = mapper(feats)  # [B, W]
         text = encode_composed_tokens(clip.model, tokens, pseudo, normalize=True)  # [B, D]
-        loss = contrastive_loss(F.normalize(feats.float(), dim=-1), text.float(), clip.logit_scale)
+        image = gather_batch(F.normalize(feats.float(), dim=-1))  # [W*B, D] over all ranks
+        loss = contrastive_loss(image, gather_batch(text.float()), clip.logit_scale)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def gather_batch(feats: torch.Tensor) -> torch.Tensor:
+    """All ranks' [B, D] features as [W*B, D], differentiable, so the loss sees the global batch.
+
+    The gather's backward sums every rank's gradient for this rank's rows (W identical losses),
+    and DDP then averages parameter gradients over the W ranks: together, exactly the gradient of
+    the global-batch loss, as in a single process.
+    """
+    if dist_info()[1] == 1:
+        return feats
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(feats))
 
 
 def _rng_state() -> dict:
@@ -194,24 +218,39 @@ def train_mapper(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = dist_info()
     if cfg.recompute_image_features:
         source, n = recomputed_feature_source(clip, image_paths, cfg)
     else:
+        if world > 1 and rank != 0:
+            torch.distributed.barrier()  # rank 0 fills the embedding cache first; the others then read it
         source, n = cached_feature_source(clip, image_paths, cfg, cache_dir)
-    if n < cfg.batch_size:
-        raise ValueError(f"{n} usable training images but batch_size={cfg.batch_size}; lower the batch size or add images")
-    total = cfg.epochs * (n // cfg.batch_size)
+        if world > 1 and rank == 0:
+            torch.distributed.barrier()
+    global_batch = cfg.batch_size * world  # cfg.batch_size is per process, as the original's per-GPU batch
+    if n < global_batch:
+        raise ValueError(f"{n} usable training images but a global batch of {global_batch}; lower the batch size or add images")
+    steps_per_epoch = n // global_batch
+    total = cfg.epochs * steps_per_epoch
     total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
 
-    torch.manual_seed(cfg.seed)  # mapper init and dropout
+    torch.manual_seed(cfg.seed)  # mapper init (identical on every rank) and dropout
     mapper = Mapper.from_config(mapper_cfg, clip.embed_dim, clip.token_dim).to(clip.device)
     opt = make_optimizer(mapper, cfg)
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
     start = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n) if ckpt_path.exists() else 0
-    _trim_log(log_path, start)
+    if rank == 0:
+        _trim_log(log_path, start)
     stop = total if until_step is None else min(total, until_step)
+    model = mapper
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(mapper, device_ids=[clip.device.index] if clip.device.type == "cuda" else None)
 
     def checkpoint(step: int) -> None:
+        if rank != 0:  # one writer; every rank holds the same weights
+            return
         save_mapper_checkpoint(
             ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
             n_images=n, optimizer=opt.state_dict(), rng=_rng_state(),
@@ -221,19 +260,19 @@ def train_mapper(
     mapper.train()
     loss = float("nan")
     new_log = not log_path.is_file()
-    with open(log_path, "a", newline="") as fh:
+    with open(log_path if rank == 0 else os.devnull, "a", newline="") as fh:
         writer = csv.writer(fh)
         if new_log:
             writer.writerow(["step", "epoch", "loss", "lr"])
-        bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total)
+        bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total, disable=rank != 0)
         for step in bar:
             lr = lr_at(step, cfg.lr, cfg.warmup_steps, total)
             for group in opt.param_groups:
                 group["lr"] = lr
-            feats = source(batch_indices(step, n, cfg.batch_size, cfg.seed))  # [B, D]
-            loss = train_step(clip, mapper, tokens, feats, opt, cfg)
+            mine = batch_indices(step, n, global_batch, cfg.seed)[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
+            loss = train_step(clip, model, tokens, source(mine), opt, cfg)  # source(mine): [B, D]
             if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
-                writer.writerow([step + 1, step // (n // cfg.batch_size), f"{loss:.6f}", f"{lr:.3e}"])
+                writer.writerow([step + 1, step // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"])
                 fh.flush()
             bar.set_postfix(loss=f"{loss:.4f}")
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < stop:

@@ -70,3 +70,13 @@ def test_dataset_yields_error_instead_of_raising(clip, tmp_path):
     ds = ImageListDataset([str(tmp_path / "x.png")], clip.preprocess, clip.image_size)
     x, i, err = ds[0]
     assert x.shape == (3, clip.image_size, clip.image_size) and err == "missing"
+
+
+def test_float16_cache_is_half_the_size_and_close(clip, image_paths, tmp_path):
+    full = embed_images(clip, image_paths, cache_dir=tmp_path / "c")
+    half = embed_images(clip, image_paths, cache_dir=tmp_path / "c", dtype="float16")
+    assert not half.from_cache and half.features.dtype == np.float16  # its own cache entry, memory-mapped
+    assert half.features.nbytes * 2 == full.features.nbytes
+    assert torch.allclose(half.tensor(), full.tensor(), rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="bfloat8"):
+        embed_images(clip, image_paths, dtype="bfloat8")

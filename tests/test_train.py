@@ -74,7 +74,7 @@ def test_recompute_mode_trains_through_the_image_encoder(clip, image_paths, tmp_
 
 
 def test_too_few_images_for_a_batch(clip, image_paths, tmp_path):
-    with pytest.raises(ValueError, match="batch_size=64"):
+    with pytest.raises(ValueError, match="global batch of 64"):
         train_mapper(clip, image_paths, TrainConfig(**{**SMALL, "batch_size": 64}), MAPPER, tmp_path / "run")
 
 

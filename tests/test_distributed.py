@@ -1,0 +1,49 @@
+"""Two processes (gloo, CPU) train exactly like one process on the same global batch."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from p2w_lib import MapperConfig, TrainConfig, train_mapper
+from tests.conftest import tiny_clip, write_images
+
+# dropout off: two processes cannot draw the same dropout masks as one process does
+MAPPER = MapperConfig(hidden_dim=32, dropout=0.0)
+
+
+def config(batch_size: int) -> TrainConfig:
+    return TrainConfig(batch_size=batch_size, lr=1e-3, warmup_steps=2, epochs=3, seed=0, checkpoint_every=4)
+
+
+def _worker(rank: int, world: int, port: int, paths: list[str], out: str, cache: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        train_mapper(tiny_clip(0), paths, config(batch_size=4), MAPPER, out, cache_dir=cache)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_two_gloo_processes_equal_one_process_on_the_global_batch(tmp_path):
+    paths = write_images(tmp_path / "images", 24)
+    single = train_mapper(tiny_clip(0), paths, config(batch_size=8), MAPPER, tmp_path / "single", cache_dir=tmp_path / "cache1")
+    mp.spawn(_worker, args=(2, _free_port(), paths, str(tmp_path / "ddp"), str(tmp_path / "cache2")), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp" / "mapper.pt", weights_only=False)
+    assert ddp["step"] == single.steps == 3 * (24 // 8)
+    for name, value in single.mapper.state_dict().items():
+        assert torch.allclose(ddp["mapper"][name], value, atol=1e-6), name
+    single_log = (tmp_path / "single" / "train_log.csv").read_text().splitlines()
+    ddp_log = (tmp_path / "ddp" / "train_log.csv").read_text().splitlines()
+    assert len(single_log) == len(ddp_log)
+    for a, b in zip(single_log[1:], ddp_log[1:]):
+        assert abs(float(a.split(",")[2]) - float(b.split(",")[2])) <= 1e-5  # the loss, step by step
