@@ -119,15 +119,21 @@ def embed_images(
 
 
 def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str):
+    return _store_cache(clip, cache_dir, key, len(paths), dtype,
+                        lambda out: _compute(clip, paths, out, batch_size, num_workers, desc))
+
+
+def _store_cache(clip, cache_dir: Path, key: str, n: int, dtype: str, fill):
+    """Create cache entry `key`: `fill(memmap [n, D])` writes the rows and returns (valid, report)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache_dir / f"{key}.npy") as tmp:
-        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=CACHE_DTYPES[dtype], shape=(len(paths), clip.embed_dim))
-        valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
+        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=CACHE_DTYPES[dtype], shape=(n, clip.embed_dim))
+        valid, report = fill(feats)
         feats.flush()
         del feats
     np.save(cache_dir / f"{key}.valid.npy", valid)
     # The metadata file is written last: its presence marks a complete entry.
-    atomic_write_json(cache_dir / f"{key}.json", {"n": len(paths), "clip": clip.identity.to_dict(), "bad": report.bad})
+    atomic_write_json(cache_dir / f"{key}.json", {"n": n, "clip": clip.identity.to_dict(), "bad": report.bad})
     feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
     return feats, valid, report
 
@@ -144,3 +150,35 @@ def _read_cache(cache_dir: Path, key: str, paths: list[str]) -> ImageEmbeddings 
         return None
     report = BadImageReport(total=len(paths), bad=dict(meta["bad"]))
     return ImageEmbeddings(paths, feats, valid, report, from_cache=True)
+
+
+def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_dir: str | Path, rank: int, world: int, **kwargs) -> ImageEmbeddings:
+    """`embed_images` with the work split over `world` processes (torch.distributed).
+
+    Each rank embeds every `world`-th image into its own cache entry; rank 0 then interleaves the
+    shards into the entry of the full list, which every rank reads. Same result as one process.
+    """
+    import torch.distributed as dist
+
+    paths = [str(p) for p in paths]
+    dtype = kwargs.get("dtype", "float32")
+    shard_kwargs = {**kwargs, "max_bad_fraction": 1.0, "desc": f"embedding shard {rank}/{world}"}
+    embed_images(clip, paths[rank::world], cache_dir=cache_dir, **shard_kwargs)
+    dist.barrier()
+    cache_dir = Path(cache_dir)
+    key = cache_key(clip, paths, dtype)
+    if rank == 0 and not (cache_dir / f"{key}.json").is_file():
+        shards = [embed_images(clip, paths[r::world], cache_dir=cache_dir, **shard_kwargs) for r in range(world)]  # cache hits
+
+        def interleave(out):
+            valid = np.zeros(len(paths), dtype=bool)
+            report = BadImageReport(total=len(paths))
+            for r, shard in enumerate(shards):
+                out[r::world] = shard.features
+                valid[r::world] = shard.valid
+                report.bad.update(shard.report.bad)
+            return valid, report
+
+        _store_cache(clip, cache_dir, key, len(paths), dtype, interleave)
+    dist.barrier()
+    return embed_images(clip, paths, cache_dir=cache_dir, **kwargs)

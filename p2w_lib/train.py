@@ -29,7 +29,7 @@ from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_ch
 from .clip_backbone import FrozenClip
 from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict
-from .features import embed_images
+from .features import embed_images, embed_images_sharded
 from .images import ImageListDataset
 from .loss import contrastive_loss
 from .mapper import Mapper
@@ -82,11 +82,13 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
 
 def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[Callable, int]:
     """Read embeddings from the cache; returns (indices -> [B, D] features, number of usable images)."""
-    emb = embed_images(
-        clip, paths, cache_dir=cache_dir, batch_size=cfg.embed_batch_size,
-        num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction, desc="embedding training images",
-        dtype=cfg.cache_dtype,
-    )
+    kwargs = dict(batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction,
+                  desc="embedding training images", dtype=cfg.cache_dtype)
+    rank, world = dist_info()
+    if world > 1 and cache_dir is not None:  # every rank embeds its share of the images
+        emb = embed_images_sharded(clip, paths, cache_dir, rank, world, **kwargs)
+    else:
+        emb = embed_images(clip, paths, cache_dir=cache_dir, **kwargs)
     rows = np.flatnonzero(emb.valid)  # training index -> cache row, bad images left out
     # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
     return (lambda idx: torch.from_numpy(np.asarray(emb.features[rows[idx.numpy()]], dtype=np.float32)).to(clip.device)), len(rows)
@@ -222,11 +224,7 @@ def train_mapper(
     if cfg.recompute_image_features:
         source, n = recomputed_feature_source(clip, image_paths, cfg)
     else:
-        if world > 1 and rank != 0:
-            torch.distributed.barrier()  # rank 0 fills the embedding cache first; the others then read it
         source, n = cached_feature_source(clip, image_paths, cfg, cache_dir)
-        if world > 1 and rank == 0:
-            torch.distributed.barrier()
     global_batch = cfg.batch_size * world  # cfg.batch_size is per process, as the original's per-GPU batch
     if n < global_batch:
         raise ValueError(f"{n} usable training images but a global batch of {global_batch}; lower the batch size or add images")

@@ -47,3 +47,30 @@ def test_two_gloo_processes_equal_one_process_on_the_global_batch(tmp_path):
     assert len(single_log) == len(ddp_log)
     for a, b in zip(single_log[1:], ddp_log[1:]):
         assert abs(float(a.split(",")[2]) - float(b.split(",")[2])) <= 1e-5  # the loss, step by step
+
+
+def _embed_worker(rank: int, world: int, port: int, paths: list[str], cache: str, out: str) -> None:
+    import numpy as np
+
+    from p2w_lib.features import embed_images_sharded
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        emb = embed_images_sharded(tiny_clip(0), paths, cache, rank, world, batch_size=4, max_bad_fraction=0.5)
+        np.save(f"{out}_{rank}.npy", np.asarray(emb.features))
+        np.save(f"{out}_{rank}_valid.npy", emb.valid)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sharded_embedding_equals_one_process(tmp_path):
+    import numpy as np
+
+    from p2w_lib import embed_images
+
+    paths = write_images(tmp_path / "images", 11) + [str(tmp_path / "missing.png")]
+    mp.spawn(_embed_worker, args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "out")), nprocs=2, join=True)
+    single = embed_images(tiny_clip(0), paths, max_bad_fraction=0.5)
+    for rank in (0, 1):
+        assert np.allclose(np.load(tmp_path / f"out_{rank}.npy"), np.asarray(single.features), atol=1e-5)
+        assert np.array_equal(np.load(tmp_path / f"out_{rank}_valid.npy"), single.valid)
