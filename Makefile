@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 # The pipeline of dvc.yaml for params.yaml's profile (demo by default): papermill runs each
 # notebook; metrics, figures and executed notebooks land in results/.
 reproduce: $(STAMP)
+	$(BIN)/python -m p2w_lib check-profile --kind demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m p2w_lib report --write-readme
 

@@ -91,6 +91,18 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_profile(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    p = pipeline.load_profile(args.params, args.profile)
+    if p.kind != args.kind:
+        print(f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline (dvc.yaml) runs {args.kind}-kind "
+              "profiles only. The paper profile's pipeline is not built yet: set `profile: demo` (or tiny).", file=sys.stderr)
+        return 2
+    print(f"profile {p.name!r} ({p.kind}), seeds {list(p.seeds)}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import readme_section, write_readme_section
 
@@ -132,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--profile", default=None)
     tr.add_argument("--seed", type=int, default=None)
     tr.set_defaults(func=_train)
+    chk = sub.add_parser("check-profile", help="fail unless params.yaml's profile is of the given kind")
+    chk.add_argument("--kind", required=True, choices=["demo", "paper"])
+    chk.add_argument("--params", default="params.yaml")
+    chk.add_argument("--profile", default=None)
+    chk.set_defaults(func=_check_profile)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results")
     rep.add_argument("--readme", default="README.md")
