@@ -17,34 +17,12 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """Every stage of a demo-kind profile, in order, for each of its seeds."""
-    from . import pipeline
-    from .demo.sanity import zero_shot_table
-    from .report import markdown_table, metrics_frame
-
-    p = pipeline.load_profile(args.params, args.profile)
-    if p.kind != "demo":
-        print(f"profile {p.name!r} is a {p.kind} profile; `demo` runs demo-kind profiles (use dvc repro)", file=sys.stderr)
-        return 2
-    print(f"world: {pipeline.prepare_demo_world(p)}")
-    for seed in p.seeds:
-        pipeline.pretrain_demo_clip(p, seed)
-        clip = pipeline.clip_for(p, seed)
-        print(f"seed {seed}: demo CLIP zero-shot accuracy (%): {zero_shot_table(clip, p.world_dir, p.cache_dir)}")
-        pipeline.train_mapper_stage(p, seed, clip)
-        for name, stage in (("domain conversion", pipeline.evaluate_domain_conversion_stage),
-                            ("Fashion-IQ", pipeline.evaluate_fashion_iq_stage)):
-            print(f"\nseed {seed}: {name}\n" + markdown_table(metrics_frame(stage(p, seed, clip))))
-    return 0
-
-
 def _search(args: argparse.Namespace) -> int:
     from . import pipeline
-    from .checkpoint import load_mapper
     from .search import build_prompt, search
 
     if args.mapper:
+        from .checkpoint import load_mapper
         from .clip_backbone import load_clip
         from .config import ClipConfig
 
@@ -53,8 +31,7 @@ def _search(args: argparse.Namespace) -> int:
     else:
         p = pipeline.load_profile(args.params, args.profile)
         seed = p.seeds[0] if args.seed is None else args.seed
-        clip = pipeline.clip_for(p, seed)
-        mapper = load_mapper(p.mapper_dir(seed) / "mapper.pt", clip)
+        clip, mapper = pipeline.clip_and_mapper(p, seed)
     hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir)
     print(f"query: {args.image} + {build_prompt(args.text)!r} ({args.method})")
     for rank, (path, score) in enumerate(hits, start=1):
@@ -120,10 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     smoke = sub.add_parser("smoke", help="one-minute end-to-end run on a tiny random CLIP")
     smoke.add_argument("--seed", type=int, default=0)
     smoke.set_defaults(func=_smoke)
-    demo = sub.add_parser("demo", help="render the demo world, pretrain its CLIP, train and evaluate Pic2Word")
-    demo.add_argument("--params", default="params.yaml")
-    demo.add_argument("--profile", default=None, help="profile of params.yaml (default: its `profile:` switch)")
-    demo.set_defaults(func=_demo)
     srch = sub.add_parser("search", help="compose a query from an image and a text; search a folder of images")
     srch.add_argument("--image", required=True, help="query image file")
     srch.add_argument("--text", required=True, help="modification text, or a prompt containing *")

@@ -161,13 +161,15 @@ def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_di
     import torch.distributed as dist
 
     paths = [str(p) for p in paths]
+    cache_dir = Path(cache_dir)
     dtype = kwargs.get("dtype", "float32")
+    key = cache_key(clip, paths, dtype)
+    if (cache_dir / f"{key}.json").is_file():  # complete, e.g. from an earlier run: every rank just reads it
+        return embed_images(clip, paths, cache_dir=cache_dir, **kwargs)
     shard_kwargs = {**kwargs, "max_bad_fraction": 1.0, "desc": f"embedding shard {rank}/{world}"}
     embed_images(clip, paths[rank::world], cache_dir=cache_dir, **shard_kwargs)
     dist.barrier()
-    cache_dir = Path(cache_dir)
-    key = cache_key(clip, paths, dtype)
-    if rank == 0 and not (cache_dir / f"{key}.json").is_file():
+    if rank == 0:
         shards = [embed_images(clip, paths[r::world], cache_dir=cache_dir, **shard_kwargs) for r in range(world)]  # cache hits
 
         def interleave(out):

@@ -140,7 +140,8 @@ def paper_data_report(p: Profile) -> dict:
     if problems:
         raise FileNotFoundError(
             f"paper data under {root} is incomplete ({', '.join(problems)}): {json.dumps(report, indent=1)}. "
-            "See the README section 'Reproducing the paper' for the layout and where to get each part."
+            "Expected layout: cc3m/train.tsv, Pic2Word's imgnet/*.txt lists with their images, "
+            "fashion-iq/{captions,image_splits,images}/."
         )
     return report
 
@@ -187,17 +188,28 @@ def _oracle(p: Profile, name: str):
     return json.loads(path.read_text()) if p.kind == "demo" and path.is_file() else None
 
 
-def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
+def mapper_for(p: Profile, seed: int, clip: FrozenClip):
+    """The trained mapper of `seed`, checked against `clip`."""
     from .checkpoint import load_mapper
+    from .train import CHECKPOINT_NAME
+
+    return load_mapper(p.mapper_dir(seed) / CHECKPOINT_NAME, clip)
+
+
+def rendition_domains(p: Profile) -> tuple[str, ...]:
+    """Domain names in label-index order: the demo's renditions or ImageNet-R's four."""
     from .datasets.imagenet_r import PAPER_DOMAINS
     from .demo.world import RENDITIONS
+
+    return RENDITIONS if p.kind == "demo" else PAPER_DOMAINS
+
+
+def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
     from .protocols.domain_conversion import evaluate_domain_conversion
 
     clip = clip or clip_for(p, seed)
-    mapper = load_mapper(p.mapper_dir(seed) / "mapper.pt", clip)
-    domains = RENDITIONS if p.kind == "demo" else PAPER_DOMAINS
     result = evaluate_domain_conversion(
-        clip, mapper, p.world_dir, domains, ks=p.eval.ks, cache_dir=p.cache_dir,
+        clip, mapper_for(p, seed, clip), p.world_dir, rendition_domains(p), ks=p.eval.ks, cache_dir=p.cache_dir,
         oracle_texts=_oracle(p, "domain_conversion"), max_bad_fraction=p.eval.max_bad_fraction,
         profile=p.name, seed=seed,
     )
@@ -206,13 +218,11 @@ def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | N
 
 
 def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
-    from .checkpoint import load_mapper
     from .protocols.fashion_iq import evaluate_fashion_iq
 
     clip = clip or clip_for(p, seed)
-    mapper = load_mapper(p.mapper_dir(seed) / "mapper.pt", clip)
     result = evaluate_fashion_iq(
-        clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
+        clip, mapper_for(p, seed, clip), p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
         oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed,
     )
     _record(p, "fashion_iq", seed, result)
@@ -263,22 +273,17 @@ def train_mappers(p: Profile) -> dict:
 
 
 def clip_and_mapper(p: Profile, seed: int):
-    from .checkpoint import load_mapper
-
     clip = clip_for(p, seed)
-    return clip, load_mapper(p.mapper_dir(seed) / "mapper.pt", clip)
+    return clip, mapper_for(p, seed, clip)
 
 
 def qualitative_examples(p: Profile, seed: int, n: int = 4) -> dict[str, list[dict]]:
     """Example queries with the top-5 of Pic2Word and image+text, for both protocols."""
-    from .datasets.imagenet_r import PAPER_DOMAINS
-    from .demo.world import RENDITIONS
     from .qualitative import domain_conversion_examples, fashion_examples
 
     clip, mapper = clip_and_mapper(p, seed)
-    domains = RENDITIONS if p.kind == "demo" else PAPER_DOMAINS
     return {
-        "domain_conversion": domain_conversion_examples(clip, mapper, p.world_dir, domains, n=n, seed=seed, cache_dir=p.cache_dir),
+        "domain_conversion": domain_conversion_examples(clip, mapper, p.world_dir, rendition_domains(p), n=n, seed=seed, cache_dir=p.cache_dir),
         "fashion_iq": [ex for c in ("dress", "shirt", "toptee")
                        for ex in fashion_examples(clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir)],
     }

@@ -11,6 +11,8 @@ from .datasets.fashion_iq import image_index, read_split, read_triplets
 from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from .features import embed_images
 from .mapper import Mapper
+from .protocols.domain_conversion import PROMPT as DOMAIN_PROMPT
+from .protocols.fashion_iq import query_texts
 from .queries import compose_queries
 from .retrieval import topk_search
 
@@ -35,7 +37,7 @@ def domain_conversion_examples(clip: FrozenClip, mapper: Mapper, root: str | Pat
     examples = []
     for j, i in enumerate(picked):
         p = j % len(domains)
-        prompt = f"a {domains[p]} of *"
+        prompt = DOMAIN_PROMPT.format(domain=domains[p])
         ranked = _ranked(clip, mapper, refs[j:j + 1], [prompt], None, gallery, methods, k)
         wanted = queries[i][1] + 1000 * p
         examples.append({"query": str(root / queries[i][0]), "text": prompt, "results": {
@@ -52,8 +54,7 @@ def fashion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, categor
     triplets = [t for t in read_triplets(root, category) if t.candidate in files and t.target in set(ids)]
     picked = random.Random(seed).sample(triplets, min(n, len(triplets)))
     refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir).tensor()
-    prompts = [f"a photo of * , {t.captions[1]} and {t.captions[0]}" for t in picked]
-    texts = [f"{t.captions[1]} and {t.captions[0]}" for t in picked]
+    prompts, texts = (list(x) for x in zip(*[query_texts(t) for t in picked]))
     ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k)
     return [{"query": files[t.candidate], "text": prompts[j], "results": {
         m: [(files[ids[g]], ids[g] == t.target) for g in idx[j].tolist()] for m, idx in ranked.items()}}

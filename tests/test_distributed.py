@@ -71,6 +71,9 @@ def test_sharded_embedding_equals_one_process(tmp_path):
     paths = write_images(tmp_path / "images", 11) + [str(tmp_path / "missing.png")]
     mp.spawn(_embed_worker, args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "out")), nprocs=2, join=True)
     single = embed_images(tiny_clip(0), paths, max_bad_fraction=0.5)
-    for rank in (0, 1):
-        assert np.allclose(np.load(tmp_path / f"out_{rank}.npy"), np.asarray(single.features), atol=1e-5)
-        assert np.array_equal(np.load(tmp_path / f"out_{rank}_valid.npy"), single.valid)
+    # a second sharded run finds the complete cache entry and every rank reads it (no shard work)
+    mp.spawn(_embed_worker, args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "again")), nprocs=2, join=True)
+    for out in ("out", "again"):
+        for rank in (0, 1):
+            assert np.allclose(np.load(tmp_path / f"{out}_{rank}.npy"), np.asarray(single.features), atol=1e-5)
+            assert np.array_equal(np.load(tmp_path / f"{out}_{rank}_valid.npy"), single.valid)

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 PROMPT = "a photo of * , {c2} and {c1}"
 
 
+def query_texts(triplet) -> tuple[str, str]:
+    """(composed prompt, caption-only text) of a triplet: second caption first, as the official code."""
+    c1, c2 = triplet.captions
+    return PROMPT.format(c1=c1, c2=c2), f"{c2} and {c1}"
+
+
 def evaluate_category(
     clip: FrozenClip, mapper: Mapper, root: Path, category: str, ks: Sequence[int], cache_dir,
     oracle_texts: list[str] | None, max_bad_fraction: float,
@@ -47,8 +53,7 @@ def evaluate_category(
         log.warning("fashion-iq %s: %d of %d triplets not evaluable (missing/unreadable images)", category, counts["skipped"], len(triplets))
     if not usable_ok:
         raise ValueError(f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)")
-    prompts = [PROMPT.format(c1=t.captions[0], c2=t.captions[1]) for t in usable_ok]
-    captions = [f"{t.captions[1]} and {t.captions[0]}" for t in usable_ok]
+    prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in usable_ok]))
     queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS)
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
