@@ -20,6 +20,7 @@ from torch import nn
 
 from .composed import text_tower
 from .config import ClipConfig, ConfigError
+from .pretrained_weights import require_weights
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
 
@@ -130,6 +131,7 @@ def _check_model_source(name: str, cfg: ClipConfig) -> None:
                 f"clip.pretrained={cfg.pretrained!r} is neither a file nor a known tag of {name} "
                 f"(known tags: {tags})."
             )
+        require_weights(name, cfg.pretrained, cfg.cache_dir)  # fail in a second, not after a retry storm
 
 
 def weights_fingerprint(model: nn.Module) -> str:

@@ -43,8 +43,10 @@ class ImageEmbeddings:
 
 
 def _file_stamp(path: str) -> list:
+    from .datasets.webdataset import is_member_ref, split_ref
+
     try:
-        st = os.stat(path)
+        st = os.stat(split_ref(path)[0] if is_member_ref(path) else path)  # a shard member: stamp its shard
         return [path, st.st_size, st.st_mtime_ns]
     except FileNotFoundError:
         return [path, "missing"]

@@ -17,7 +17,9 @@ class BadImagesError(RuntimeError):
 
 def load_rgb(path: str | Path) -> Image.Image:
     """Open an image fully (so truncated files fail here, not later) and convert to RGB."""
-    with Image.open(path) as img:
+    from .datasets.webdataset import is_member_ref, open_member
+
+    with Image.open(open_member(path) if is_member_ref(path) else path) as img:
         img.load()
         return img.convert("RGB")
 

@@ -30,7 +30,7 @@ from .clip_backbone import FrozenClip
 from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict
 from .features import embed_images, embed_images_sharded
-from .images import ImageListDataset
+from .images import BadImageReport, BadImagesError, ImageListDataset
 from .loss import contrastive_loss
 from .mapper import Mapper
 
@@ -104,12 +104,21 @@ def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: Train
     ])
     dataset = ImageListDataset(paths, augment, clip.image_size)
 
+    report = BadImageReport(total=len(dataset))
+
     def source(idx: torch.Tensor) -> torch.Tensor:
         items = [dataset[i] for i in idx.tolist()]
-        bad = [dataset.paths[i] for _, i, err in items if err]
-        if bad:
-            raise RuntimeError(f"unreadable training images {bad[:3]}; remove them from the list")
-        return clip.encode_image(torch.stack([x for x, _, _ in items]))  # [B, D]
+        good = [x for x, _, err in items if not err]
+        for _, i, err in items:
+            if err and dataset.paths[i] not in report.bad:  # a corrupt CC3M download: skip it, say so once
+                report.add(dataset.paths[i], err)
+                log.warning("skipping unreadable training image %s (%s); %d so far", dataset.paths[i], err, report.n_bad)
+        report.check(cfg.max_bad_fraction, "training images")
+        if not good:
+            raise BadImagesError(f"every image of a training batch is unreadable: {report.summary('training images')}")
+        if len(good) < len(items) and dist_info()[1] > 1:  # ranks must all-gather equal shapes: repeat readable ones
+            good = [good[i % len(good)] for i in range(len(items))]
+        return clip.encode_image(torch.stack(good))  # [B', D]; B' < B only when an image was skipped
 
     return source, len(dataset)
 
@@ -122,6 +131,9 @@ def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
 def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: torch.Tensor, opt, cfg: TrainConfig) -> float:
     """One optimisation step on unnormalised image embeddings [B, D]; returns the loss."""
     amp = cfg.amp and clip.device.type == "cuda"
+    if feats.shape[0] < tokens.ids.shape[0]:  # unreadable images were skipped from this batch
+        n = feats.shape[0]
+        tokens = ComposedTokens(tokens.ids[:n], tokens.star_pos[:n], tokens.pool_pos[:n])
     with torch.autocast(device_type=clip.device.type, dtype=torch.bfloat16, enabled=amp):
         pseudo = mapper(feats)  # [B, W]
         text = encode_composed_tokens(clip.model, tokens, pseudo, normalize=True)  # [B, D]

@@ -40,3 +40,20 @@ def write_image_caption_list(path: str | Path, pairs: list[tuple[str, str]]) -> 
             raise ValueError(f"caption of {image} contains a tab or newline: {title!r}")
     lines = ["\t".join(COLUMNS)] + [f"{image}\t{title}" for image, title in pairs]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_training_pairs(folder: str | Path) -> tuple[list[tuple[str, str]], str, dict[str, int]]:
+    """CC3M's (image, caption) pairs from `folder/train.tsv` (Pic2Word's list) or `folder/shards/*.tar`
+    (WebDataset); returns the pairs, which source was used, and counts of samples left out."""
+    from .webdataset import read_shards
+
+    folder = Path(folder)
+    if (folder / "train.tsv").is_file():
+        return read_image_caption_list(folder / "train.tsv"), "train.tsv", {}
+    if (folder / "shards").is_dir():
+        pairs, skipped = read_shards(folder / "shards")
+        return pairs, "shards", skipped
+    raise FileNotFoundError(
+        f"{folder}: no CC3M training data. Put either Pic2Word's list `train.tsv` ('filepath<TAB>title' header, "
+        "paths relative to that folder) with its images, or WebDataset shards in `shards/*.tar`."
+    )

@@ -2,11 +2,11 @@
 {candidate, target, captions: [c1, c2]}) and `image_splits/split.{category}.{split}.json` (image ids)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataFormatError, require_file
+from .errors import DataFormatError
+from .json_files import load_json
 
 CATEGORIES = ("dress", "shirt", "toptee")
 HINT = "Fashion-IQ's annotations come from github.com/XiaoxiaoGuo/fashion-iq (captions/ and image_splits/)."
@@ -20,11 +20,7 @@ class Triplet:
 
 
 def _load_json(path: Path, what: str):
-    require_file(path, what, HINT)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataFormatError(f"{path}: malformed JSON ({err})") from err
+    return load_json(path, what, HINT)
 
 
 def read_triplets(root: str | Path, category: str, split: str = "val") -> list[Triplet]:

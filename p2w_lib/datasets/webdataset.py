@@ -1,0 +1,85 @@
+"""CC3M as WebDataset shards: a folder of `.tar` files whose members are grouped by key,
+`<key>.jpg` (or .jpeg/.png/.webp) + `<key>.txt` (the caption), as img2dataset writes them.
+
+An image inside a shard is addressed as `<shard.tar>::<member name>`, so it flows through the
+same path-based code as a folder of files (embedding cache, bad-image reports). Reading one
+member seeks straight to its bytes with an offset index built once per shard and process.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from .errors import DataFormatError
+
+SEP = "::"
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp")
+
+_INDEX: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}  # (shard, mtime) -> member -> (offset, size)
+
+
+def is_member_ref(path: str | Path) -> bool:
+    return SEP in str(path)
+
+
+def split_ref(ref: str | Path) -> tuple[str, str]:
+    shard, member = str(ref).split(SEP, 1)
+    return shard, member
+
+
+def shard_index(shard: str) -> dict[str, tuple[int, int]]:
+    """Member name -> (data offset, size) of a tar shard (cached per process)."""
+    key = (shard, os.stat(shard).st_mtime_ns)
+    if key not in _INDEX:
+        try:
+            with tarfile.open(shard, "r:") as tar:
+                _INDEX[key] = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        except tarfile.TarError as err:
+            raise DataFormatError(f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it") from err
+    return _INDEX[key]
+
+
+def read_member(ref: str | Path) -> bytes:
+    """The bytes of `<shard>::<member>`; FileNotFoundError when shard or member is absent."""
+    shard, member = split_ref(ref)
+    if not os.path.isfile(shard):
+        raise FileNotFoundError(f"{shard}: shard not found")
+    try:
+        offset, size = shard_index(shard)[member]
+    except KeyError:
+        raise FileNotFoundError(f"{shard}: no member {member!r}") from None
+    with open(shard, "rb") as fh:
+        fh.seek(offset)
+        return fh.read(size)
+
+
+def open_member(ref: str | Path) -> io.BytesIO:
+    return io.BytesIO(read_member(ref))
+
+
+def read_shards(folder: str | Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """(image ref, caption) pairs of every sample in `folder/*.tar`, in shard and member order,
+    and counts of what was left out (samples without an image; an image without a caption
+    keeps an empty caption, since mapper training needs images only)."""
+    folder = Path(folder)
+    shards = sorted(folder.glob("*.tar"))
+    if not shards:
+        raise FileNotFoundError(f"{folder}: no .tar shards; expected WebDataset shards (<key>.jpg + <key>.txt per sample)")
+    pairs: list[tuple[str, str]] = []
+    skipped = {"samples_without_image": 0}
+    for shard in shards:
+        members = shard_index(str(shard))
+        by_key: dict[str, dict[str, str]] = {}
+        for name in members:
+            stem, ext = os.path.splitext(name)
+            by_key.setdefault(stem, {})[ext.lower()] = name
+        for files in by_key.values():
+            image = next((files[e] for e in IMAGE_EXTS if e in files), None)
+            if image is None:
+                skipped["samples_without_image"] += 1
+                continue
+            caption = read_member(f"{shard}{SEP}{files['.txt']}").decode("utf-8", "replace").strip() if ".txt" in files else ""
+            pairs.append((f"{shard}{SEP}{image}", caption))
+    return pairs, skipped

@@ -1,0 +1,81 @@
+"""Fetching small public files (annotation lists) with a sha256 check.
+
+Every file is written atomically and only after its checksum matched, so a half-finished or
+tampered download never lands under data/. A file already in place with the right checksum is
+not fetched again. `source` may be an https URL, a file:// URL or a local path (for machines
+without internet: download elsewhere, copy the file over, point the source at it).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io_utils import atomic_path
+
+PIC2WORD_RAW = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data"
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str  # path relative to the data root where the file belongs
+    url: str
+    sha256: str
+
+
+# Pic2Word's ImageNet-R domain-conversion lists (Apache-2.0), with the checksums of the published files.
+PIC2WORD_IMAGENET_LISTS = (
+    RemoteFile("imgnet/imgnet_real_query.txt", f"{PIC2WORD_RAW}/imgnet/imgnet_real_query.txt",
+               "cd19c2d76f7fee0c47afba6dfc182c3fd5dbf800c0a80149feca6e0547936d1e"),
+    RemoteFile("imgnet/imgnet_targets.txt", f"{PIC2WORD_RAW}/imgnet/imgnet_targets.txt",
+               "4cc6b22d493b783f2f7fce356276096c0d5ec38be95bd3a3349c8458b8a4a311"),
+)
+
+
+class ChecksumError(RuntimeError):
+    """A fetched file's sha256 differs from the expected one; nothing was written."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_verified(source: str, dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:
+    """Copy or download `source` to `dest` if `dest` is not already the file with `sha256`."""
+    dest = Path(dest)
+    if dest.is_file() and sha256_file(dest) == sha256:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        try:
+            if "://" in source:
+                with urllib.request.urlopen(source, timeout=timeout) as response, open(tmp, "wb") as out:
+                    shutil.copyfileobj(response, out)
+            else:
+                shutil.copyfile(source, tmp)
+        except OSError as err:  # URLError is an OSError
+            raise FileNotFoundError(
+                f"could not fetch {source} for {dest} ({err}). Without internet, download it on another "
+                f"machine and copy it to {dest} (expected sha256 {sha256})."
+            ) from err
+        got = sha256_file(tmp)
+        if got != sha256:
+            raise ChecksumError(f"{source}: sha256 {got} differs from the expected {sha256}; {dest} was not written. "
+                                "The source changed or the download is corrupt: fetch it again or check the URL.")
+    return dest
+
+
+def fetch_pic2word_lists(root: str | Path, sources: dict[str, str] | None = None) -> list[Path]:
+    """Put Pic2Word's two ImageNet-R lists under `root/imgnet/`, verified.
+
+    sources: optional list name -> URL or local path replacing the public URL.
+    """
+    sources = sources or {}
+    return [fetch_verified(sources.get(Path(f.name).name, f.url), Path(root) / f.name, f.sha256)
+            for f in PIC2WORD_IMAGENET_LISTS]
