@@ -20,19 +20,24 @@ Relevance = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # topk 
 
 @dataclass
 class Gallery:
-    """Normalised embeddings [N, D] of the gallery images that could be read."""
+    """Normalised embeddings [N, D] of the gallery images that could be read (and the raw ones,
+    for protocols whose reference images are gallery images)."""
 
     keys: list  # caller's ids of the kept images, in row order
-    feats: torch.Tensor
+    feats: torch.Tensor  # [N, D] normalised
     skipped: int
+    raw: torch.Tensor | None = None  # [N, D] unnormalised, what the mapper eats
+
+    def rows(self) -> dict:
+        return {k: i for i, k in enumerate(self.keys)}
 
 
 def embed_gallery(clip: FrozenClip, keys: Sequence, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str) -> Gallery:
     emb = embed_images(clip, paths, cache_dir=cache_dir, max_bad_fraction=max_bad_fraction, desc=desc)
     keep = torch.from_numpy(emb.valid)
-    feats = emb.tensor(normalize=True)[keep]  # [N_ok, D]
+    raw = emb.tensor()[keep]  # [N_ok, D]
     kept = [k for k, ok in zip(keys, emb.valid) if ok]
-    return Gallery(keys=kept, feats=feats, skipped=len(keys) - len(kept))
+    return Gallery(keys=kept, feats=torch.nn.functional.normalize(raw, dim=-1), skipped=len(keys) - len(kept), raw=raw)
 
 
 def embed_queries(clip: FrozenClip, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str):
@@ -77,4 +82,9 @@ def results_document(profile: str, seed: int, metric: str, per_group: dict[str, 
     for method in method_names:
         rows = {group: scores[method] for group, scores in per_group.items()}
         methods[method] = {**average_rows(list(rows.values())), group_key: rows}
+    return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
+
+
+def methods_document(profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra) -> dict:
+    """The results schema for a benchmark without groups: {profile, seed, metric, methods: {method: scores}}."""
     return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}

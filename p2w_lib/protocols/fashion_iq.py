@@ -5,6 +5,10 @@ image composed with `a photo of * , {c2} and {c1}` (second caption first, nothin
 metric = hit-rate recall@K with the one labelled target. Triplets whose candidate or target
 image is missing or unreadable are not evaluable: they are counted and reported, never dropped
 silently. The text-only and image+text baselines use the caption text `{c2} and {c1}`.
+
+`prompt_style="searle"` is the variant SEARLE and LinCIR report: `a photo of * that {c1} and {c2}`
+with `.?, ` stripped from each caption's ends, and each method's features averaged over both
+caption orders (then re-normalised).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import torch.nn.functional as F
 
 from ..clip_backbone import FrozenClip
 from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
@@ -23,6 +28,8 @@ from .common import embed_gallery, embed_queries, rank_and_score, results_docume
 log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {c2} and {c1}"
+SEARLE_PROMPT = "a photo of * that {first} and {second}"
+PROMPT_STYLES = ("pic2word", "searle")
 
 
 def query_texts(triplet) -> tuple[str, str]:
@@ -31,9 +38,28 @@ def query_texts(triplet) -> tuple[str, str]:
     return PROMPT.format(c1=c1, c2=c2), f"{c2} and {c1}"
 
 
+def searle_query_texts(triplet) -> list[tuple[str, str]]:
+    """(prompt, caption-only text) for both caption orders, SEARLE's variant."""
+    c1, c2 = (c.strip(".?, ") for c in triplet.captions)
+    return [(SEARLE_PROMPT.format(first=a, second=b), f"{a} and {b}") for a, b in ((c1, c2), (c2, c1))]
+
+
+def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
+    if style == "pic2word":
+        prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
+        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS)
+    if style != "searle":
+        raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
+    per_order = []
+    for order in (0, 1):
+        prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
+        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS))
+    return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
+
+
 def evaluate_category(
     clip: FrozenClip, mapper: Mapper, root: Path, category: str, ks: Sequence[int], cache_dir,
-    oracle_texts: list[str] | None, max_bad_fraction: float,
+    oracle_texts: list[str] | None, max_bad_fraction: float, prompt_style: str = "pic2word",
 ) -> tuple[dict, dict]:
     """Scores per method for one category, and the evaluable/skipped counts."""
     triplets = read_triplets(root, category, "val")
@@ -53,8 +79,7 @@ def evaluate_category(
         log.warning("fashion-iq %s: %d of %d triplets not evaluable (missing/unreadable images)", category, counts["skipped"], len(triplets))
     if not usable_ok:
         raise ValueError(f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)")
-    prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in usable_ok]))
-    queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS)
+    queries = _queries(clip, mapper, ref_feats, usable_ok, prompt_style)
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
     targets = [{row[t.target]} for t in usable_ok]
@@ -73,6 +98,7 @@ def evaluate_fashion_iq(
     max_bad_fraction: float = 0.05,
     profile: str = "paper",
     seed: int = 0,
+    prompt_style: str = "pic2word",
 ) -> dict:
     """Hit-rate recall per category and averaged, for the four methods (+ optional oracle)."""
     root = Path(root)
@@ -80,6 +106,6 @@ def evaluate_fashion_iq(
     for category in categories:
         oracle = oracle_texts[category] if oracle_texts is not None else None
         per_category[category], counts[category] = evaluate_category(
-            clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction
+            clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompt_style
         )
-    return results_document(profile, seed, "hit_rate", per_category, "per_category", counts=counts)
+    return results_document(profile, seed, "hit_rate", per_category, "per_category", counts=counts, prompt_style=prompt_style)

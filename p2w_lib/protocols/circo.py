@@ -1,0 +1,101 @@
+"""CIRCO, as its official evaluation defines it.
+
+The gallery is COCO's unlabeled2017 set (the reference image stays in it); each validation query
+has several ground truths; AP@K = sum_{k<=K} P@k * rel(k) / min(K, |GT|) and mAP@5/10/25/50
+averages it over queries. The prompt is Pic2Word's CIRR prompt `a photo of * , {caption}`. Test:
+`write_test_submission` writes `{"<query id>": [top-50 image ids]}` for the server.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..clip_backbone import FrozenClip
+from ..datasets.circo import CircoQuery, read_gallery, read_queries
+from ..io_utils import atomic_write_json
+from ..mapper import Mapper
+from ..metrics import relevance_from_sets
+from ..queries import METHODS, compose_queries
+from ..retrieval import topk_search
+from .common import Gallery, embed_gallery, methods_document, rank_and_score
+
+log = logging.getLogger(__name__)
+
+PROMPT = "a photo of * , {caption}"
+KS = (5, 10, 25, 50)
+
+
+def _gallery(clip: FrozenClip, root: Path, cache_dir, max_bad_fraction: float) -> Gallery:
+    files = read_gallery(root)
+    ids = sorted(files)
+    return embed_gallery(clip, ids, [str(files[i]) for i in ids], cache_dir, max_bad_fraction, "embedding CIRCO gallery (unlabeled2017)")
+
+
+def _queries(clip, mapper, gallery: Gallery, queries: Sequence[CircoQuery], methods) -> dict[str, torch.Tensor]:
+    rows = gallery.rows()
+    refs = gallery.raw[torch.tensor([rows[q.reference] for q in queries])]  # [Q, D]
+    prompts = [PROMPT.format(caption=q.caption) for q in queries]
+    return compose_queries(clip, mapper, refs, prompts, text_only=[q.caption for q in queries], methods=methods)
+
+
+def evaluate_circo(
+    clip: FrozenClip,
+    mapper: Mapper | None,
+    root: str | Path,
+    ks: Sequence[int] = KS,
+    cache_dir: str | Path | None = None,
+    max_bad_fraction: float = 0.01,
+    profile: str = "paper",
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+) -> dict:
+    """mAP@K on the val split for each query method."""
+    root = Path(root)
+    queries = read_queries(root, "val")
+    gallery = _gallery(clip, root, cache_dir, max_bad_fraction)
+    rows = gallery.rows()
+    usable = [q for q in queries if q.reference in rows and any(g in rows for g in q.ground_truth)]
+    if not usable:
+        raise ValueError(f"CIRCO val under {root}: no query has its reference and a ground-truth image readable")
+    missing_gt = sum(g not in rows for q in usable for g in q.ground_truth)
+    if len(usable) < len(queries) or missing_gt:
+        log.warning("CIRCO val: %d of %d queries skipped; %d ground-truth images missing from the gallery",
+                    len(queries) - len(usable), len(queries), missing_gt)
+    feats = _queries(clip, mapper, gallery, usable, methods)
+    targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
+    n_gt = torch.tensor([len(set(q.ground_truth)) for q in usable])  # the official |GT|, readable or not
+
+    def relevance(idx):
+        rel, _ = relevance_from_sets(idx, targets)
+        return rel, n_gt
+
+    scores = rank_and_score(feats, gallery.feats, relevance, "map", ks, precision_k=None)
+    return methods_document(profile, seed, "map", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
+                            n_ground_truth_missing=missing_gt, n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+
+
+def write_test_submission(
+    clip: FrozenClip,
+    mapper: Mapper | None,
+    root: str | Path,
+    out_dir: str | Path,
+    method: str = "pic2word",
+    cache_dir: str | Path | None = None,
+    max_bad_fraction: float = 0.01,
+) -> Path:
+    root, out_dir = Path(root), Path(out_dir)
+    queries = read_queries(root, "test")
+    gallery = _gallery(clip, root, cache_dir, max_bad_fraction)
+    rows = gallery.rows()
+    missing = [q.id for q in queries if q.reference not in rows]
+    if missing:
+        raise FileNotFoundError(f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
+                                f"restore the unlabeled2017 images under {root} before writing a submission")
+    feats = _queries(clip, mapper, gallery, queries, (method,))[method]
+    _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys)))
+    path = out_dir / f"circo_test_{method}.json"
+    atomic_write_json(path, {str(q.id): [int(gallery.keys[i]) for i in row.tolist()] for q, row in zip(queries, idx)})
+    return path

@@ -1,0 +1,124 @@
+"""CIRR, as its official evaluation server defines it.
+
+Validation: the gallery is every val image; each query's reference image is removed from its own
+ranking; Recall@1/5/10/50 (hit rate of the one target). Recall_subset@1/2/3 ranks only the
+query's `img_set.members` without the reference. Pic2Word's prompt is `a photo of * , {caption}`.
+Test1 has no public targets: `write_test_submission` writes the two files the server takes,
+`{"version": "rc2", "metric": "recall" | "recall_subset", "<pairid>": [image names]}`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..clip_backbone import FrozenClip
+from ..datasets.cirr import CirrQuery, read_image_split, read_queries
+from ..io_utils import atomic_write_json
+from ..mapper import Mapper
+from ..metrics import relevance_from_sets
+from ..queries import METHODS, compose_queries
+from ..retrieval import topk_search
+from .common import Gallery, embed_gallery, methods_document, rank_and_score
+
+log = logging.getLogger(__name__)
+
+PROMPT = "a photo of * , {caption}"
+KS = (1, 5, 10, 50)
+SUBSET_KS = (1, 2, 3)
+
+
+def _gallery(clip: FrozenClip, root: Path, split: str, cache_dir, max_bad_fraction: float) -> Gallery:
+    files = read_image_split(root, split)
+    names = sorted(files)
+    return embed_gallery(clip, names, [str(files[n]) for n in names], cache_dir, max_bad_fraction, f"embedding CIRR {split} images")
+
+
+def _queries(clip: FrozenClip, mapper: Mapper | None, gallery: Gallery, queries: Sequence[CirrQuery], methods) -> dict[str, torch.Tensor]:
+    rows = gallery.rows()
+    refs = gallery.raw[torch.tensor([rows[q.reference] for q in queries])]  # [Q, D]
+    prompts = [PROMPT.format(caption=q.caption) for q in queries]
+    return compose_queries(clip, mapper, refs, prompts, text_only=[q.caption for q in queries], methods=methods)
+
+
+def subset_ranking(query: torch.Tensor, gallery: Gallery, q: CirrQuery, k: int) -> list[str]:
+    """The top-k of the query's image set (reference removed), best first."""
+    rows = gallery.rows()
+    members = [m for m in dict.fromkeys(q.members) if m != q.reference and m in rows]
+    scores = gallery.feats[torch.tensor([rows[m] for m in members], dtype=torch.long)] @ query  # [M]
+    order = torch.argsort(scores, descending=True, stable=True)[:k]
+    return [members[i] for i in order.tolist()]
+
+
+def recall_subset(feats: torch.Tensor, gallery: Gallery, queries: Sequence[CirrQuery], ks: Sequence[int] = SUBSET_KS) -> dict[str, float]:
+    hits = {k: 0 for k in ks}
+    for query, q in zip(feats, queries):
+        ranked = subset_ranking(query, gallery, q, max(ks))
+        for k in ks:
+            hits[k] += q.target in ranked[:k]
+    return {f"Rs@{k}": 100.0 * hits[k] / len(queries) for k in ks}
+
+
+def evaluate_cirr(
+    clip: FrozenClip,
+    mapper: Mapper | None,
+    root: str | Path,
+    ks: Sequence[int] = KS,
+    subset_ks: Sequence[int] = SUBSET_KS,
+    cache_dir: str | Path | None = None,
+    max_bad_fraction: float = 0.01,
+    profile: str = "paper",
+    seed: int = 0,
+    methods: Sequence[str] = METHODS,
+) -> dict:
+    """Recall@K and Recall_subset@K on the val split for each query method."""
+    root = Path(root)
+    queries = read_queries(root, "val")
+    gallery = _gallery(clip, root, "val", cache_dir, max_bad_fraction)
+    rows = gallery.rows()
+    usable = [q for q in queries if q.reference in rows and q.target in rows]
+    if not usable:
+        raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
+    if len(usable) < len(queries):
+        log.warning("CIRR val: %d of %d queries skipped (reference or target image missing)", len(queries) - len(usable), len(queries))
+    feats = _queries(clip, mapper, gallery, usable, methods)
+    exclude = torch.tensor([rows[q.reference] for q in usable])
+    targets = [{rows[q.target]} for q in usable]
+    scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks,
+                            precision_k=None, exclude=exclude)
+    for method, f in feats.items():
+        scores[method].update(recall_subset(f, gallery, usable, subset_ks))
+    return methods_document(profile, seed, "hit_rate", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
+                            n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+
+
+def write_test_submission(
+    clip: FrozenClip,
+    mapper: Mapper | None,
+    root: str | Path,
+    out_dir: str | Path,
+    method: str = "pic2word",
+    cache_dir: str | Path | None = None,
+    max_bad_fraction: float = 0.01,
+) -> dict[str, Path]:
+    """The two test1 files for the CIRR server: top-50 over all test1 images, top-3 within the set."""
+    root, out_dir = Path(root), Path(out_dir)
+    queries = read_queries(root, "test1")
+    gallery = _gallery(clip, root, "test1", cache_dir, max_bad_fraction)
+    rows = gallery.rows()
+    missing = [q.pairid for q in queries if q.reference not in rows]
+    if missing:  # the server scores every pairid: a partial file would be scored as misses
+        raise FileNotFoundError(f"CIRR test1: {len(missing)} queries have no readable reference image (pairids {missing[:5]}); "
+                                f"restore the images under {root} before writing a submission")
+    feats = _queries(clip, mapper, gallery, queries, (method,))[method]
+    _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys) - 1), exclude=torch.tensor([rows[q.reference] for q in queries]))
+    recall = {"version": "rc2", "metric": "recall"}
+    recall.update({str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)})
+    subset = {"version": "rc2", "metric": "recall_subset"}
+    subset.update({str(q.pairid): subset_ranking(f, gallery, q, 3) for q, f in zip(queries, feats)})
+    paths = {"recall": out_dir / f"cirr_test1_recall_{method}.json", "recall_subset": out_dir / f"cirr_test1_recall_subset_{method}.json"}
+    atomic_write_json(paths["recall"], recall)
+    atomic_write_json(paths["recall_subset"], subset)
+    return paths
