@@ -18,10 +18,15 @@ $(STAMP): pyproject.toml
 
 # The pipeline of dvc.yaml for params.yaml's profile (demo by default): papermill runs each
 # notebook; metrics, figures and executed notebooks land in results/.
+# params.yaml's `profile` picks the pipeline: dvc.yaml (demo kind) or pipelines/paper/dvc.yaml (paper).
 reproduce: $(STAMP)
-	$(BIN)/python -m p2w_lib check-profile --kind demo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m p2w_lib report --write-readme
+	@kind=$$($(BIN)/python -m p2w_lib check-profile --print-kind) || exit 1; \
+	export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	if [ "$$kind" = paper ]; then \
+		python -m p2w_lib check-weights && dvc repro pipelines/paper/dvc.yaml && python -m p2w_lib report --results results/paper; \
+	else \
+		dvc repro && python -m p2w_lib report --write-readme; \
+	fi
 
 smoke: $(STAMP)
 	$(BIN)/python -m p2w_lib smoke

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 
@@ -72,17 +73,56 @@ def _check_profile(args: argparse.Namespace) -> int:
     from . import pipeline
 
     p = pipeline.load_profile(args.params, args.profile)
+    if args.print_kind:
+        if p.kind == "paper" and p.name != "paper":
+            print(f"profile {p.name!r} is paper-kind but pipelines/paper/dvc.yaml runs the profile named 'paper'; "
+                  "rename it or run its notebooks directly", file=sys.stderr)
+            return 2
+        print(p.kind)
+        return 0
     if p.kind != args.kind:
-        print(f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline (dvc.yaml) runs {args.kind}-kind "
-              "profiles only. The paper profile's pipeline is not built yet: set `profile: demo` (or tiny).", file=sys.stderr)
+        where = "pipelines/paper/dvc.yaml" if p.kind == "paper" else "dvc.yaml"
+        print(f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline runs {args.kind}-kind profiles only. "
+              f"Run `make reproduce` (it picks {where}) or `dvc repro {where}`.", file=sys.stderr)
         return 2
     print(f"profile {p.name!r} ({p.kind}), seeds {list(p.seeds)}")
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from .report import readme_section, write_readme_section
+def _prepare(args: argparse.Namespace) -> int:
+    import json
 
+    from . import pipeline
+
+    p = pipeline.load_profile(args.params, args.profile)
+    print(json.dumps(pipeline.prepare_data(p), indent=1))
+    return 0
+
+
+def _check_weights(args: argparse.Namespace) -> int:
+    from . import pipeline
+    from .clip_backbone import resolve_model_name
+    from .pretrained_weights import require_weights
+
+    clip = pipeline.load_profile(args.params, args.profile).clip
+    if not clip.pretrained or os.path.isfile(clip.pretrained) or resolve_model_name(clip.model).startswith("local-dir:"):
+        print(f"{clip.model}: weights from {clip.pretrained or 'the model folder'}; nothing to download")
+        return 0
+    found = require_weights(clip.model, clip.pretrained, clip.cache_dir)
+    print(f"{clip.model}/{clip.pretrained}: " + (f"cached at {found}" if found else "not cached; will be downloaded on first use"))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import paper_section, readme_section, write_readme_section
+
+    if not (Path(args.results) / "metrics" / "demo_clip_sanity.json").is_file():  # a paper-kind run
+        if args.write_readme:
+            print("--write-readme embeds the demo's results only; printing the paper tables instead", file=sys.stderr)
+        print(paper_section(args.results))
+        return 0
     if args.write_readme:
         write_readme_section(args.readme, args.results)
         print(f"updated the results section of {args.readme}")
@@ -117,11 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--profile", default=None)
     tr.add_argument("--seed", type=int, default=None)
     tr.set_defaults(func=_train)
-    chk = sub.add_parser("check-profile", help="fail unless params.yaml's profile is of the given kind")
-    chk.add_argument("--kind", required=True, choices=["demo", "paper"])
+    chk = sub.add_parser("check-profile", help="fail unless params.yaml's profile is of the given kind (or print its kind)")
+    chk.add_argument("--kind", choices=["demo", "paper"])
+    chk.add_argument("--print-kind", action="store_true", help="print the selected profile's kind (demo or paper)")
     chk.add_argument("--params", default="params.yaml")
     chk.add_argument("--profile", default=None)
     chk.set_defaults(func=_check_profile)
+    prep = sub.add_parser("prepare", help="the profile's data preparation (notebook 01): paper data fetched, linked, checked")
+    prep.add_argument("--params", default="params.yaml")
+    prep.add_argument("--profile", default=None)
+    prep.set_defaults(func=_prepare)
+    wts = sub.add_parser("check-weights", help="are the profile's CLIP weights cached or downloadable? (fails in a second if not)")
+    wts.add_argument("--params", default="params.yaml")
+    wts.add_argument("--profile", default=None)
+    wts.set_defaults(func=_check_weights)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results")
     rep.add_argument("--readme", default="README.md")
@@ -132,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "check-profile" and not (args.kind or args.print_kind):
+        parser.error("check-profile needs --kind or --print-kind")
     return args.func(args)
 
 

@@ -91,6 +91,10 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is tuple:
         args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}: expected a list, got {value!r}")
+            return tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
         return tuple(_check_type(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
@@ -168,3 +172,26 @@ class DemoClipConfig:
     warmup_steps: int = 40
     seed: int = 0
     checkpoint_every: int = 100
+
+
+PAPER_BENCHMARKS = ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects")
+
+
+@dataclass(frozen=True)
+class PaperDataConfig:
+    """Where the paper profile's inputs come from. Datasets live under data/<profile>/ (symlinks are
+    fine); the two paths below are linked into place by the data preparation.
+
+    imagenet_val: folder of ImageNet validation images sorted by synset (`n01440764/ILSVRC2012_val_*.JPEG`);
+        linked as `imgnet/real`. ImageNet may not be redistributed: point this at your copy.
+    imagenet_r: ImageNet-R's public `imagenet-r.tar`, or the folder it extracts to; linked (or
+        extracted) as `imgnet/imagenet-r`.
+    imagenet_lists: base URL, or a local folder, holding Pic2Word's two list files (sha256-checked).
+    """
+
+    benchmarks: tuple[str, ...] = PAPER_BENCHMARKS
+    imagenet_val: str | None = None
+    imagenet_r: str | None = None
+    imagenet_lists: str = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data/imgnet"
+    coco_seed: int = 0
+    n_examples: int = 5  # missing files named in the report, per dataset

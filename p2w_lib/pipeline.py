@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from .clip_backbone import FrozenClip, load_clip
-from .config import ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, MapperConfig, TrainConfig, from_dict
+from .config import (
+    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, MapperConfig, PaperDataConfig, TrainConfig, from_dict,
+)
 from .io_utils import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """Evaluation settings.
+
+    fashion_iq_prompt: "pic2word" (official) or "searle" (the follow-ups' variant).
+    mapper_checkpoint: evaluate this checkpoint (ours, or the official Pic2Word release) instead of
+        the profile's trained mapper.
+    test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
+    """
+
     ks: tuple[int, int] = (10, 50)
     max_bad_fraction: float = 0.01
+    fashion_iq_prompt: str = "pic2word"
+    mapper_checkpoint: str | None = None
+    test_submissions: bool = True
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Profile:
     mapper: MapperConfig = field(default_factory=MapperConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    paper_data: PaperDataConfig = field(default_factory=PaperDataConfig)
 
     # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
     @property
@@ -55,7 +69,15 @@ class Profile:
     def cache_dir(self) -> Path:
         return Path(".cache") / self.name
 
-    results_dir = Path("results")
+    @property
+    def prepared_dir(self) -> Path:
+        """What the paper profile's data preparation writes (lists, COCO queries, the report)."""
+        return self.world_dir / "prepared"
+
+    @property
+    def results_dir(self) -> Path:
+        # The committed demo results stay in results/; a paper-kind run gets its own folder beside them.
+        return Path("results") if self.kind == "demo" else Path("results") / self.name
 
     def clip_dir(self, seed: int) -> Path:
         return Path(self.models_dir) / "clip" / f"seed{seed}"
@@ -72,7 +94,7 @@ class Profile:
 
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
-             "train": TrainConfig, "eval": EvalConfig}
+             "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig}
 
 
 def load_profile(params_path: str | Path = "params.yaml", profile: str | None = None) -> Profile:
@@ -112,38 +134,12 @@ def enter_repo_root(start: str | Path | None = None) -> Path:
 # -- stages -------------------------------------------------------------------------------
 
 def prepare_data(p: Profile) -> dict:
-    """Demo: render the world. Paper: check the real data and report what is missing."""
+    """Demo: render the world. Paper: fetch, link, check and report the real data (paper_data.py)."""
     if p.kind == "demo":
         return prepare_demo_world(p)
-    return paper_data_report(p)
+    from .paper_data import prepare_paper_data
 
-
-def paper_data_report(p: Profile) -> dict:
-    """Which of the paper profile's inputs exist under data/paper; raises if any benchmark is unusable."""
-    from .datasets.fashion_iq import CATEGORIES
-    from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
-
-    root = p.world_dir
-    report: dict[str, Any] = {"cc3m_list": (root / "cc3m" / "train.tsv").is_file()}
-    for name, rel in (("imagenet_r_queries", QUERY_LIST), ("imagenet_r_targets", TARGET_LIST)):
-        path = root / rel
-        if path.is_file():
-            items = read_label_list(path)
-            missing = [q for q, _ in items if not (root / q).is_file()]
-            report[name] = {"listed": len(items), "missing": len(missing), "first_missing": missing[:3]}
-        else:
-            report[name] = {"list_file": f"missing: {path}"}
-    fiq = root / "fashion-iq"
-    report["fashion_iq"] = {c: (fiq / "captions" / f"cap.{c}.val.json").is_file() for c in CATEGORIES}
-    problems = [k for k, v in report.items() if v is False or (isinstance(v, dict) and (v.get("missing") or "list_file" in v))]
-    problems += [f"fashion_iq.{c}" for c, ok in report["fashion_iq"].items() if not ok]
-    if problems:
-        raise FileNotFoundError(
-            f"paper data under {root} is incomplete ({', '.join(problems)}): {json.dumps(report, indent=1)}. "
-            "Expected layout: cc3m/train.tsv, Pic2Word's imgnet/*.txt lists with their images, "
-            "fashion-iq/{captions,image_splits,images}/."
-        )
-    return report
+    return prepare_paper_data(p.world_dir, p.paper_data)
 
 
 def prepare_demo_world(p: Profile) -> dict:
@@ -168,9 +164,13 @@ def clip_for(p: Profile, seed: int) -> FrozenClip:
 
 
 def training_images(p: Profile) -> list[str]:
+    """The demo's CC3M-like list, or the paper's list of present CC3M images written by prepare_data."""
     from .datasets.cc3m import read_image_caption_list
+    from .paper_data import CC3M_LIST
 
-    return [path for path, _ in read_image_caption_list(p.world_dir / "cc3m" / "train.tsv")]
+    if p.kind == "demo":
+        return [path for path, _ in read_image_caption_list(p.world_dir / "cc3m" / "train.tsv")]
+    return [path for path, _ in read_image_caption_list(p.prepared_dir / CC3M_LIST, root=".")]
 
 
 def train_mapper_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
@@ -189,11 +189,11 @@ def _oracle(p: Profile, name: str):
 
 
 def mapper_for(p: Profile, seed: int, clip: FrozenClip):
-    """The trained mapper of `seed`, checked against `clip`."""
+    """The trained mapper of `seed` (or eval.mapper_checkpoint when set), checked against `clip`."""
     from .checkpoint import load_mapper
     from .train import CHECKPOINT_NAME
 
-    return load_mapper(p.mapper_dir(seed) / CHECKPOINT_NAME, clip)
+    return load_mapper(p.eval.mapper_checkpoint or p.mapper_dir(seed) / CHECKPOINT_NAME, clip)
 
 
 def rendition_domains(p: Profile) -> tuple[str, ...]:
@@ -223,10 +223,50 @@ def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = N
     clip = clip or clip_for(p, seed)
     result = evaluate_fashion_iq(
         clip, mapper_for(p, seed, clip), p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
-        oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed,
+        oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed, prompt_style=p.eval.fashion_iq_prompt,
     )
     _record(p, "fashion_iq", seed, result)
     return result
+
+
+MORE_BENCHMARKS = ("cirr", "circo", "coco_objects")  # notebook 08: the benchmarks beyond the design card
+
+
+def evaluate_more_benchmarks(p: Profile, seed: int) -> dict[str, dict]:
+    """CIRR, CIRCO and COCO object composition (those switched on in paper_data.benchmarks), plus
+    the CIRR/CIRCO test submission files. A switched-off benchmark's results file says so."""
+    clip = clip_for(p, seed)
+    mapper = mapper_for(p, seed, clip)
+    (p.results_dir / "submissions").mkdir(parents=True, exist_ok=True)  # a DVC out even when no file is written
+    results = {}
+    for task in MORE_BENCHMARKS:
+        if task not in p.paper_data.benchmarks:
+            results[task] = {"profile": p.name, "seed": seed, "skipped": "not in paper_data.benchmarks (params.yaml)"}
+            _record(p, task, seed, results[task])
+            continue
+        results[task] = _evaluate_more(p, task, seed, clip, mapper)
+        _record(p, task, seed, results[task])
+    return results
+
+
+def _evaluate_more(p: Profile, task: str, seed: int, clip: FrozenClip, mapper) -> dict:
+    from .protocols import circo, cirr, coco_objects
+
+    common = dict(cache_dir=p.cache_dir, max_bad_fraction=p.eval.max_bad_fraction)
+    submissions = p.results_dir / "submissions"
+    if task == "cirr":
+        result = cirr.evaluate_cirr(clip, mapper, p.world_dir / "cirr", profile=p.name, seed=seed, **common)
+        if p.eval.test_submissions and seed == p.seeds[0]:
+            files = cirr.write_test_submission(clip, mapper, p.world_dir / "cirr", submissions, **common)
+            result["submissions"] = {k: str(v) for k, v in files.items()}
+        return result
+    if task == "circo":
+        result = circo.evaluate_circo(clip, mapper, p.world_dir / "circo", profile=p.name, seed=seed, **common)
+        if p.eval.test_submissions and seed == p.seeds[0] and (p.world_dir / "circo" / "annotations" / "test.json").is_file():
+            result["submissions"] = {"test": str(circo.write_test_submission(clip, mapper, p.world_dir / "circo", submissions, **common))}
+        return result
+    return coco_objects.evaluate_coco_objects(clip, mapper, p.world_dir / "coco", p.prepared_dir / "coco",
+                                              profile=p.name, seed=seed, **common)
 
 
 def _record(p: Profile, task: str, seed: int, result: dict) -> None:

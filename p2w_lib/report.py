@@ -17,15 +17,34 @@ def load_result(path: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def metrics_frame(result: dict, keys: tuple[str, ...] = ("R@10", "R@50")) -> pd.DataFrame:
-    """One row per method: the averages and the per-domain/category scores for `keys`."""
-    group_key = "per_domain" if "per_domain" in next(iter(result["methods"].values())) else "per_category"
+def metrics_frame(result: dict, keys: tuple[str, ...] | None = ("R@10", "R@50")) -> pd.DataFrame:
+    """One row per method: the averages and any per-domain/category scores for `keys` (None: all)."""
+    if "skipped" in result:
+        return pd.DataFrame({"skipped": [result["skipped"]]}, index=[result.get("profile", "")])
+    first = next(iter(result["methods"].values()))
+    keys = keys or tuple(k for k, v in first.items() if not isinstance(v, dict))
+    group_key = next((g for g in ("per_domain", "per_category") if g in first), None)
     rows = {}
     for method, scores in result["methods"].items():
-        row = {f"avg {k}": scores[k] for k in keys if k in scores}
-        for group, g in scores[group_key].items():
+        row = {(f"avg {k}" if group_key else k): scores[k] for k in keys if k in scores}
+        for group, g in (scores[group_key].items() if group_key else ()):
             row.update({f"{group} {k}": g[k] for k in keys if k in g})
         rows[METHOD_LABELS.get(method, method)] = row
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def paper_comparison(result: dict, task: str) -> pd.DataFrame:
+    """Our averages next to the Pic2Word paper's ViT-L/14 numbers (reference_numbers.py), per method."""
+    from .reference_numbers import PIC2WORD_PAPER
+
+    reference = PIC2WORD_PAPER.get(task)
+    if reference is None or "skipped" in result:
+        return pd.DataFrame()
+    rows = {}
+    for method, paper in reference.items():
+        ours = result["methods"].get(method, {})
+        rows[METHOD_LABELS.get(method, method)] = {
+            **{f"ours {k}": ours.get(k, float("nan")) for k in paper}, **{f"paper {k}": v for k, v in paper.items()}}
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
@@ -101,6 +120,31 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "",
         "![qualitative fashion-iq](results/figures/qualitative_fashion_iq.png)",
     ]
+    return "\n".join(parts)
+
+
+PAPER_TASKS = ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects")
+
+
+def paper_section(results_dir: str | Path = "results/paper") -> str:
+    """Markdown tables of a paper-kind run: each benchmark's scores, and the paper's numbers beside ours."""
+    metrics = Path(results_dir) / "metrics"
+    parts = []
+    for task in PAPER_TASKS:
+        path = metrics / f"{task}.json"
+        if not path.is_file():
+            continue
+        result = load_result(path)
+        parts += [f"**{task}** (`{path}`)", ""]
+        if "skipped" in result:
+            parts += [f"skipped: {result['skipped']}", ""]
+            continue
+        parts += [markdown_table(metrics_frame(result, keys=None)), ""]
+        comparison = paper_comparison(result, task)
+        if not comparison.empty:
+            parts += ["Beside the Pic2Word paper (ViT-L/14):", "", markdown_table(comparison), ""]
+    if not parts:
+        raise FileNotFoundError(f"{metrics}: no results files of the paper benchmarks; run the paper pipeline first")
     return "\n".join(parts)
 
 

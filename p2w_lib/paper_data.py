@@ -1,0 +1,190 @@
+"""Preparing and checking the paper profile's data (notebook 01 and `python -m p2w_lib prepare`).
+
+The datasets stay where the user put them, under data/<profile>/ (symlinks are fine); this step
+fetches what may be fetched (Pic2Word's ImageNet-R lists, sha256-checked), links the two folders
+the user names in params.yaml, builds the seeded COCO object queries, writes the CC3M training
+list, and reports per benchmark how many listed files exist, naming the first missing ones.
+Everything it writes goes to data/<profile>/prepared/. Missing annotation files of a benchmark
+that is switched on stop the run with one message listing every problem; missing images are
+reported here and counted again by each evaluation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from .config import PAPER_BENCHMARKS, PaperDataConfig
+from .datasets.errors import DataFormatError
+from .io_utils import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+CC3M_LIST = "cc3m_train.tsv"
+REPORT = "report.json"
+
+
+def _present(path: str | Path) -> bool:
+    from .datasets.webdataset import is_member_ref
+
+    return is_member_ref(path) or os.path.isfile(path)  # shard members come from the shard's own index
+
+
+def missing_files(paths: Sequence[str | Path], n_examples: int, desc: str) -> dict:
+    """{listed, missing, first_missing} for a list of files."""
+    missing = [str(p) for p in tqdm(paths, desc=desc, unit="file", leave=False, mininterval=1.0) if not _present(p)]
+    return {"listed": len(paths), "missing": len(missing), "first_missing": missing[:n_examples]}
+
+
+def link_folder(link: Path, source: str | None, what: str) -> str:
+    """Make `link` point at the user's folder `source`; leave an existing real folder alone."""
+    if source is None:
+        return "not configured" if not link.exists() else "present"
+    src = Path(source).expanduser().resolve()
+    if not src.exists():
+        raise FileNotFoundError(f"{what}: {src} does not exist; fix the path in params.yaml (paper_data)")
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        return "present (kept; not replaced by the configured path)"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(src, target_is_directory=True)
+    return f"linked to {src}"
+
+
+def place_imagenet_r(imgnet: Path, source: str | None) -> str:
+    """ImageNet-R as `imgnet/imagenet-r/`: extract the public tar (it holds `imagenet-r/...`) or link a folder."""
+    target = imgnet / "imagenet-r"
+    if source is None or not str(source).endswith(".tar"):
+        return link_folder(target, source, "paper_data.imagenet_r")
+    if target.exists():
+        return "present (tar not re-extracted)"
+    tar_path = Path(source).expanduser()
+    if not tar_path.is_file():
+        raise FileNotFoundError(f"paper_data.imagenet_r: {tar_path} not found; download imagenet-r.tar from "
+                                "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder")
+    staging = imgnet / ".imagenet-r.extracting"
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(staging, filter="data")
+    os.replace(staging / "imagenet-r", target)  # appears only when complete
+    staging.rmdir()
+    return f"extracted from {tar_path}"
+
+
+def prepare_imagenet_r(root: Path, cfg: PaperDataConfig) -> dict:
+    from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+    from .downloads import fetch_pic2word_lists
+
+    base = cfg.imagenet_lists.rstrip("/")
+    fetch_pic2word_lists(root, {name: f"{base}/{name}" for name in ("imgnet_real_query.txt", "imgnet_targets.txt")})
+    report = {"real": link_folder(root / "imgnet" / "real", cfg.imagenet_val, "paper_data.imagenet_val"),
+              "imagenet-r": place_imagenet_r(root / "imgnet", cfg.imagenet_r)}
+    for name, rel in (("queries", QUERY_LIST), ("gallery", TARGET_LIST)):
+        items = read_label_list(root / rel)
+        report[name] = missing_files([root / p for p, _ in items], cfg.n_examples, f"checking ImageNet-R {name}")
+    return report
+
+
+def prepare_cc3m(root: Path, out_list: Path, n_examples: int) -> dict:
+    """Write the training list (image, caption) of every CC3M image present; report the rest.
+
+    Unreadable (corrupt) images are found later, when training reads them: they are skipped,
+    counted and named in the training log (see train.py), never a crash.
+    """
+    from .datasets.cc3m import read_training_pairs, write_image_caption_list
+
+    pairs, source, skipped = read_training_pairs(root / "cc3m")
+    present, missing = [], []
+    for path, caption in tqdm(pairs, desc="checking CC3M images", unit="file", leave=False, mininterval=1.0):
+        if _present(path):
+            present.append((path, " ".join(caption.split())))  # tabs/newlines would break the list format
+        else:
+            missing.append(path)
+    if not present:
+        raise FileNotFoundError(f"{root / 'cc3m'}: none of the {len(pairs)} listed training images exists")
+    write_image_caption_list(out_list, present)
+    return {"source": source, "listed": len(pairs), "missing": len(missing), "first_missing": missing[:n_examples],
+            **skipped, "training_images": len(present)}
+
+
+def check_fashion_iq(root: Path, n_examples: int) -> dict:
+    from .datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
+
+    files = image_index(root / "images")
+    report = {}
+    for category in CATEGORIES:
+        triplets, ids = read_triplets(root, category, "val"), read_split(root, category, "val")
+        absent = [i for i in ids if i not in files]
+        evaluable = sum(t.candidate in files and t.target in files and t.target in set(ids) for t in triplets)
+        report[category] = {"triplets": len(triplets), "evaluable": evaluable, "gallery": len(ids),
+                            "gallery_missing": len(absent), "first_missing": absent[:n_examples]}
+    return report
+
+
+def check_cirr(root: Path, n_examples: int) -> dict:
+    from .datasets.cirr import read_image_split, read_queries
+
+    report = {}
+    for split in ("val", "test1"):
+        files = read_image_split(root, split)
+        report[split] = {"queries": len(read_queries(root, split)),
+                         **missing_files(list(files.values()), n_examples, f"checking CIRR {split} images")}
+    return report
+
+
+def check_circo(root: Path, n_examples: int) -> dict:
+    from .datasets.circo import read_gallery, read_queries
+
+    files = read_gallery(root)
+    report = {split: {"queries": len(read_queries(root, split))} for split in ("val", "test")
+              if (root / "annotations" / f"{split}.json").is_file() or split == "val"}
+    report["gallery"] = missing_files(list(files.values()), n_examples, "checking CIRCO gallery images")
+    return report
+
+
+def prepare_coco(root: Path, out_dir: Path, seed: int) -> dict:
+    from .datasets.coco import build_object_queries
+
+    return build_object_queries(root, out_dir, seed=seed)
+
+
+def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
+    """Run every step for the switched-on benchmarks; write and return the report.
+
+    Raises FileNotFoundError listing every benchmark whose annotation files are missing or malformed.
+    """
+    root = Path(root)
+    prepared = root / "prepared"
+    unknown = set(cfg.benchmarks) - set(PAPER_BENCHMARKS)
+    if unknown:
+        raise ValueError(f"paper_data.benchmarks: unknown {sorted(unknown)}; choose from {PAPER_BENCHMARKS}")
+    steps: dict[str, Callable[[], dict]] = {
+        "cc3m": lambda: prepare_cc3m(root, prepared / CC3M_LIST, cfg.n_examples),
+        "domain_conversion": lambda: prepare_imagenet_r(root, cfg),
+        "fashion_iq": lambda: check_fashion_iq(root / "fashion-iq", cfg.n_examples),
+        "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples),
+        "circo": lambda: check_circo(root / "circo", cfg.n_examples),
+        "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed),
+    }
+    report, problems = {"root": str(root), "benchmarks": list(cfg.benchmarks)}, []
+    for name, step in steps.items():
+        if name != "cc3m" and name not in cfg.benchmarks:
+            continue
+        try:
+            report[name] = step()
+        except (FileNotFoundError, DataFormatError) as err:
+            problems.append(f"{name}: {err}")
+            report[name] = {"error": str(err)}
+    atomic_write_json(prepared / REPORT, report)
+    if problems:
+        raise FileNotFoundError(
+            f"paper data under {root} is not ready ({len(problems)} problem(s); full report in {prepared / REPORT}):\n  "
+            + "\n  ".join(problems)
+            + "\nProvide the files (see README, 'Reproducing the paper'), or drop the benchmark from "
+              "paper_data.benchmarks in params.yaml."
+        )
+    return report

@@ -1,0 +1,125 @@
+"""The paper profile end to end on fixtures in the real formats with a tiny random CLIP: data
+preparation, mapper training (faithful re-encoding mode, a corrupt CC3M image skipped), every
+evaluation and submission file, notebook 08 under papermill; and the paper pipeline's wiring."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from p2w_lib import downloads, pipeline
+from p2w_lib.cli import main as cli_main
+from p2w_lib.config import PAPER_BENCHMARKS
+from p2w_lib.report import paper_section
+from tests import paper_fixtures as fx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+METHODS = {"image_only", "text_only", "image_text", "pic2word"}
+
+
+def test_paper_profile_is_the_papers_recipe():
+    p = pipeline.load_profile(ROOT / "params.yaml", "paper")
+    assert (p.clip.model, p.clip.pretrained) == ("ViT-L-14", "openai")
+    t = p.train
+    assert (t.batch_size, t.lr, t.weight_decay, t.epochs, t.warmup_steps) == (128, 1e-4, 0.1, 30, 10000)
+    assert (t.betas, t.eps, t.crop_scale, t.prompt) == ((0.9, 0.98), 1e-6, (0.9, 1.0), "a photo of *")
+    assert (p.mapper.hidden_dim, p.mapper.n_layers, p.mapper.dropout) == (512, 2, 0.1)
+    assert p.paper_data.benchmarks == PAPER_BENCHMARKS and p.results_dir == Path("results/paper")
+
+
+def test_paper_pipeline_wiring():
+    """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
+    stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "more_benchmarks"]
+    for name, stage in stages.items():
+        assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
+        assert all(o.startswith(("results/paper/", "models/paper/", "data/paper/prepared")) for o in outs), (name, outs)
+        notebook = stage["cmd"].split()[2]
+        assert (ROOT / "notebooks" / f"{notebook}.ipynb").is_file()
+    metrics = {next(iter(m)) for s in stages.values() for m in s.get("metrics", [])}
+    assert {f"results/paper/metrics/{t}.json" for t in PAPER_BENCHMARKS} <= metrics
+
+
+def test_check_profile_routes_each_kind_to_its_pipeline(tmp_path, capsys):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for profile, kind in (("demo", "demo"), ("paper", "paper")):
+        params["profile"] = profile
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        assert cli_main(["check-profile", "--print-kind", "--params", str(tmp_path / "params.yaml")]) == 0
+        assert capsys.readouterr().out.strip() == kind
+    assert cli_main(["check-profile", "--kind", "demo", "--params", str(tmp_path / "params.yaml")]) == 2
+    assert "pipelines/paper/dvc.yaml" in capsys.readouterr().err
+
+
+@pytest.fixture
+def paper_repo(tmp_path, monkeypatch):
+    """A working directory with params.yaml (profile paper on a tiny random CLIP) and the fixture data."""
+    root, sources = tmp_path / "data" / "paper", tmp_path / "sources"
+    lists = fx.paper_world(root, sources)
+    monkeypatch.setattr(downloads, "PIC2WORD_IMAGENET_LISTS", tuple(
+        downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), downloads.sha256_file(p)) for p in lists.values()))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    paper = params["profiles"]["paper"]
+    paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
+    paper["mapper"]["hidden_dim"] = 32
+    paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
+    paper["eval"]["max_bad_fraction"] = 0.1
+    paper["paper_data"].update(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
+                               imagenet_lists=str(sources / "lists"))
+    params["profile"] = "paper"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
+    p = pipeline.load_profile()
+    report = pipeline.prepare_data(p)
+    assert report["domain_conversion"]["gallery"]["missing"] == 1
+
+    run = pipeline.train_mapper_stage(p, 0)
+    assert run.steps == 2 * (24 // 8)  # 24 listed images; the corrupt one is skipped inside its batch
+    assert "skipping unreadable training image data/paper/cc3m/images/00003.jpg" in caplog.text
+
+    dc = pipeline.evaluate_domain_conversion_stage(p, 0)
+    assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
+    assert set(dc["methods"]["pic2word"]["per_domain"]) == {"cartoon", "origami", "toy", "sculpture"}
+    fiq = pipeline.evaluate_fashion_iq_stage(p, 0)
+    assert fiq["counts"]["shirt"]["evaluable"] == 4 and fiq["counts"]["shirt"]["skipped"] == 2
+    more = pipeline.evaluate_more_benchmarks(p, 0)
+    assert {"R@1", "R@5", "R@10", "Rs@1", "Rs@2", "Rs@3"} <= set(more["cirr"]["methods"]["pic2word"])
+    assert {"mAP@5", "mAP@10"} <= set(more["circo"]["methods"]["pic2word"])
+    assert more["coco_objects"]["n_queries"] == 7
+    metrics = Path("results/paper/metrics")
+    for task in PAPER_BENCHMARKS:
+        saved = json.loads((metrics / f"{task}.json").read_text())
+        assert saved["profile"] == "paper" and set(saved["methods"]) == METHODS, task
+    subs = sorted(p.name for p in Path("results/paper/submissions").iterdir())
+    assert subs == ["circo_test_pic2word.json", "cirr_test1_recall_pic2word.json", "cirr_test1_recall_subset_pic2word.json"]
+    assert "Beside the Pic2Word paper" in paper_section("results/paper")
+
+
+def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["cirr"]
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    p = pipeline.load_profile()
+    pipeline.prepare_data(p)
+    pipeline.train_mapper_stage(p, 0)
+    shutil.copytree(ROOT / "notebooks", "notebooks")
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["bash", "notebooks/run_notebook.sh", "08_more_benchmarks", "paper", "results/paper"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Path("results/paper/notebooks/08_more_benchmarks.html").is_file()
+    circo = json.loads(Path("results/paper/metrics/circo.json").read_text())
+    assert circo["skipped"].startswith("not in paper_data.benchmarks")
+    assert "methods" in json.loads(Path("results/paper/metrics/cirr.json").read_text())
