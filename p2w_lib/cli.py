@@ -185,7 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-profile" and not (args.kind or args.print_kind):
         parser.error("check-profile needs --kind or --print-kind")
-    return args.func(args)
+    from .config import ConfigError
+    from .datasets.errors import DataFormatError
+    from .downloads import ChecksumError
+    from .images import BadImagesError
+
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ConfigError, DataFormatError, ChecksumError, BadImagesError) as err:
+        # Input problems whose message says what to do: print it, not a traceback from deep inside.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -187,11 +187,15 @@ class PaperDataConfig:
     imagenet_r: ImageNet-R's public `imagenet-r.tar`, or the folder it extracts to; linked (or
         extracted) as `imgnet/imagenet-r`.
     imagenet_lists: base URL, or a local folder, holding Pic2Word's two list files (sha256-checked).
+    fashion_iq_annotations: base URL, or a local folder, of Fashion-IQ's `captions/` and
+        `image_splits/`; the validation files missing under data/<profile>/fashion-iq are fetched
+        from it (sha256-checked). None = the public repository.
     """
 
     benchmarks: tuple[str, ...] = PAPER_BENCHMARKS
     imagenet_val: str | None = None
     imagenet_r: str | None = None
     imagenet_lists: str = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data/imgnet"
+    fashion_iq_annotations: str | None = None
     coco_seed: int = 0
     n_examples: int = 5  # missing files named in the report, per dataset

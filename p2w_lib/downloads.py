@@ -34,6 +34,19 @@ PIC2WORD_IMAGENET_LISTS = (
 )
 
 
+FASHION_IQ_RAW = "https://raw.githubusercontent.com/XiaoxiaoGuo/fashion-iq/master"
+_FIQ_SHA256 = {
+    "captions/cap.dress.val.json": "5e5117d45695df9c3ca91fac3e0bc49e6422ae9c8b3793f0ac9b3ab83adb7de9",
+    "captions/cap.shirt.val.json": "7b7ca3797b85dddfd83e74cdb4454cb63e3e7c09acef2590155efbacea6d7feb",
+    "captions/cap.toptee.val.json": "b4e09f428e6c255cc4b4ec46e77908305ab83075d82840c960be81af15cdc5eb",
+    "image_splits/split.dress.val.json": "21ff91d53c23859da91bfd49f3acc139b7f3a3dc944fc4e4a80194468cf14bab",
+    "image_splits/split.shirt.val.json": "b82effbf7352a6f828b38c45eb32e53d726bd4d6fd81d6290c81eeb2c68e3234",
+    "image_splits/split.toptee.val.json": "ee42b2505275dd7a19b11ddb88c9264aab2d77f4e59b075fb1c7c3095d02f412",
+}
+# Fashion-IQ's validation captions and splits (CDLA), with the checksums of the released files.
+FASHION_IQ_VAL_FILES = tuple(RemoteFile(f"fashion-iq/{name}", f"{FASHION_IQ_RAW}/{name}", sha) for name, sha in _FIQ_SHA256.items())
+
+
 class ChecksumError(RuntimeError):
     """A fetched file's sha256 differs from the expected one; nothing was written."""
 
@@ -79,3 +92,17 @@ def fetch_pic2word_lists(root: str | Path, sources: dict[str, str] | None = None
     sources = sources or {}
     return [fetch_verified(sources.get(Path(f.name).name, f.url), Path(root) / f.name, f.sha256)
             for f in PIC2WORD_IMAGENET_LISTS]
+
+
+def fetch_missing(root: str | Path, files: tuple[RemoteFile, ...], base: str | None = None) -> list[str]:
+    """Fetch each of `files` absent under `root` (from `base`/<name> when given); files already in
+    place are the user's and are left alone. Returns the names fetched."""
+    fetched = []
+    for f in files:
+        dest = Path(root) / f.name
+        if dest.is_file():
+            continue
+        rel = f.name.split("/", 1)[1]
+        fetch_verified(f"{base.rstrip('/')}/{rel}" if base else f.url, dest, f.sha256)
+        fetched.append(f.name)
+    return fetched

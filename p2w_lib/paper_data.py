@@ -111,11 +111,14 @@ def prepare_cc3m(root: Path, out_list: Path, n_examples: int) -> dict:
             **skipped, "training_images": len(present)}
 
 
-def check_fashion_iq(root: Path, n_examples: int) -> dict:
+def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None) -> dict:
+    """Fetch the validation captions/splits that are missing; count evaluable triplets per category."""
     from .datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
+    from .downloads import FASHION_IQ_VAL_FILES, fetch_missing
 
+    fetched = fetch_missing(root.parent, FASHION_IQ_VAL_FILES, annotations)
     files = image_index(root / "images")
-    report = {}
+    report: dict = {"fetched": fetched}
     for category in CATEGORIES:
         triplets, ids = read_triplets(root, category, "val"), read_split(root, category, "val")
         absent = [i for i in ids if i not in files]
@@ -165,7 +168,7 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
     steps: dict[str, Callable[[], dict]] = {
         "cc3m": lambda: prepare_cc3m(root, prepared / CC3M_LIST, cfg.n_examples),
         "domain_conversion": lambda: prepare_imagenet_r(root, cfg),
-        "fashion_iq": lambda: check_fashion_iq(root / "fashion-iq", cfg.n_examples),
+        "fashion_iq": lambda: check_fashion_iq(root / "fashion-iq", cfg.n_examples, cfg.fashion_iq_annotations),
         "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples),
         "circo": lambda: check_circo(root / "circo", cfg.n_examples),
         "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed),

@@ -72,8 +72,11 @@ def reachable(host: str, port: int = 443, timeout: float = 0.4) -> bool:
         pool.shutdown(wait=False)
 
 
-def require_weights(model: str, tag: str, cache_dir: str | None = None, probe=reachable) -> str | None:
-    """Return the cached weight file, None if it will be downloaded; raise if neither can happen."""
+def require_weights(model: str, tag: str, cache_dir: str | None = None, probe=None) -> str | None:
+    """Return the cached weight file, None if it will be downloaded; raise if neither can happen.
+
+    probe(host) -> bool tells whether a download host answers (default: `reachable`)."""
+    probe = probe or reachable
     source = weights_source(model, tag, cache_dir)
     if source is None:
         return None

@@ -17,11 +17,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from torchvision import transforms
 from tqdm.auto import tqdm
 
@@ -80,8 +81,12 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor
     return epoch_order(n, seed, epoch)[offset * batch_size:(offset + 1) * batch_size]
 
 
-def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[Callable, int]:
-    """Read embeddings from the cache; returns (indices -> [B, D] features, number of usable images)."""
+# A feature stream yields the image features [B, D] of steps start..stop-1, given plan(step) -> indices.
+FeatureStream = Callable[[int, int, Callable[[int], torch.Tensor]], Iterator[torch.Tensor]]
+
+
+def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[FeatureStream, int]:
+    """Read embeddings from the cache; returns (feature stream, number of usable images)."""
     kwargs = dict(batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction,
                   desc="embedding training images", dtype=cfg.cache_dtype)
     rank, world = dist_info()
@@ -90,12 +95,31 @@ def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConf
     else:
         emb = embed_images(clip, paths, cache_dir=cache_dir, **kwargs)
     rows = np.flatnonzero(emb.valid)  # training index -> cache row, bad images left out
-    # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
-    return (lambda idx: torch.from_numpy(np.asarray(emb.features[rows[idx.numpy()]], dtype=np.float32)).to(clip.device)), len(rows)
+
+    def stream(start: int, stop: int, plan: Callable[[int], torch.Tensor]) -> Iterator[torch.Tensor]:
+        for step in range(start, stop):
+            # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
+            yield torch.from_numpy(np.asarray(emb.features[rows[plan(step).numpy()]], dtype=np.float32)).to(clip.device)
+
+    return stream, len(rows)
 
 
-def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig) -> tuple[Callable, int]:
-    """Re-encode images every step with RandomResizedCrop, as the original recipe does."""
+class _PlannedBatches(torch.utils.data.Sampler):
+    """The index batches the training loop will consume, so DataLoader workers can decode ahead."""
+
+    def __init__(self, start: int, stop: int, plan: Callable[[int], torch.Tensor]):
+        self.start, self.stop, self.plan = start, stop, plan
+
+    def __iter__(self):
+        return (self.plan(step).tolist() for step in range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig) -> tuple[FeatureStream, int]:
+    """Re-encode images every step with RandomResizedCrop, as the original recipe does; `num_workers`
+    DataLoader processes decode and augment the planned batches ahead of the GPU."""
     pre = clip.model.visual.preprocess_cfg
     augment = transforms.Compose([
         transforms.RandomResizedCrop(clip.image_size, scale=cfg.crop_scale, interpolation=transforms.InterpolationMode.BICUBIC),
@@ -103,24 +127,29 @@ def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: Train
         transforms.Normalize(pre["mean"], pre["std"]),
     ])
     dataset = ImageListDataset(paths, augment, clip.image_size)
-
     report = BadImageReport(total=len(dataset))
 
-    def source(idx: torch.Tensor) -> torch.Tensor:
-        items = [dataset[i] for i in idx.tolist()]
-        good = [x for x, _, err in items if not err]
-        for _, i, err in items:
+    def readable(images: torch.Tensor, idx: torch.Tensor, errors: list[str]) -> torch.Tensor:
+        for i, err in zip(idx.tolist(), errors):
             if err and dataset.paths[i] not in report.bad:  # a corrupt CC3M download: skip it, say so once
                 report.add(dataset.paths[i], err)
                 log.warning("skipping unreadable training image %s (%s); %d so far", dataset.paths[i], err, report.n_bad)
         report.check(cfg.max_bad_fraction, "training images")
-        if not good:
+        keep = torch.tensor([not e for e in errors])
+        if not keep.any():
             raise BadImagesError(f"every image of a training batch is unreadable: {report.summary('training images')}")
-        if len(good) < len(items) and dist_info()[1] > 1:  # ranks must all-gather equal shapes: repeat readable ones
-            good = [good[i % len(good)] for i in range(len(items))]
-        return clip.encode_image(torch.stack(good))  # [B', D]; B' < B only when an image was skipped
+        if not keep.all() and dist_info()[1] > 1:  # ranks must all-gather equal shapes: repeat readable ones
+            good = torch.nonzero(keep).squeeze(1)
+            return images[good[torch.arange(len(errors)) % len(good)]]
+        return images[keep]  # [B', C, H, W]; B' < B only when an image was skipped
 
-    return source, len(dataset)
+    def stream(start: int, stop: int, plan: Callable[[int], torch.Tensor]) -> Iterator[torch.Tensor]:
+        loader = DataLoader(dataset, batch_sampler=_PlannedBatches(start, stop, plan), num_workers=cfg.num_workers,
+                            pin_memory=clip.device.type == "cuda", persistent_workers=False)
+        for images, idx, errors in loader:
+            yield clip.encode_image(readable(images, idx, list(errors)))  # [B', D]
+
+    return stream, len(dataset)
 
 
 def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
@@ -266,6 +295,9 @@ def train_mapper(
             n_images=n, optimizer=opt.state_dict(), rng=_rng_state(),
         )
 
+    def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`
+        return batch_indices(step, n, global_batch, cfg.seed)[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
+
     tokens = _prompt_tokens(clip, cfg.prompt, cfg.batch_size)
     mapper.train()
     loss = float("nan")
@@ -275,12 +307,12 @@ def train_mapper(
         if new_log:
             writer.writerow(["step", "epoch", "loss", "lr"])
         bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total, disable=rank != 0)
+        features = source(start, stop, plan)
         for step in bar:
             lr = lr_at(step, cfg.lr, cfg.warmup_steps, total)
             for group in opt.param_groups:
                 group["lr"] = lr
-            mine = batch_indices(step, n, global_batch, cfg.seed)[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
-            loss = train_step(clip, model, tokens, source(mine), opt, cfg)  # source(mine): [B, D]
+            loss = train_step(clip, model, tokens, next(features), opt, cfg)  # features of plan(step): [B, D]
             if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
                 writer.writerow([step + 1, step // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"])
                 fh.flush()

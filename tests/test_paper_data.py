@@ -61,8 +61,6 @@ def test_missing_weights_fail_fast_without_calling_open_clip(tmp_path, monkeypat
     monkeypatch.setattr(open_clip, "create_model_and_transforms", no_download)
     probed = []
     monkeypatch.setattr(pw, "reachable", lambda host, **kw: probed.append(host) or False)
-    monkeypatch.setattr("p2w_lib.clip_backbone.require_weights",
-                        lambda m, t, c: pw.require_weights(m, t, c, probe=pw.reachable))
     with pytest.raises(pw.WeightsUnavailableError) as err:
         load_clip(ClipConfig(model="ViT-L-14", pretrained="openai", cache_dir=str(tmp_path)))
     message = str(err.value)
@@ -164,3 +162,30 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
     assert "error" in json.loads((root / "prepared" / "report.json").read_text())["cirr"]
     report = prepare_paper_data(root, PaperDataConfig(**{**cfg.__dict__, "benchmarks": ("fashion_iq",)}))
     assert "cirr" not in report and "domain_conversion" not in report
+
+
+def test_cli_prints_the_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from p2w_lib.cli import main as cli_main
+
+    monkeypatch.setattr(pw, "reachable", lambda host, **kw: False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "paper", "profiles": {"paper": {
+        "kind": "paper", "seeds": [0], "clip": {"model": "ViT-L-14", "pretrained": "openai", "cache_dir": str(tmp_path)}}}}))
+    assert cli_main(["check-weights", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: CLIP weights ViT-L-14/openai are not cached") and "Traceback" not in err
+
+
+@pytest.mark.skipif(not (SHARED / "reference" / "fashion-iq").is_dir(), reason="../shared/reference absent")
+def test_fashion_iq_annotations_fetched_when_missing_and_left_alone_when_present(tmp_path):
+    from p2w_lib.downloads import FASHION_IQ_VAL_FILES, fetch_missing
+
+    base = (SHARED / "reference" / "fashion-iq").as_uri()
+    fetched = fetch_missing(tmp_path, FASHION_IQ_VAL_FILES, base)
+    assert len(fetched) == 6 and (tmp_path / "fashion-iq" / "captions" / "cap.dress.val.json").is_file()
+    mine = tmp_path / "fashion-iq" / "captions" / "cap.shirt.val.json"
+    mine.write_text("[]")  # the user's own file is never overwritten or re-checked
+    assert fetch_missing(tmp_path, FASHION_IQ_VAL_FILES, "file:///nonexistent") == []
+    assert mine.read_text() == "[]"

@@ -81,6 +81,7 @@ def paper_repo(tmp_path, monkeypatch):
 
 
 def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
+    caplog.set_level("INFO", logger="p2w_lib")
     p = pipeline.load_profile()
     report = pipeline.prepare_data(p)
     assert report["domain_conversion"]["gallery"]["missing"] == 1
@@ -95,6 +96,9 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     fiq = pipeline.evaluate_fashion_iq_stage(p, 0)
     assert fiq["counts"]["shirt"]["evaluable"] == 4 and fiq["counts"]["shirt"]["skipped"] == 2
     more = pipeline.evaluate_more_benchmarks(p, 0)
+    for task in ("CIRR val: 6 queries evaluated, 0 skipped", "CIRCO val: 5 queries", "COCO objects: 7 queries",
+                 "fashion-iq shirt: 4 triplets evaluated, 2 skipped", "domain conversion: 6 queries evaluated"):
+        assert task in caplog.text
     assert {"R@1", "R@5", "R@10", "Rs@1", "Rs@2", "Rs@3"} <= set(more["cirr"]["methods"]["pic2word"])
     assert {"mAP@5", "mAP@10"} <= set(more["circo"]["methods"]["pic2word"])
     assert more["coco_objects"]["n_queries"] == 7

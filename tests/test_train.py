@@ -9,6 +9,7 @@ import torch
 
 from p2w_lib import MapperConfig, TrainConfig, load_mapper, train_mapper
 from p2w_lib.checkpoint import CheckpointError
+from p2w_lib.images import load_rgb
 from p2w_lib.train import batch_indices, lr_at
 
 SMALL = dict(batch_size=8, lr=1e-3, warmup_steps=2, epochs=4, checkpoint_every=3, seed=0, embed_batch_size=16)
@@ -97,3 +98,20 @@ def test_smoke_run_end_to_end():
     assert out["train_steps"] == 24 and math.isfinite(out["last_loss"])
     assert set(out["methods"]) == {"image_only", "text_only", "image_text", "pic2word"}
     assert all(0 <= m["R@10"] <= 100 for m in out["methods"].values())
+
+
+def test_recompute_stream_follows_the_plan_with_worker_processes(clip, image_paths):
+    """DataLoader workers decode ahead, yet each step gets exactly its planned images (crop scale 1
+    on square images makes the augmentation deterministic, so both streams must agree)."""
+    from p2w_lib.train import recomputed_feature_source
+
+    plan = lambda step: batch_indices(step, len(image_paths), 8, seed=3)  # noqa: E731
+    streams = {}
+    for workers in (0, 2):
+        cfg = TrainConfig(recompute_image_features=True, crop_scale=(1.0, 1.0), num_workers=workers)
+        stream, n = recomputed_feature_source(clip, image_paths, cfg)
+        streams[workers] = torch.stack(list(stream(1, 5, plan)))  # [4, 8, D]
+    assert n == len(image_paths)
+    assert torch.allclose(streams[0], streams[2], atol=1e-5)
+    direct = clip.encode_image(torch.stack([clip.preprocess(load_rgb(image_paths[i])) for i in plan(2).tolist()]))
+    assert torch.allclose(streams[0][1], direct, atol=1e-3)  # step 2 is the second batch of the stream

@@ -20,7 +20,7 @@ from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS, compose_queries
 from ..retrieval import topk_search
-from .common import Gallery, embed_gallery, methods_document, rank_and_score
+from .common import Gallery, embed_gallery, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ def evaluate_circo(
     if not usable:
         raise ValueError(f"CIRCO val under {root}: no query has its reference and a ground-truth image readable")
     missing_gt = sum(g not in rows for q in usable for g in q.ground_truth)
-    if len(usable) < len(queries) or missing_gt:
-        log.warning("CIRCO val: %d of %d queries skipped; %d ground-truth images missing from the gallery",
-                    len(queries) - len(usable), len(queries), missing_gt)
+    log_counts("CIRCO val", len(usable), len(queries) - len(usable))
+    if missing_gt:
+        log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
     feats = _queries(clip, mapper, gallery, usable, methods)
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
     n_gt = torch.tensor([len(set(q.ground_truth)) for q in usable])  # the official |GT|, readable or not

@@ -21,7 +21,7 @@ from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS, compose_queries
 from ..retrieval import topk_search
-from .common import Gallery, embed_gallery, methods_document, rank_and_score
+from .common import Gallery, embed_gallery, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ def evaluate_cirr(
     usable = [q for q in queries if q.reference in rows and q.target in rows]
     if not usable:
         raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
-    if len(usable) < len(queries):
-        log.warning("CIRR val: %d of %d queries skipped (reference or target image missing)", len(queries) - len(usable), len(queries))
+    log_counts("CIRR val", len(usable), len(queries) - len(usable))
     feats = _queries(clip, mapper, gallery, usable, methods)
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]

@@ -15,7 +15,7 @@ from ..datasets.coco import ObjectQuery, query_crop_path, read_queries
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS, compose_queries
-from .common import embed_gallery, embed_queries, methods_document, rank_and_score
+from .common import embed_gallery, embed_queries, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def evaluate_coco_objects(
     if not keep:
         raise ValueError(f"COCO objects under {root}: no query has both its crop and its image readable")
     usable = [queries[i] for i in keep]
+    log_counts("COCO objects", len(usable), len(queries) - len(usable))
     feats = compose_queries(clip, mapper, crops[keep], [prompt_for(q) for q in usable], methods=methods)
     targets = [{rows[q.file_name]} for q in usable]
     scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, precision_k=None)

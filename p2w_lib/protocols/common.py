@@ -88,3 +88,9 @@ def results_document(profile: str, seed: int, metric: str, per_group: dict[str, 
 def methods_document(profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra) -> dict:
     """The results schema for a benchmark without groups: {profile, seed, metric, methods: {method: scores}}."""
     return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
+
+
+def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -> None:
+    """Every evaluation says how many queries it scored and skipped (a warning when any was skipped)."""
+    level = logging.WARNING if skipped else logging.INFO
+    log.log(level, "%s: %d %s evaluated, %d skipped (missing or unreadable images)", task, evaluated, what, skipped)

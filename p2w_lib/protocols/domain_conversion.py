@@ -19,7 +19,7 @@ from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from ..mapper import Mapper
 from ..metrics import relevance_from_labels
 from ..queries import METHODS, compose_queries, encode_unique_texts
-from .common import embed_gallery, embed_queries, rank_and_score, results_document
+from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def evaluate_domain_conversion(
     ref_feats = ref_feats[ok]
     query_labels = torch.tensor([label for _, label in query_items])[ok]
     gallery_labels = torch.tensor(gallery.keys)
-    log.info("domain conversion: %d queries (%d skipped), gallery %d (%d skipped)",
-             len(query_labels), int((~ok).sum()), len(gallery_labels), gallery.skipped)
+    log_counts("domain conversion", len(query_labels), int((~ok).sum()))
+    log_counts("domain conversion gallery", len(gallery_labels), gallery.skipped, what="images")
 
     per_domain = {}
     for p, domain in enumerate(domains):

@@ -23,7 +23,7 @@ from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_trip
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS, compose_queries, encode_unique_texts
-from .common import embed_gallery, embed_queries, rank_and_score, results_document
+from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def evaluate_category(
     ref_feats = ref_feats[ok]
     counts = {"evaluable": len(usable_ok), "skipped": len(triplets) - len(usable_ok),
               "gallery": len(gallery.keys), "gallery_missing": len(ids) - len(gallery.keys)}
-    if counts["skipped"]:
-        log.warning("fashion-iq %s: %d of %d triplets not evaluable (missing/unreadable images)", category, counts["skipped"], len(triplets))
+    log_counts(f"fashion-iq {category}", counts["evaluable"], counts["skipped"], what="triplets")
     if not usable_ok:
         raise ValueError(f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)")
     queries = _queries(clip, mapper, ref_feats, usable_ok, prompt_style)
