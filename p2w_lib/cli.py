@@ -70,9 +70,20 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _check_profile(args: argparse.Namespace) -> int:
+    import yaml
+
     from . import pipeline
 
     p = pipeline.load_profile(args.params, args.profile)
+    demo_profile = yaml.safe_load(open(args.params)).get("demo_profile")
+    if pipeline.load_profile(args.params, demo_profile).kind != "demo":
+        print(f"{args.params}: demo_profile {demo_profile!r} must be a demo-kind profile (demo or tiny): "
+              "dvc.yaml runs it, and DVC refuses two pipelines that share the paper profile's folders", file=sys.stderr)
+        return 2
+    if p.kind == "demo" and p.name != demo_profile:
+        print(f"{args.params}: profile {p.name!r} but demo_profile {demo_profile!r}; dvc.yaml runs demo_profile, "
+              f"so set `demo_profile: {p.name}` as well", file=sys.stderr)
+        return 2
     if args.print_kind:
         if p.kind == "paper" and p.name != "paper":
             print(f"profile {p.name!r} is paper-kind but pipelines/paper/dvc.yaml runs the profile named 'paper'; "

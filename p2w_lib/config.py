@@ -184,8 +184,8 @@ class PaperDataConfig:
 
     imagenet_val: folder of ImageNet validation images sorted by synset (`n01440764/ILSVRC2012_val_*.JPEG`);
         linked as `imgnet/real`. ImageNet may not be redistributed: point this at your copy.
-    imagenet_r: ImageNet-R's public `imagenet-r.tar`, or the folder it extracts to; linked (or
-        extracted) as `imgnet/imagenet-r`.
+    imagenet_r: ImageNet-R's public `imagenet-r.tar` (a path or its URL), or the folder it extracts
+        to; linked (or downloaded and extracted) as `imgnet/imagenet-r`.
     imagenet_lists: base URL, or a local folder, holding Pic2Word's two list files (sha256-checked).
     fashion_iq_annotations: base URL, or a local folder, of Fashion-IQ's `captions/` and
         `image_splits/`; the validation files missing under data/<profile>/fashion-iq are fetched

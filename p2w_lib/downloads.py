@@ -59,25 +59,39 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def fetch_verified(source: str, dest: str | Path, sha256: str, timeout: float = 30.0) -> Path:
-    """Copy or download `source` to `dest` if `dest` is not already the file with `sha256`."""
+def _copy_stream(response, out, total: int | None, desc: str) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=not total or total < (1 << 24)) as bar:
+        while block := response.read(1 << 20):
+            out.write(block)
+            bar.update(len(block))
+
+
+def fetch_verified(source: str, dest: str | Path, sha256: str | None, timeout: float = 30.0) -> Path:
+    """Copy or download `source` to `dest` if `dest` is not already the file with `sha256`.
+
+    sha256=None (a file without a published checksum, e.g. ImageNet-R's tar) skips the check and
+    any file already at `dest` is kept.
+    """
     dest = Path(dest)
-    if dest.is_file() and sha256_file(dest) == sha256:
+    if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         try:
             if "://" in source:
                 with urllib.request.urlopen(source, timeout=timeout) as response, open(tmp, "wb") as out:
-                    shutil.copyfileobj(response, out)
+                    length = response.headers.get("Content-Length")
+                    _copy_stream(response, out, int(length) if length else None, f"downloading {dest.name}")
             else:
                 shutil.copyfile(source, tmp)
         except OSError as err:  # URLError is an OSError
             raise FileNotFoundError(
                 f"could not fetch {source} for {dest} ({err}). Without internet, download it on another "
-                f"machine and copy it to {dest} (expected sha256 {sha256})."
+                f"machine and copy it to {dest}" + (f" (expected sha256 {sha256})." if sha256 else ".")
             ) from err
-        got = sha256_file(tmp)
+        got = sha256_file(tmp) if sha256 else None
         if got != sha256:
             raise ChecksumError(f"{source}: sha256 {got} differs from the expected {sha256}; {dest} was not written. "
                                 "The source changed or the download is corrupt: fetch it again or check the URL.")

@@ -58,6 +58,11 @@ def loss_curves(logs: dict[str, str | Path], y: str = "loss", title: str = "trai
 
 def grouped_bars(result: dict, metric: str = "R@10", title: str = "") -> Figure:
     """Bars of `metric` per domain/category (and the average) for every method of a results file."""
+    if "skipped" in result:  # a switched-off paper benchmark: the stage's figure says why it is empty
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.text(0.5, 0.5, f"{title or 'benchmark'}: skipped ({result['skipped']})", ha="center", va="center", wrap=True)
+        ax.set_axis_off()
+        return fig
     group_key = "per_domain" if "per_domain" in result["methods"]["pic2word"] else "per_category"
     methods = list(result["methods"])
     groups = list(result["methods"]["pic2word"][group_key]) + ["average"]

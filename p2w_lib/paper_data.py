@@ -40,20 +40,28 @@ def missing_files(paths: Sequence[str | Path], n_examples: int, desc: str) -> di
     return {"listed": len(paths), "missing": len(missing), "first_missing": missing[:n_examples]}
 
 
+def _where(path: Path) -> str:
+    """The report's description of a folder: where it is and, if linked, what it points to. It
+    describes the state, not the action, so an unchanged dataset gives an unchanged report."""
+    if path.is_symlink():
+        return f"{path} -> {path.resolve()}"
+    return str(path) if path.exists() else f"{path}: missing"
+
+
 def link_folder(link: Path, source: str | None, what: str) -> str:
     """Make `link` point at the user's folder `source`; leave an existing real folder alone."""
-    if source is None:
-        return "not configured" if not link.exists() else "present"
-    src = Path(source).expanduser().resolve()
-    if not src.exists():
-        raise FileNotFoundError(f"{what}: {src} does not exist; fix the path in params.yaml (paper_data)")
-    if link.is_symlink():
-        link.unlink()
-    elif link.exists():
-        return "present (kept; not replaced by the configured path)"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(src, target_is_directory=True)
-    return f"linked to {src}"
+    if source is not None:
+        src = Path(source).expanduser().resolve()
+        if not src.exists():
+            raise FileNotFoundError(f"{what}: {src} does not exist; fix the path in params.yaml (paper_data)")
+        if link.is_symlink():
+            link.unlink()
+        if link.exists():
+            log.warning("%s: %s is a real folder; kept instead of linking %s", what, link, src)
+        else:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(src, target_is_directory=True)
+    return _where(link)
 
 
 def place_imagenet_r(imgnet: Path, source: str | None) -> str:
@@ -62,8 +70,13 @@ def place_imagenet_r(imgnet: Path, source: str | None) -> str:
     if source is None or not str(source).endswith(".tar"):
         return link_folder(target, source, "paper_data.imagenet_r")
     if target.exists():
-        return "present (tar not re-extracted)"
-    tar_path = Path(source).expanduser()
+        return _where(target)
+    if "://" in str(source):  # the public tar's URL: download it once next to where it is extracted
+        from .downloads import fetch_verified
+
+        tar_path = fetch_verified(str(source), imgnet / "imagenet-r.tar", None)
+    else:
+        tar_path = Path(source).expanduser()
     if not tar_path.is_file():
         raise FileNotFoundError(f"paper_data.imagenet_r: {tar_path} not found; download imagenet-r.tar from "
                                 "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder")
@@ -72,7 +85,8 @@ def place_imagenet_r(imgnet: Path, source: str | None) -> str:
         tar.extractall(staging, filter="data")
     os.replace(staging / "imagenet-r", target)  # appears only when complete
     staging.rmdir()
-    return f"extracted from {tar_path}"
+    log.info("extracted %s to %s", tar_path, target)
+    return _where(target)
 
 
 def prepare_imagenet_r(root: Path, cfg: PaperDataConfig) -> dict:
@@ -116,9 +130,10 @@ def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None
     from .datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
     from .downloads import FASHION_IQ_VAL_FILES, fetch_missing
 
-    fetched = fetch_missing(root.parent, FASHION_IQ_VAL_FILES, annotations)
+    for name in fetch_missing(root.parent, FASHION_IQ_VAL_FILES, annotations):
+        log.info("fetched %s", name)
     files = image_index(root / "images")
-    report: dict = {"fetched": fetched}
+    report = {}
     for category in CATEGORIES:
         triplets, ids = read_triplets(root, category, "val"), read_split(root, category, "val")
         absent = [i for i in ids if i not in files]
@@ -173,6 +188,7 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
         "circo": lambda: check_circo(root / "circo", cfg.n_examples),
         "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed),
     }
+    (prepared / "coco").mkdir(parents=True, exist_ok=True)  # a DVC output even when COCO is switched off
     report, problems = {"root": str(root), "benchmarks": list(cfg.benchmarks)}, []
     for name, step in steps.items():
         if name != "cc3m" and name not in cfg.benchmarks:

@@ -204,9 +204,20 @@ def rendition_domains(p: Profile) -> tuple[str, ...]:
     return RENDITIONS if p.kind == "demo" else PAPER_DOMAINS
 
 
+def _switched_off(p: Profile, task: str, seed: int) -> dict | None:
+    """The results document of a paper benchmark left out of paper_data.benchmarks (else None)."""
+    if p.kind != "paper" or task in p.paper_data.benchmarks:
+        return None
+    result = {"profile": p.name, "seed": seed, "skipped": "not in paper_data.benchmarks (params.yaml)"}
+    _record(p, task, seed, result)
+    return result
+
+
 def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
     from .protocols.domain_conversion import evaluate_domain_conversion
 
+    if (skipped := _switched_off(p, "domain_conversion", seed)) is not None:
+        return skipped
     clip = clip or clip_for(p, seed)
     result = evaluate_domain_conversion(
         clip, mapper_for(p, seed, clip), p.world_dir, rendition_domains(p), ks=p.eval.ks, cache_dir=p.cache_dir,
@@ -220,6 +231,8 @@ def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | N
 def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
     from .protocols.fashion_iq import evaluate_fashion_iq
 
+    if (skipped := _switched_off(p, "fashion_iq", seed)) is not None:
+        return skipped
     clip = clip or clip_for(p, seed)
     result = evaluate_fashion_iq(
         clip, mapper_for(p, seed, clip), p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
@@ -240,12 +253,10 @@ def evaluate_more_benchmarks(p: Profile, seed: int) -> dict[str, dict]:
     (p.results_dir / "submissions").mkdir(parents=True, exist_ok=True)  # a DVC out even when no file is written
     results = {}
     for task in MORE_BENCHMARKS:
-        if task not in p.paper_data.benchmarks:
-            results[task] = {"profile": p.name, "seed": seed, "skipped": "not in paper_data.benchmarks (params.yaml)"}
+        results[task] = _switched_off(p, task, seed)
+        if results[task] is None:
+            results[task] = _evaluate_more(p, task, seed, clip, mapper)
             _record(p, task, seed, results[task])
-            continue
-        results[task] = _evaluate_more(p, task, seed, clip, mapper)
-        _record(p, task, seed, results[task])
     return results
 
 

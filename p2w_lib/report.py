@@ -61,9 +61,10 @@ def sanity_frame(tables: dict[int, dict[str, float]]) -> pd.DataFrame:
 
 
 def seed_comparison(results: dict[int, dict], metric: str = "R@10") -> pd.DataFrame:
-    """Average `metric` per method (columns) for each seed (rows)."""
+    """Average `metric` per method (columns) for each seed (rows); a skipped benchmark says so."""
     return pd.DataFrame.from_dict(
-        {f"seed {s}": {METHOD_LABELS.get(m, m): v[metric] for m, v in r["methods"].items()} for s, r in results.items()},
+        {f"seed {s}": ({METHOD_LABELS.get(m, m): v[metric] for m, v in r["methods"].items()} if "methods" in r
+                       else {"skipped": r["skipped"]}) for s, r in results.items()},
         orient="index",
     ).round(2)
 

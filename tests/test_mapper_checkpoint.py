@@ -7,6 +7,7 @@ import torch
 from p2w_lib import Mapper, MapperConfig, load_mapper, save_mapper_checkpoint
 from p2w_lib.checkpoint import CheckpointError
 
+# The official IM2TEXT's parameter names: layers = Sequential of (Linear, Dropout, ReLU) blocks, then fc_out.
 OFFICIAL_KEYS = ["fc_out.bias", "fc_out.weight", "layers.0.0.bias", "layers.0.0.weight", "layers.1.0.bias", "layers.1.0.weight"]
 
 
@@ -23,10 +24,19 @@ def test_layer_order_is_linear_dropout_relu():
     assert block[1].p == 0.5
 
 
-def official_checkpoint(path, embed_dim, token_dim, prefix="module."):
-    """A file laid out like an official Pic2Word checkpoint, built here from random weights."""
-    ref = Mapper(embed_dim, token_dim)
-    torch.save({"epoch": 30, "state_dict": {}, "state_dict_img2text": {prefix + k: v for k, v in ref.state_dict().items()}}, path)
+def official_checkpoint(path, embed_dim, token_dim, prefix="module.", hidden=512):
+    """A file laid out like an official Pic2Word checkpoint, written key by key from random tensors;
+    returns a Mapper holding the same weights, for comparison."""
+    shapes = {"layers.0.0": (hidden, embed_dim), "layers.1.0": (hidden, hidden), "fc_out": (token_dim, hidden)}
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key in OFFICIAL_KEYS:
+        layer, kind = key.rsplit(".", 1)
+        shape = shapes[layer] if kind == "weight" else shapes[layer][:1]
+        state[key] = torch.randn(*shape, generator=gen) * 0.05
+    torch.save({"epoch": 30, "state_dict": {}, "state_dict_img2text": {prefix + k: v for k, v in state.items()}}, path)
+    ref = Mapper(embed_dim, token_dim, hidden_dim=hidden)
+    ref.load_state_dict(state)
     return ref
 
 

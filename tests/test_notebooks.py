@@ -51,7 +51,10 @@ def _repo_copy(tmp_path: Path, profile: str) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
     shutil.copytree(ROOT / "p2w_lib", repo / "p2w_lib", ignore=shutil.ignore_patterns("__pycache__"))
     params = repo / "params.yaml"
-    params.write_text(params.read_text().replace("profile: demo", f"profile: {profile}", 1))
+    text = params.read_text().replace("\nprofile: demo", f"\nprofile: {profile}", 1)
+    if profile != "paper":  # the demo pipeline runs demo_profile; the paper profile leaves it at demo
+        text = text.replace("\ndemo_profile: demo", f"\ndemo_profile: {profile}", 1)
+    params.write_text(text)
     run(["git", "init", "-q"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([BIN / "dvc", "init", "-q"], repo)

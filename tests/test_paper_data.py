@@ -141,19 +141,23 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
 
     monkeypatch.setattr(downloads, "PIC2WORD_IMAGENET_LISTS", tuple(
         downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), sha256_file(p)) for p in lists.values()))
-    cfg = PaperDataConfig(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
+    cfg = PaperDataConfig(imagenet_val=str(sources / "imagenet_val"), imagenet_r=(sources / "imagenet-r.tar").as_uri(),
                           imagenet_lists=str(sources / "lists"))
     report = prepare_paper_data(root, cfg)
     assert report["domain_conversion"]["gallery"]["missing"] == 1
     assert report["domain_conversion"]["gallery"]["first_missing"][0].endswith("n01484850/sculpture_1.jpg")
     assert report["domain_conversion"]["queries"]["missing"] == 0
-    assert report["domain_conversion"]["imagenet-r"].startswith("extracted from")
+    assert report["domain_conversion"]["imagenet-r"] == str(root / "imgnet" / "imagenet-r")  # downloaded, extracted
+    assert (root / "imgnet" / "imagenet-r.tar").is_file()
     assert (root / "imgnet" / "real").is_symlink()
     assert report["fashion_iq"]["shirt"] == {"triplets": 6, "evaluable": 4, "gallery": 8, "gallery_missing": 1,
                                              "first_missing": ["s1007"]}
     assert report["cc3m"]["training_images"] == 24 and report["cc3m"]["missing"] == 0
     assert report["coco_objects"]["queries"] == 7
     assert json.loads((root / "prepared" / "report.json").read_text()) == report
+    before = (root / "prepared" / "report.json").read_bytes()
+    prepare_paper_data(root, cfg)  # unchanged data, unchanged report: DVC re-runs nothing downstream
+    assert (root / "prepared" / "report.json").read_bytes() == before
 
     # A switched-on benchmark without its annotations: one error listing it, report still written.
     (root / "cirr" / "captions" / "cap.rc2.val.json").unlink()

@@ -56,6 +56,10 @@ def test_check_profile_routes_each_kind_to_its_pipeline(tmp_path, capsys):
         assert capsys.readouterr().out.strip() == kind
     assert cli_main(["check-profile", "--kind", "demo", "--params", str(tmp_path / "params.yaml")]) == 2
     assert "pipelines/paper/dvc.yaml" in capsys.readouterr().err
+    params["profile"] = "tiny"  # demo_profile left at demo: the demo pipeline would not run tiny
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert cli_main(["check-profile", "--print-kind", "--params", str(tmp_path / "params.yaml")]) == 2
+    assert "set `demo_profile: tiny`" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -127,3 +131,36 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     circo = json.loads(Path("results/paper/metrics/circo.json").read_text())
     assert circo["skipped"].startswith("not in paper_data.benchmarks")
     assert "methods" in json.loads(Path("results/paper/metrics/cirr.json").read_text())
+
+
+def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
+    """`dvc repro pipelines/paper/dvc.yaml` end to end in a scratch repository; a second run re-checks
+    the data and re-runs nothing else. (ImageNet-R is switched off: its lists are sha256-pinned to
+    the published files, which a subprocess cannot swap for fixtures; the test above covers it.)"""
+    from tests.test_notebooks import _repo_copy, run
+
+    repo = _repo_copy(tmp_path, "paper")
+    sources = tmp_path / "sources"
+    fx.paper_world(repo / "data" / "paper", sources)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    paper = params["profiles"]["paper"]
+    paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
+    paper["mapper"]["hidden_dim"] = 32
+    paper["train"].update(batch_size=8, epochs=1, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
+    paper["eval"].update(max_bad_fraction=0.1, ks=[1, 5])  # the fixture galleries hold 7 to 16 images
+    paper["paper_data"]["benchmarks"] = ["fashion_iq", "cirr", "circo", "coco_objects"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
+    for stage in ("prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "more_benchmarks"):
+        assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
+    metrics = repo / "results" / "paper" / "metrics"
+    assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")
+    for task in ("fashion_iq", "cirr", "circo", "coco_objects"):
+        assert set(json.loads((metrics / f"{task}.json").read_text())["methods"]) == METHODS, task
+    assert len(list((repo / "results" / "paper" / "submissions").glob("*.json"))) == 3
+    assert not (repo / "results" / "metrics").exists()  # nothing of the demo's results is touched
+
+    again = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
+    assert "Running stage 'pipelines/paper/dvc.yaml:prepare_data'" in again  # always re-checks the data
+    assert again.count("Running stage") == 1, again

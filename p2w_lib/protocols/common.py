@@ -57,6 +57,8 @@ def rank_and_score(
 ) -> dict[str, dict[str, float]]:
     """Scores per query method: metric@K for each K (+ precision@precision_k)."""
     k_max = min(max(ks), gallery.shape[0] - (1 if exclude is not None else 0))
+    if k_max < max(ks):  # only on toy galleries (fixtures, tiny profile): say which scores are missing
+        log.warning("gallery of %d images: scores at K > %d are left out", gallery.shape[0], k_max)
     out = {}
     for method, q in queries.items():
         _, idx = topk_search(q, gallery, k=k_max, exclude=exclude)
