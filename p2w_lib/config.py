@@ -174,6 +174,14 @@ class DemoClipConfig:
     checkpoint_every: int = 100
 
 
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How the pipeline runs mapper training: in the notebook's own process (1), or under torchrun
+    with this many processes, one per GPU, and an all-gathered loss (see train.py)."""
+
+    nproc_per_node: int = 1
+
+
 PAPER_BENCHMARKS = ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects")
 
 

@@ -17,7 +17,8 @@ import yaml
 
 from .clip_backbone import FrozenClip, load_clip
 from .config import (
-    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, MapperConfig, PaperDataConfig, TrainConfig, from_dict,
+    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, MapperConfig, PaperDataConfig, TrainConfig,
+    from_dict,
 )
 from .io_utils import atomic_write_json
 
@@ -55,6 +56,7 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     paper_data: PaperDataConfig = field(default_factory=PaperDataConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
     @property
@@ -94,7 +96,7 @@ class Profile:
 
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
-             "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig}
+             "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig, "launch": LaunchConfig}
 
 
 def load_profile(params_path: str | Path = "params.yaml", profile: str | None = None) -> Profile:
@@ -316,11 +318,30 @@ def train_mappers(p: Profile) -> dict:
 
     runs = {}
     for seed in p.seeds:
-        runs[seed] = train_mapper_stage(p, seed)
+        runs[seed] = train_mapper_stage(p, seed) if p.launch.nproc_per_node == 1 else _torchrun_training(p, seed)
         plots = p.results_dir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(runs[seed].log_csv, plots / f"mapper_loss_seed{seed}.csv")
     return runs
+
+
+def _torchrun_training(p: Profile, seed: int):
+    """Train under torchrun, one process per GPU (`python -m p2w_lib train`), then read the result back."""
+    import csv
+    import subprocess
+    import sys
+
+    from .train import CHECKPOINT_NAME, LOG_NAME, TrainResult
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p.launch.nproc_per_node}",
+           "-m", "p2w_lib", "train", "--profile", p.name, "--seed", str(seed)]
+    log.info("launching %s", " ".join(cmd))
+    subprocess.run(cmd, check=True)  # a failing rank fails the stage with torchrun's own report
+    with open(p.mapper_dir(seed) / LOG_NAME, newline="") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    clip = clip_for(p, seed)
+    return TrainResult(mapper=mapper_for(p, seed, clip), steps=int(last["step"]), last_loss=float(last["loss"]),
+                       checkpoint=p.mapper_dir(seed) / CHECKPOINT_NAME, log_csv=p.mapper_dir(seed) / LOG_NAME)
 
 
 def clip_and_mapper(p: Profile, seed: int):

@@ -164,3 +164,17 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     again = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
     assert "Running stage 'pipelines/paper/dvc.yaml:prepare_data'" in again  # always re-checks the data
     assert again.count("Running stage") == 1, again
+
+
+def test_pipeline_launches_torchrun_when_asked(paper_repo):
+    """launch.nproc_per_node: 2 trains under torchrun: a global batch of 2 x 8 gives 24 // 16 = 1
+    step per epoch, which one process with batch 8 (3 steps per epoch) cannot produce."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["profiles"]["paper"]["launch"] = {"nproc_per_node": 2}
+    params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["fashion_iq"]
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    p = pipeline.load_profile()
+    pipeline.prepare_data(p)
+    runs = pipeline.train_mappers(p)
+    assert runs[0].steps == 2 and runs[0].checkpoint.is_file()
+    assert Path("results/paper/plots/mapper_loss_seed0.csv").is_file()

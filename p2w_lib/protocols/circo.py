@@ -14,13 +14,13 @@ from typing import Sequence
 import torch
 
 from ..clip_backbone import FrozenClip
-from ..datasets.circo import CircoQuery, read_gallery, read_queries
+from ..datasets.circo import read_gallery, read_queries
 from ..io_utils import atomic_write_json
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
-from ..queries import METHODS, compose_queries
+from ..queries import METHODS
 from ..retrieval import topk_search
-from .common import Gallery, embed_gallery, log_counts, methods_document, rank_and_score
+from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,6 @@ def _gallery(clip: FrozenClip, root: Path, cache_dir, max_bad_fraction: float) -
     files = read_gallery(root)
     ids = sorted(files)
     return embed_gallery(clip, ids, [str(files[i]) for i in ids], cache_dir, max_bad_fraction, "embedding CIRCO gallery (unlabeled2017)")
-
-
-def _queries(clip, mapper, gallery: Gallery, queries: Sequence[CircoQuery], methods) -> dict[str, torch.Tensor]:
-    rows = gallery.rows()
-    refs = gallery.raw[torch.tensor([rows[q.reference] for q in queries])]  # [Q, D]
-    prompts = [PROMPT.format(caption=q.caption) for q in queries]
-    return compose_queries(clip, mapper, refs, prompts, text_only=[q.caption for q in queries], methods=methods)
 
 
 def evaluate_circo(
@@ -64,7 +57,7 @@ def evaluate_circo(
     log_counts("CIRCO val", len(usable), len(queries) - len(usable))
     if missing_gt:
         log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
-    feats = _queries(clip, mapper, gallery, usable, methods)
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods)
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
     n_gt = torch.tensor([len(set(q.ground_truth)) for q in usable])  # the official |GT|, readable or not
 
@@ -94,7 +87,7 @@ def write_test_submission(
     if missing:
         raise FileNotFoundError(f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
                                 f"restore the unlabeled2017 images under {root} before writing a submission")
-    feats = _queries(clip, mapper, gallery, queries, (method,))[method]
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
     _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys)))
     path = out_dir / f"circo_test_{method}.json"
     atomic_write_json(path, {str(q.id): [int(gallery.keys[i]) for i in row.tolist()] for q, row in zip(queries, idx)})

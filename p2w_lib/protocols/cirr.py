@@ -19,9 +19,9 @@ from ..datasets.cirr import CirrQuery, read_image_split, read_queries
 from ..io_utils import atomic_write_json
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
-from ..queries import METHODS, compose_queries
+from ..queries import METHODS
 from ..retrieval import topk_search
-from .common import Gallery, embed_gallery, log_counts, methods_document, rank_and_score
+from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,6 @@ def _gallery(clip: FrozenClip, root: Path, split: str, cache_dir, max_bad_fracti
     files = read_image_split(root, split)
     names = sorted(files)
     return embed_gallery(clip, names, [str(files[n]) for n in names], cache_dir, max_bad_fraction, f"embedding CIRR {split} images")
-
-
-def _queries(clip: FrozenClip, mapper: Mapper | None, gallery: Gallery, queries: Sequence[CirrQuery], methods) -> dict[str, torch.Tensor]:
-    rows = gallery.rows()
-    refs = gallery.raw[torch.tensor([rows[q.reference] for q in queries])]  # [Q, D]
-    prompts = [PROMPT.format(caption=q.caption) for q in queries]
-    return compose_queries(clip, mapper, refs, prompts, text_only=[q.caption for q in queries], methods=methods)
 
 
 def subset_ranking(query: torch.Tensor, gallery: Gallery, q: CirrQuery, k: int) -> list[str]:
@@ -82,7 +75,7 @@ def evaluate_cirr(
     if not usable:
         raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
     log_counts("CIRR val", len(usable), len(queries) - len(usable))
-    feats = _queries(clip, mapper, gallery, usable, methods)
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods)
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]
     scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks,
@@ -111,7 +104,7 @@ def write_test_submission(
     if missing:  # the server scores every pairid: a partial file would be scored as misses
         raise FileNotFoundError(f"CIRR test1: {len(missing)} queries have no readable reference image (pairids {missing[:5]}); "
                                 f"restore the images under {root} before writing a submission")
-    feats = _queries(clip, mapper, gallery, queries, (method,))[method]
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
     _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys) - 1), exclude=torch.tensor([rows[q.reference] for q in queries]))
     recall = {"version": "rc2", "metric": "recall"}
     recall.update({str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)})

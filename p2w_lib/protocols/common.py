@@ -96,3 +96,15 @@ def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -
     """Every evaluation says how many queries it scored and skipped (a warning when any was skipped)."""
     level = logging.WARNING if skipped else logging.INFO
     log.log(level, "%s: %d %s evaluated, %d skipped (missing or unreadable images)", task, evaluated, what, skipped)
+
+
+def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequence, captions: Sequence[str],
+                    prompt: str, methods: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
+    prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
+    from ..queries import compose_queries
+
+    rows = gallery.rows()
+    refs = gallery.raw[torch.tensor([rows[r] for r in references], dtype=torch.long)]  # [Q, D] unnormalised
+    prompts = [prompt.format(caption=c) for c in captions]
+    return compose_queries(clip, mapper, refs, prompts, text_only=list(captions), methods=methods)
