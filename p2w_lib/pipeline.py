@@ -1,8 +1,8 @@
 """The pipeline's stages as plain functions over typed settings from params.yaml.
 
-Notebooks (and `python -m p2w_lib demo`) call these, one per step: prepare data, pretrain the
-demo CLIP, train the mapper, evaluate. Every path a stage reads or writes derives from the
-profile's settings, so DVC's deps/outs in dvc.yaml and the code agree.
+Notebooks (and the `train`/`prepare` commands) call these, one per step: prepare data, pretrain
+the demo CLIP, train the mapper, evaluate. Every path a stage reads or writes derives from the
+profile's settings, so the deps/outs in dvc.yaml (demo) and pipelines/paper/dvc.yaml agree with it.
 """
 from __future__ import annotations
 
@@ -331,6 +331,7 @@ def _torchrun_training(p: Profile, seed: int):
     import subprocess
     import sys
 
+    from .checkpoint import load_mapper
     from .train import CHECKPOINT_NAME, LOG_NAME, TrainResult
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p.launch.nproc_per_node}",
@@ -339,9 +340,9 @@ def _torchrun_training(p: Profile, seed: int):
     subprocess.run(cmd, check=True)  # a failing rank fails the stage with torchrun's own report
     with open(p.mapper_dir(seed) / LOG_NAME, newline="") as fh:
         last = list(csv.DictReader(fh))[-1]
-    clip = clip_for(p, seed)
-    return TrainResult(mapper=mapper_for(p, seed, clip), steps=int(last["step"]), last_loss=float(last["loss"]),
-                       checkpoint=p.mapper_dir(seed) / CHECKPOINT_NAME, log_csv=p.mapper_dir(seed) / LOG_NAME)
+    checkpoint = p.mapper_dir(seed) / CHECKPOINT_NAME
+    return TrainResult(mapper=load_mapper(checkpoint, clip_for(p, seed)), steps=int(last["step"]),
+                       last_loss=float(last["loss"]), checkpoint=checkpoint, log_csv=p.mapper_dir(seed) / LOG_NAME)
 
 
 def clip_and_mapper(p: Profile, seed: int):
