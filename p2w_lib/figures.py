@@ -56,13 +56,18 @@ def loss_curves(logs: dict[str, str | Path], y: str = "loss", title: str = "trai
     return fig
 
 
+def placeholder(text: str) -> Figure:
+    """A figure that only says why there is nothing to show (a DVC output must still exist)."""
+    fig, ax = plt.subplots(figsize=(6, 1.5))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    return fig
+
+
 def grouped_bars(result: dict, metric: str = "R@10", title: str = "") -> Figure:
     """Bars of `metric` per domain/category (and the average) for every method of a results file."""
     if "skipped" in result:  # a switched-off paper benchmark: the stage's figure says why it is empty
-        fig, ax = plt.subplots(figsize=(6, 1.5))
-        ax.text(0.5, 0.5, f"{title or 'benchmark'}: skipped ({result['skipped']})", ha="center", va="center", wrap=True)
-        ax.set_axis_off()
-        return fig
+        return placeholder(f"{title or 'benchmark'}: skipped ({result['skipped']})")
     group_key = "per_domain" if "per_domain" in result["methods"]["pic2word"] else "per_category"
     methods = list(result["methods"])
     groups = list(result["methods"]["pic2word"][group_key]) + ["average"]
@@ -86,6 +91,8 @@ def retrieval_grid(examples: list[dict], methods: Sequence[str] = ("pic2word", "
 
     Each example: {"query": path, "text": str, "results": {method: [(path, is_correct), ...]}}.
     """
+    if not examples:
+        return placeholder("no examples: the benchmark is switched off (paper_data.benchmarks)")
     n_rows = len(examples) * len(methods)
     fig, axes = plt.subplots(n_rows, k + 1, figsize=(1.25 * (k + 1) + 2.2, 1.3 * n_rows), squeeze=False)
     for e, example in enumerate(examples):

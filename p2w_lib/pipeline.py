@@ -355,10 +355,13 @@ def qualitative_examples(p: Profile, seed: int, n: int = 4) -> dict[str, list[di
     from .qualitative import domain_conversion_examples, fashion_examples
 
     clip, mapper = clip_and_mapper(p, seed)
+    on = {task: p.kind == "demo" or task in p.paper_data.benchmarks for task in ("domain_conversion", "fashion_iq")}
     return {
-        "domain_conversion": domain_conversion_examples(clip, mapper, p.world_dir, rendition_domains(p), n=n, seed=seed, cache_dir=p.cache_dir),
-        "fashion_iq": [ex for c in ("dress", "shirt", "toptee")
-                       for ex in fashion_examples(clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir)],
+        "domain_conversion": domain_conversion_examples(
+            clip, mapper, p.world_dir, rendition_domains(p), n=n, seed=seed, cache_dir=p.cache_dir,
+            max_bad_fraction=p.eval.max_bad_fraction) if on["domain_conversion"] else [],
+        "fashion_iq": [ex for c in ("dress", "shirt", "toptee") for ex in fashion_examples(
+            clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir)] if on["fashion_iq"] else [],
     }
 
 

@@ -11,6 +11,7 @@ from .datasets.fashion_iq import image_index, read_split, read_triplets
 from .datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from .features import embed_images
 from .mapper import Mapper
+from .protocols.common import embed_gallery
 from .protocols.domain_conversion import PROMPT as DOMAIN_PROMPT
 from .protocols.fashion_iq import query_texts
 from .queries import compose_queries
@@ -23,17 +24,21 @@ def _ranked(clip, mapper, ref_feats, prompts, texts, gallery, methods, k):
 
 
 def domain_conversion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, domains: Sequence[str], n: int = 4,
-                               seed: int = 0, k: int = 5, cache_dir=None, methods=("pic2word", "image_text")) -> list[dict]:
+                               seed: int = 0, k: int = 5, cache_dir=None, methods=("pic2word", "image_text"),
+                               max_bad_fraction: float = 0.01) -> list[dict]:
     """`n` queries (distinct classes, domains in turn) with each method's top-k and hit flags."""
     root = Path(root)
     queries, targets = read_label_list(root / QUERY_LIST), read_label_list(root / TARGET_LIST)
-    gallery = embed_images(clip, [str(root / p) for p, _ in targets], cache_dir=cache_dir).tensor(normalize=True)
+    kept = embed_gallery(clip, list(range(len(targets))), [str(root / p) for p, _ in targets], cache_dir,
+                         max_bad_fraction, "embedding gallery")  # unreadable images left out
+    gallery, targets = kept.feats, [targets[i] for i in kept.keys]
     by_class = {}
     for i, (_, label) in enumerate(queries):
         by_class.setdefault(label, []).append(i)
     rng = random.Random(seed)
     picked = [rng.choice(by_class[c]) for c in rng.sample(sorted(by_class), min(n, len(by_class)))]
-    refs = embed_images(clip, [str(root / queries[i][0]) for i in picked], cache_dir=cache_dir).tensor()
+    refs = embed_images(clip, [str(root / queries[i][0]) for i in picked], cache_dir=cache_dir,
+                        max_bad_fraction=max_bad_fraction).tensor()
     examples = []
     for j, i in enumerate(picked):
         p = j % len(domains)
@@ -46,14 +51,16 @@ def domain_conversion_examples(clip: FrozenClip, mapper: Mapper, root: str | Pat
 
 
 def fashion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, category: str, n: int = 3, seed: int = 0,
-                     k: int = 5, cache_dir=None, methods=("pic2word", "image_text")) -> list[dict]:
+                     k: int = 5, cache_dir=None, methods=("pic2word", "image_text"), max_bad_fraction: float = 0.05) -> list[dict]:
     root = Path(root)
     files = image_index(root / "images")
     ids = [i for i in read_split(root, category) if i in files]
-    gallery = embed_images(clip, [files[i] for i in ids], cache_dir=cache_dir).tensor(normalize=True)
-    triplets = [t for t in read_triplets(root, category) if t.candidate in files and t.target in set(ids)]
+    kept = embed_gallery(clip, ids, [files[i] for i in ids], cache_dir, max_bad_fraction, f"embedding {category} gallery")
+    gallery, ids = kept.feats, kept.keys  # unreadable images left out
+    in_gallery = set(ids)
+    triplets = [t for t in read_triplets(root, category) if t.candidate in files and t.target in in_gallery]
     picked = random.Random(seed).sample(triplets, min(n, len(triplets)))
-    refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir).tensor()
+    refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir, max_bad_fraction=max_bad_fraction).tensor()
     prompts, texts = (list(x) for x in zip(*[query_texts(t) for t in picked]))
     ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k)
     return [{"query": files[t.candidate], "text": prompts[j], "results": {

@@ -36,7 +36,7 @@ def test_paper_profile_is_the_papers_recipe():
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
     stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "more_benchmarks"]
+    assert list(stages) == ["prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
     for name, stage in stages.items():
         assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
@@ -113,6 +113,9 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     subs = sorted(p.name for p in Path("results/paper/submissions").iterdir())
     assert subs == ["circo_test_pic2word.json", "cirr_test1_recall_pic2word.json", "cirr_test1_recall_subset_pic2word.json"]
     assert "Beside the Pic2Word paper" in paper_section("results/paper")
+    examples = pipeline.qualitative_examples(p, 0)
+    assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
+    assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
 
 
 def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
@@ -152,13 +155,16 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
-    for stage in ("prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "more_benchmarks"):
+    for stage in ("prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
         assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
     metrics = repo / "results" / "paper" / "metrics"
     assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")
     for task in ("fashion_iq", "cirr", "circo", "coco_objects"):
         assert set(json.loads((metrics / f"{task}.json").read_text())["methods"]) == METHODS, task
     assert len(list((repo / "results" / "paper" / "submissions").glob("*.json"))) == 3
+    figures = repo / "results" / "paper" / "figures"
+    assert (figures / "qualitative_fashion_iq.png").stat().st_size > (figures / "qualitative_domain_conversion.png").stat().st_size
+    # (Fashion-IQ: a grid of retrievals; ImageNet-R switched off: a one-line placeholder)
     assert not (repo / "results" / "metrics").exists()  # nothing of the demo's results is touched
 
     again = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
