@@ -86,12 +86,15 @@ def embed_images(
     paths: Sequence[str | Path],
     cache_dir: str | Path | None = None,
     batch_size: int = 256,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     max_bad_fraction: float = 0.01,
     desc: str = "embedding images",
     dtype: str = "float32",
 ) -> ImageEmbeddings:
     """Embed `paths` with `clip`, reading/writing the cache in `cache_dir` when given.
+
+    num_workers: DataLoader processes decoding images; None = none on CPU, up to 8 on a GPU, where
+    JPEG decoding would otherwise starve the encoder (CIRCO's gallery alone is 123k images).
 
     Unreadable files are skipped, counted and logged; more than `max_bad_fraction` of them
     raises BadImagesError naming examples. dtype="float16" halves the cache (3M ViT-L/14
@@ -100,6 +103,8 @@ def embed_images(
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError(f"{desc}: the image list is empty")
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1) if clip.device.type == "cuda" else 0
     if dtype not in CACHE_DTYPES:
         raise ValueError(f"cache dtype {dtype!r} is not one of {sorted(CACHE_DTYPES)}")
     key = cache_key(clip, paths, dtype) if cache_dir is not None else None
