@@ -82,7 +82,8 @@ def place_imagenet_r(imgnet: Path, source: str | None) -> str:
                                 "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder")
     staging = imgnet / ".imagenet-r.extracting"
     with tarfile.open(tar_path) as tar:
-        tar.extractall(staging, filter="data")
+        # The "data" filter refuses absolute paths and links out of the folder (Python >= 3.11.4).
+        tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     os.replace(staging / "imagenet-r", target)  # appears only when complete
     staging.rmdir()
     log.info("extracted %s to %s", tar_path, target)

@@ -29,15 +29,27 @@ def split_ref(ref: str | Path) -> tuple[str, str]:
     return shard, member
 
 
+def _scan(shard: str, read_captions: bool) -> tuple[dict[str, tuple[int, int]], dict[str, bytes]]:
+    """One sequential pass over a shard: member offsets, and the `.txt` members' bytes if asked."""
+    offsets, texts = {}, {}
+    try:
+        with tarfile.open(shard, "r:") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                offsets[m.name] = (m.offset_data, m.size)
+                if read_captions and m.name.endswith(".txt"):
+                    texts[m.name] = tar.extractfile(m).read()
+    except tarfile.TarError as err:
+        raise DataFormatError(f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it") from err
+    return offsets, texts
+
+
 def shard_index(shard: str) -> dict[str, tuple[int, int]]:
     """Member name -> (data offset, size) of a tar shard (cached per process)."""
     key = (shard, os.stat(shard).st_mtime_ns)
     if key not in _INDEX:
-        try:
-            with tarfile.open(shard, "r:") as tar:
-                _INDEX[key] = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
-        except tarfile.TarError as err:
-            raise DataFormatError(f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it") from err
+        _INDEX[key] = _scan(shard, read_captions=False)[0]
     return _INDEX[key]
 
 
@@ -70,7 +82,8 @@ def read_shards(folder: str | Path) -> tuple[list[tuple[str, str]], dict[str, in
     pairs: list[tuple[str, str]] = []
     skipped = {"samples_without_image": 0}
     for shard in shards:
-        members = shard_index(str(shard))
+        members, texts = _scan(str(shard), read_captions=True)
+        _INDEX[(str(shard), os.stat(shard).st_mtime_ns)] = members  # later image reads seek straight to their bytes
         by_key: dict[str, dict[str, str]] = {}
         for name in members:
             stem, ext = os.path.splitext(name)
@@ -80,6 +93,6 @@ def read_shards(folder: str | Path) -> tuple[list[tuple[str, str]], dict[str, in
             if image is None:
                 skipped["samples_without_image"] += 1
                 continue
-            caption = read_member(f"{shard}{SEP}{files['.txt']}").decode("utf-8", "replace").strip() if ".txt" in files else ""
+            caption = texts[files[".txt"]].decode("utf-8", "replace").strip() if ".txt" in files else ""
             pairs.append((f"{shard}{SEP}{image}", caption))
     return pairs, skipped
