@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from ..io_utils import atomic_path
 from .errors import DataFormatError, require_file
 from .json_files import load_json
 
@@ -82,10 +83,11 @@ def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, m
             continue
         chosen = rng.choice(cands)
         x, y, w, h = chosen["bbox"]
-        _write_query_crop(src, query_crop_path(out_dir, im["file_name"]), chosen["segmentation"], (x, y, x + w, y + h))
+        box = (x, y, x + w, y + h)
+        _write_query_crop(src, query_crop_path(out_dir, im["file_name"]), chosen["segmentation"], box)
         query_class = names[chosen["category_id"]]
         others = tuple(dict.fromkeys(names[a["category_id"]] for a in anns if names[a["category_id"]] != query_class))
-        rows.append(ObjectQuery(im["file_name"], (x, y, x + w, y + h), query_class, others))
+        rows.append(ObjectQuery(im["file_name"], box, query_class, others))
     write_queries(out_dir / QUERY_FILE, rows)
     counts["queries"] = len(rows)
     return counts
@@ -96,8 +98,6 @@ def query_crop_path(queries_dir: str | Path, file_name: str) -> Path:
 
 
 def _write_query_crop(src: Path, dest: Path, segmentation, box) -> None:
-    from ..io_utils import atomic_path
-
     with Image.open(src) as img:
         rgb = np.asarray(img.convert("RGB"))  # [H, W, 3]
     mask = instance_mask(segmentation, rgb.shape[0], rgb.shape[1])[..., None]  # [H, W, 1]
@@ -109,8 +109,6 @@ def _write_query_crop(src: Path, dest: Path, segmentation, box) -> None:
 
 
 def write_queries(path: Path, rows: list[ObjectQuery]) -> None:
-    from ..io_utils import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
