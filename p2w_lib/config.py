@@ -48,10 +48,12 @@ class MapperConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Mapper training. Defaults are the paper's recipe (batch 128/GPU, lr 1e-4, wd 0.1, 30 epochs)."""
+    """Mapper training. Defaults are the paper's recipe: a global contrastive batch of 512 (the
+    original's 4 GPUs x 128 with features gathered across GPUs), lr 1e-4, wd 0.1, 30 epochs, 10k
+    warm-up steps. `batch_size` is global: under torchrun each process takes batch_size / processes."""
 
     prompt: str = "a photo of *"
-    batch_size: int = 128
+    batch_size: int = 512
     lr: float = 1e-4
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.98)
@@ -206,4 +208,5 @@ class PaperDataConfig:
     imagenet_lists: str = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data/imgnet"
     fashion_iq_annotations: str | None = None
     coco_seed: int = 0
+    coco_query_rule: str = "official"  # the original's box rule; "relative": 5-50% of the image, no crowd (extra)
     n_examples: int = 5  # missing files named in the report, per dataset

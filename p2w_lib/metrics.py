@@ -3,7 +3,9 @@
 Each metric is computed from a boolean relevance matrix `rel` [Q, K] (is the k-th retrieved
 image relevant to query q?) and the number of relevant gallery images per query:
 - hit-rate recall@K (Fashion-IQ, CIRR): did any relevant image make the top K;
-- true recall@K (Pic2Word's ImageNet-R): relevant retrieved in the top K / all relevant;
+- true recall@K (Pic2Word's ImageNet-R): relevant retrieved in the top K / (all relevant + 1e-5),
+  exactly as the official `get_metrics_imgnet`: a query with no relevant image scores 0 and stays
+  in the mean (ImageNet-R has classes without renditions in some domains);
 - precision@K: relevant retrieved in the top K / K;
 - mAP@K (CIRCO): AP@K = sum_{k<=K} P@k * rel(k) / min(K, |relevant|).
 """
@@ -34,10 +36,15 @@ def relevance_from_sets(topk_idx: torch.Tensor, targets: Sequence[Collection[int
     return rel, member.sum(dim=1)
 
 
-def _check(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> None:
+# The official ImageNet-R metric adds this to the denominator, which is what scores 0 for a query
+# without any relevant image instead of dividing by zero.
+TRUE_RECALL_EPS = 1e-5
+
+
+def _check(rel: torch.Tensor, n_relevant: torch.Tensor, k: int, allow_no_relevant: bool = False) -> None:
     if k > rel.shape[1]:
         raise ValueError(f"metric@{k} needs at least {k} retrieved items per query, got {rel.shape[1]}")
-    if (n_relevant == 0).any():
+    if not allow_no_relevant and (n_relevant == 0).any():
         bad = torch.nonzero(n_relevant == 0).squeeze(1)[:5].tolist()
         raise ValueError(f"queries {bad} have no relevant image in the gallery; drop them before scoring")
 
@@ -48,21 +55,26 @@ def hit_rate(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
 
 
 def true_recall(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
-    _check(rel, n_relevant, k)
-    return (rel[:, :k].sum(dim=1) / n_relevant).float().mean().item() * 100
+    _check(rel, n_relevant, k, allow_no_relevant=True)
+    hits = rel[:, :k].sum(dim=1).double()  # [Q]
+    return (hits / (n_relevant.double() + TRUE_RECALL_EPS)).mean().item() * 100
 
 
 def precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
-    _check(rel, n_relevant, k)
+    _check(rel, n_relevant, k, allow_no_relevant=True)
     return (rel[:, :k].sum(dim=1).float() / k).mean().item() * 100
 
 
-def mean_average_precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+def average_precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> torch.Tensor:
+    """AP@k per query [Q]: sum over ranks i <= k of P@i at each hit, divided by min(k, n_relevant)."""
     _check(rel, n_relevant, k)
     hits = rel[:, :k].float()  # [Q, k]
     precision_at = hits.cumsum(dim=1) / torch.arange(1, k + 1)  # [Q, k] P@i
-    ap = (precision_at * hits).sum(dim=1) / n_relevant.clamp(max=k)
-    return ap.mean().item() * 100
+    return (precision_at * hits).sum(dim=1) / n_relevant.clamp(max=k)
+
+
+def mean_average_precision(rel: torch.Tensor, n_relevant: torch.Tensor, k: int) -> float:
+    return average_precision(rel, n_relevant, k).mean().item() * 100
 
 
 METRICS = {"hit_rate": hit_rate, "true_recall": true_recall, "precision": precision, "map": mean_average_precision}

@@ -167,10 +167,10 @@ def check_circo(root: Path, n_examples: int) -> dict:
     return report
 
 
-def prepare_coco(root: Path, out_dir: Path, seed: int) -> dict:
+def prepare_coco(root: Path, out_dir: Path, seed: int, rule: str = "official") -> dict:
     from .datasets.coco import build_object_queries
 
-    return build_object_queries(root, out_dir, seed=seed)
+    return build_object_queries(root, out_dir, seed=seed, rule=rule)
 
 
 def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
@@ -189,7 +189,7 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
         "fashion_iq": lambda: check_fashion_iq(root / "fashion-iq", cfg.n_examples, cfg.fashion_iq_annotations),
         "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples),
         "circo": lambda: check_circo(root / "circo", cfg.n_examples),
-        "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed),
+        "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed, cfg.coco_query_rule),
     }
     (prepared / "coco").mkdir(parents=True, exist_ok=True)  # a DVC output even when COCO is switched off
     report, problems = {"root": str(root), "benchmarks": list(cfg.benchmarks)}, []

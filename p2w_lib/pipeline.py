@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 class EvalConfig:
     """Evaluation settings.
 
+    Every default is the official protocol; the alternatives are this project's named extras.
     fashion_iq_prompt: "pic2word" (official) or "searle" (the follow-ups' variant).
+    imagenet_r_queries: "all" (official: a query whose class has no rendition in a domain scores 0
+        there) or "evaluable" (such queries left out of that domain's mean).
+    coco_prompt: "with_class" (official: `a photo of * and {query class} and {others}`) or
+        "class_free" (`a photo of * and {others}`).
     mapper_checkpoint: evaluate this checkpoint (ours, or the official Pic2Word release) instead of
         the profile's trained mapper.
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
@@ -38,6 +43,8 @@ class EvalConfig:
     ks: tuple[int, int] = (10, 50)
     max_bad_fraction: float = 0.01
     fashion_iq_prompt: str = "pic2word"
+    imagenet_r_queries: str = "all"
+    coco_prompt: str = "with_class"
     mapper_checkpoint: str | None = None
     test_submissions: bool = True
 
@@ -119,7 +126,24 @@ def load_profile(params_path: str | Path = "params.yaml", profile: str | None = 
         raise ConfigError(f"{where}.kind: expected 'demo' or 'paper', got {raw['kind']!r}")
     if not raw["seeds"] or not all(isinstance(s, int) for s in raw["seeds"]):
         raise ConfigError(f"{where}.seeds: expected a non-empty list of integers, got {raw['seeds']!r}")
+    _check_choices(sections, where)
     return Profile(name=name, kind=raw["kind"], seeds=tuple(raw["seeds"]), **sections)
+
+
+# Settings with a fixed set of values: checked when params.yaml is read, not hours later in a stage.
+_CHOICES = {
+    ("eval", "fashion_iq_prompt"): ("pic2word", "searle"),
+    ("eval", "imagenet_r_queries"): ("all", "evaluable"),
+    ("eval", "coco_prompt"): ("with_class", "class_free"),
+    ("paper_data", "coco_query_rule"): ("official", "relative"),
+}
+
+
+def _check_choices(sections: dict, where: str) -> None:
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(sections[section], key)
+        if value not in allowed:
+            raise ConfigError(f"{where}.{section}.{key}: {value!r} is not one of {allowed} (the first is the paper's protocol)")
 
 
 def enter_repo_root(start: str | Path | None = None) -> Path:
@@ -224,7 +248,7 @@ def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | N
     result = evaluate_domain_conversion(
         clip, mapper_for(p, seed, clip), p.world_dir, rendition_domains(p), ks=p.eval.ks, cache_dir=p.cache_dir,
         oracle_texts=_oracle(p, "domain_conversion"), max_bad_fraction=p.eval.max_bad_fraction,
-        profile=p.name, seed=seed,
+        profile=p.name, seed=seed, queries=p.eval.imagenet_r_queries,
     )
     _record(p, "domain_conversion", seed, result)
     return result
@@ -279,7 +303,7 @@ def _evaluate_more(p: Profile, task: str, seed: int, clip: FrozenClip, mapper) -
             result["submissions"] = {"test": str(circo.write_test_submission(clip, mapper, p.world_dir / "circo", submissions, **common))}
         return result
     return coco_objects.evaluate_coco_objects(clip, mapper, p.world_dir / "coco", p.prepared_dir / "coco",
-                                              profile=p.name, seed=seed, **common)
+                                              profile=p.name, seed=seed, prompt=p.eval.coco_prompt, **common)
 
 
 def _record(p: Profile, task: str, seed: int, result: dict) -> None:

@@ -34,17 +34,20 @@ def metrics_frame(result: dict, keys: tuple[str, ...] | None = ("R@10", "R@50"))
 
 
 def paper_comparison(result: dict, task: str) -> pd.DataFrame:
-    """Our averages next to the Pic2Word paper's ViT-L/14 numbers (reference_numbers.py), per method."""
-    from .reference_numbers import PIC2WORD_PAPER
+    """Our averages next to the Pic2Word paper's ViT-L/14 numbers (reference_numbers.py), per method;
+    each column names the split it was measured on (CIRR: ours on val, the paper's on test1)."""
+    from .reference_numbers import PIC2WORD_PAPER, SPLITS
 
     reference = PIC2WORD_PAPER.get(task)
     if reference is None or "skipped" in result:
         return pd.DataFrame()
+    ours_split, paper_split = SPLITS[task]
     rows = {}
     for method, paper in reference.items():
         ours = result["methods"].get(method, {})
         rows[METHOD_LABELS.get(method, method)] = {
-            **{f"ours {k}": ours.get(k, float("nan")) for k in paper}, **{f"paper {k}": v for k, v in paper.items()}}
+            **{f"ours, {ours_split}, {k}": ours.get(k, float("nan")) for k in paper},
+            **{f"paper, {paper_split}, {k}": v for k, v in paper.items()}}
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
@@ -143,7 +146,13 @@ def paper_section(results_dir: str | Path = "results/paper") -> str:
         parts += [markdown_table(metrics_frame(result, keys=None)), ""]
         comparison = paper_comparison(result, task)
         if not comparison.empty:
-            parts += ["Beside the Pic2Word paper (ViT-L/14):", "", markdown_table(comparison), ""]
+            from .reference_numbers import SPLITS
+
+            ours_split, paper_split = SPLITS[task]
+            caveat = "" if ours_split == paper_split else (
+                f" Ours are on {ours_split}, the paper's on {paper_split}: not the same queries; submit "
+                f"results/paper/submissions/ to the server for a {paper_split} number.")
+            parts += [f"Beside the Pic2Word paper (ViT-L/14).{caveat}", "", markdown_table(comparison), ""]
     if not parts:
         raise FileNotFoundError(f"{metrics}: no results files of the paper benchmarks; run the paper pipeline first")
     return "\n".join(parts)

@@ -266,7 +266,12 @@ def train_mapper(
         source, n = recomputed_feature_source(clip, image_paths, cfg)
     else:
         source, n = cached_feature_source(clip, image_paths, cfg, cache_dir)
-    global_batch = cfg.batch_size * world  # cfg.batch_size is per process, as the original's per-GPU batch
+    # cfg.batch_size is the global contrastive batch: every process embeds its share and the loss
+    # runs over the all-gathered features, so the negatives per step do not depend on the GPU count.
+    global_batch, local_batch = cfg.batch_size, cfg.batch_size // world
+    if global_batch % world:
+        raise ValueError(f"train.batch_size {global_batch} is the global batch and must split evenly over {world} "
+                         f"processes; choose a multiple of {world}")
     if n < global_batch:
         raise ValueError(f"{n} usable training images but a global batch of {global_batch}; lower the batch size or add images")
     steps_per_epoch = n // global_batch
@@ -296,9 +301,9 @@ def train_mapper(
         )
 
     def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`
-        return batch_indices(step, n, global_batch, cfg.seed)[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
+        return batch_indices(step, n, global_batch, cfg.seed)[rank * local_batch:(rank + 1) * local_batch]
 
-    tokens = _prompt_tokens(clip, cfg.prompt, cfg.batch_size)
+    tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
     mapper.train()
     loss = float("nan")
     new_log = not log_path.is_file()

@@ -100,13 +100,17 @@ def fashion_iq(root: Path) -> None:
         write_json(fiq / "image_splits" / f"split.{category}.val.json", ids)
 
 
+CIRR_TEST1_DISTRACTORS = 48  # the server takes top-50 lists: test1 needs over 50 images
+
+
 def cirr(root: Path) -> None:
     base = root / "cirr"
     for split, prefix, n_sets in (("val", "dev", 3), ("test1", "test1", 2)):
         names = [f"{prefix}-{s}-{j}-img{j % 2}" for s in range(n_sets) for j in range(4)]
-        for i, name in enumerate(names):
+        extra = [f"{prefix}-9{i:02d}-0-img0" for i in range(CIRR_TEST1_DISTRACTORS)] if split == "test1" else []
+        for i, name in enumerate(names + extra):
             save(base / prefix / f"{name}.png", 6000 + (0 if split == "val" else 100) + i)
-        write_json(base / "image_splits" / f"split.rc2.{split}.json", {n: f"./{prefix}/{n}.png" for n in names})
+        write_json(base / "image_splits" / f"split.rc2.{split}.json", {n: f"./{prefix}/{n}.png" for n in names + extra})
         queries = []
         for s in range(n_sets):
             members = names[s * 4:(s + 1) * 4]
@@ -119,16 +123,23 @@ def cirr(root: Path) -> None:
         write_json(base / "captions" / f"cap.rc2.{split}.json", queries)
 
 
+CIRCO_IDS = tuple(range(100, 116))  # references and ground truths
+CIRCO_DISTRACTORS = tuple(range(200, 240))  # the server takes top-50 lists: the gallery needs 50 images
+
+
 def circo(root: Path) -> None:
     base = root / "circo"
-    ids = list(range(100, 116))
-    for i in ids:
+    ids = list(CIRCO_IDS)
+    for i in ids + list(CIRCO_DISTRACTORS):
         save(base / "COCO2017_unlabeled" / "unlabeled2017" / f"{i:012d}.jpg", 7000 + i)
     write_json(base / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json",
-               {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 32, "height": 32} for i in ids]})
+               {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 32, "height": 32}
+                           for i in ids + list(CIRCO_DISTRACTORS)]})
+    aspects = (["cardinality"], ["addition", "viewpoint"], ["cardinality", "negation"], [], ["viewpoint"])
     val = [{"id": q, "reference_img_id": ids[q], "target_img_id": ids[q + 5], "relative_caption": f"shows {q} cats",
-            "shared_concept": "a cat", "gt_img_ids": ids[q + 5:q + 5 + 1 + q % 3], "semantic_aspects": ["cardinality"]}
+            "shared_concept": "a cat", "gt_img_ids": ids[q + 5:q + 5 + 1 + q % 3], "semantic_aspects": aspects[q]}
            for q in range(5)]
+    val[1]["gt_img_ids"] = val[1]["gt_img_ids"] + val[1]["gt_img_ids"][:1]  # a repeated id: the official |GT| counts it
     test = [{"id": q, "reference_img_id": ids[q + 8], "relative_caption": f"is at night {q}", "shared_concept": "a street"}
             for q in range(3)]
     write_json(base / "annotations" / "val.json", val)
@@ -144,13 +155,30 @@ def coco(root: Path) -> None:
         images.append({"id": i + 1, "file_name": f"{i + 1:012d}.jpg", "width": w, "height": h})
         save(base / "val2017" / f"{i + 1:012d}.jpg", 8000 + i, (w, h))
         boxes = [(4, 4, 20, 16, 1 + i % 3), (26, 10, 16, 20, 1 + (i + 1) % 3)]  # 17% and 17% of the image
-        if i == 7:
-            boxes = [(1, 1, 4, 4, 1)]  # too small to be a query: counted as no_candidate
+        if i == 7:  # official rule: a query (area in pixels > 0.05); relative rule: too small, no candidate
+            boxes = [(1, 1, 4, 4, 1)]
         for j, (x, y, bw, bh, cat) in enumerate(boxes):
             poly = [x, y, x + bw, y, x + bw, y + bh, x, y + bh]
             annotations.append({"id": i * 10 + j, "image_id": i + 1, "category_id": cat, "bbox": [x, y, bw, bh],
                                 "segmentation": [poly], "area": bw * bh, "iscrowd": 0})
+        if i == 6:  # a crowd instance (uncompressed RLE): a candidate under the official rule only
+            annotations.append({"id": 99, "image_id": i + 1, "category_id": 3, "bbox": [30, 2, 10, 8], "area": 80,
+                                "iscrowd": 1, "segmentation": {"size": [h, w], "counts": box_rle(30, 2, 10, 8, w, h)}})
     write_json(base / "annotations" / "instances_val2017.json", {"images": images, "annotations": annotations, "categories": categories})
+
+
+def box_rle(x: int, y: int, bw: int, bh: int, w: int, h: int) -> list[int]:
+    """Uncompressed COCO RLE of a filled box: runs over the column-major pixels, background first."""
+    mask = np.zeros((h, w), dtype=bool)
+    mask[y:y + bh, x:x + bw] = True
+    flat = mask.T.reshape(-1)
+    runs, current, count = [], False, 0
+    for v in flat:
+        if v != current:
+            runs.append(count)
+            current, count = v, 0
+        count += 1
+    return runs + [count]
 
 
 def paper_world(root: Path, sources: Path) -> dict:

@@ -22,7 +22,7 @@ def config(batch_size: int) -> TrainConfig:
 def _worker(rank: int, world: int, port: int, paths: list[str], out: str, cache: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
-        train_mapper(tiny_clip(0), paths, config(batch_size=4), MAPPER, out, cache_dir=cache)
+        train_mapper(tiny_clip(0), paths, config(batch_size=8), MAPPER, out, cache_dir=cache)  # global: 4 per process
     finally:
         dist.destroy_process_group()
 

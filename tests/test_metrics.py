@@ -22,7 +22,8 @@ def ref_hit_rate(ranked, targets, k):
 
 
 def ref_true_recall(ranked, targets, k):
-    return 100 * sum(len(set(r[:k]) & t) / len(t) for r, t in zip(ranked, targets)) / len(ranked)
+    # the official get_metrics_imgnet: num_correct / (num_total + 1e-5), averaged over every query
+    return 100 * sum(len(set(r[:k]) & t) / (len(t) + 1e-5) for r, t in zip(ranked, targets)) / len(ranked)
 
 
 def ref_precision(ranked, targets, k):
@@ -68,8 +69,28 @@ def test_hand_worked_map_example():
     # relevant {0, 2}; ranking 0, 1, 2 -> AP@3 = (1/1 + 2/3) / 2
     rel, n_rel = metrics.relevance_from_sets(torch.tensor([[0, 1, 2]]), [{0, 2}])
     assert metrics.mean_average_precision(rel, n_rel, 3) == pytest.approx(100 * (1 + 2 / 3) / 2)
-    assert metrics.true_recall(rel, n_rel, 1) == pytest.approx(50.0)
+    assert metrics.true_recall(rel, n_rel, 1) == pytest.approx(100 / (2 + 1e-5))
     assert metrics.score(rel, n_rel, "hit_rate", [1, 3]) == {"R@1": 100.0, "R@3": 100.0}
+
+
+def test_true_recall_keeps_queries_without_relevant_images_as_zero():
+    """ImageNet-R's official metric: a class with no rendition in a domain scores 0 and stays in
+    the mean. Written from get_metrics_imgnet: labels, a full ranking, counts per query."""
+    gallery_labels = [1000 + 3, 1000 + 3, 1000 + 5, 3, 5, 7]  # origami renditions of classes 3 and 5; reals
+    query_labels = [1000 + 3, 1000 + 5, 1000 + 7]  # class 7 has no origami rendition
+    ranking = [[0, 3, 2, 1, 4, 5], [2, 0, 1, 3, 4, 5], [5, 4, 3, 2, 1, 0]]
+    expected = {}
+    for k in (1, 2, 4):
+        total = 0.0
+        for q, order in zip(query_labels, ranking):
+            num_total = sum(g == q for g in gallery_labels)
+            num_correct = sum(gallery_labels[i] == q for i in order[:k])
+            total += num_correct / (num_total + 1e-5)
+        expected[k] = 100 * total / len(query_labels)
+    rel, n_rel = metrics.relevance_from_labels(torch.tensor(ranking), torch.tensor(query_labels), torch.tensor(gallery_labels))
+    for k, value in expected.items():
+        assert metrics.true_recall(rel, n_rel, k) == pytest.approx(value, abs=1e-9)
+    assert expected[4] == pytest.approx(100 * (2 / 2 + 1 / 1 + 0) / 3, abs=1e-3)  # not (1 + 1) / 2: the third query counts
 
 
 def test_query_without_relevant_images_is_an_error():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -116,7 +117,7 @@ def test_no_cc3m_data_names_both_layouts(tmp_path):
 def test_coco_object_queries_are_seeded_and_in_the_original_format(tmp_path):
     fx.coco(tmp_path)
     counts = build_object_queries(tmp_path / "coco", tmp_path / "q0", seed=0)
-    assert counts == {"images": 8, "queries": 7, "no_candidate": 1, "missing_image": 0}
+    assert counts == {"images": 8, "queries": 8, "no_candidate": 0, "missing_image": 0, "rule": "official"}
     again = build_object_queries(tmp_path / "coco", tmp_path / "q1", seed=0)
     assert again == counts
     assert (tmp_path / "q0" / "coco_eval.csv").read_text() == (tmp_path / "q1" / "coco_eval.csv").read_text()
@@ -130,6 +131,68 @@ def test_coco_object_queries_are_seeded_and_in_the_original_format(tmp_path):
     other_seeds = {tuple(r.query_class for r in read_queries(tmp_path / f"s{s}")) for s in range(6)
                    if build_object_queries(tmp_path / "coco", tmp_path / f"s{s}", seed=s)}
     assert len(other_seeds) > 1  # the seed matters: the choice is random, but repeatable
+
+
+def test_coco_candidates_follow_the_official_rule(tmp_path):
+    """prepare_data.py: box area in pixels, 0.05 < area < 0.5 x image area, crowd instances included.
+    The candidate sets are recomputed here from that definition for every image of the fixture."""
+    import json
+
+    from p2w_lib.datasets.coco import is_candidate
+
+    fx.coco(tmp_path)
+    data = json.loads((tmp_path / "coco" / "annotations" / "instances_val2017.json").read_text())
+    sizes = {im["id"]: im["width"] * im["height"] for im in data["images"]}
+    official = {a["id"] for a in data["annotations"] if 0.05 < a["bbox"][2] * a["bbox"][3] < 0.5 * sizes[a["image_id"]]}
+    assert 99 in official and 70 in official  # the crowd instance and the 16-pixel box
+    assert {a["id"] for a in data["annotations"] if is_candidate(a, sizes[a["image_id"]])} == official
+    relative = {a["id"] for a in data["annotations"] if is_candidate(a, sizes[a["image_id"]], "relative")}
+    assert relative == official - {99, 70}
+    counts = build_object_queries(tmp_path / "coco", tmp_path / "rel", seed=0, rule="relative")
+    assert (counts["queries"], counts["no_candidate"]) == (7, 1)
+    chosen = {build_object_queries(tmp_path / "coco", tmp_path / f"o{s}", seed=s) and
+              read_queries(tmp_path / f"o{s}")[6].query_class for s in range(12)}
+    assert "bench" in chosen  # image 7's crowd bench is drawn under the official rule
+    with pytest.raises(ValueError, match="choose from"):
+        build_object_queries(tmp_path / "coco", tmp_path / "x", rule="5-50%")
+
+
+def _compress_rle(runs):
+    """COCO's compressed RLE string, written from the format (pycocotools' rleToString)."""
+    out = []
+    for i, x in enumerate(runs):
+        if i > 2:
+            x -= runs[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_rle_masks_decode_column_major(compressed):
+    from p2w_lib.datasets.coco import instance_mask
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((13, 17)) < 0.3
+    mask[:, :3] = False  # long background runs: differences of both signs in the compressed form
+    runs = fx.box_rle(0, 0, 0, 0, 17, 13)  # all background
+    assert runs == [13 * 17]
+    flat = mask.T.reshape(-1)
+    runs, current, count = [], False, 0
+    for v in flat:
+        if v != current:
+            runs.append(count)
+            current, count = v, 0
+        count += 1
+    runs.append(count)
+    rle = {"size": [13, 17], "counts": _compress_rle(runs) if compressed else runs}
+    assert np.array_equal(instance_mask(rle, 13, 17), mask)
 
 
 # -- the data report --------------------------------------------------------------------------
@@ -153,7 +216,7 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
     assert report["fashion_iq"]["shirt"] == {"triplets": 6, "evaluable": 4, "gallery": 8, "gallery_missing": 1,
                                              "first_missing": ["s1007"]}
     assert report["cc3m"]["training_images"] == 24 and report["cc3m"]["missing"] == 0
-    assert report["coco_objects"]["queries"] == 7
+    assert report["coco_objects"]["queries"] == 8  # the official rule: the 16-pixel box is a candidate
     assert json.loads((root / "prepared" / "report.json").read_text()) == report
     before = (root / "prepared" / "report.json").read_bytes()
     prepare_paper_data(root, cfg)  # unchanged data, unchanged report: DVC re-runs nothing downstream

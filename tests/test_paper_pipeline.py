@@ -15,6 +15,7 @@ import yaml
 from p2w_lib import downloads, pipeline
 from p2w_lib.cli import main as cli_main
 from p2w_lib.config import PAPER_BENCHMARKS
+from p2w_lib.protocols import circo
 from p2w_lib.report import paper_section
 from tests import paper_fixtures as fx
 
@@ -27,7 +28,8 @@ def test_paper_profile_is_the_papers_recipe():
     p = pipeline.load_profile(ROOT / "params.yaml", "paper")
     assert (p.clip.model, p.clip.pretrained) == ("ViT-L-14", "openai")
     t = p.train
-    assert (t.batch_size, t.lr, t.weight_decay, t.epochs, t.warmup_steps) == (128, 1e-4, 0.1, 30, 10000)
+    # the original: 4 GPUs x 128 with features all-gathered for the loss = a contrastive batch of 512
+    assert (t.batch_size, t.lr, t.weight_decay, t.epochs, t.warmup_steps) == (512, 1e-4, 0.1, 30, 10000)
     assert (t.betas, t.eps, t.crop_scale, t.prompt) == ((0.9, 0.98), 1e-6, (0.9, 1.0), "a photo of *")
     assert (p.mapper.hidden_dim, p.mapper.n_layers, p.mapper.dropout) == (512, 2, 0.1)
     assert p.paper_data.benchmarks == PAPER_BENCHMARKS and p.results_dir == Path("results/paper")
@@ -100,19 +102,23 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     fiq = pipeline.evaluate_fashion_iq_stage(p, 0)
     assert fiq["counts"]["shirt"]["evaluable"] == 4 and fiq["counts"]["shirt"]["skipped"] == 2
     more = pipeline.evaluate_more_benchmarks(p, 0)
-    for task in ("CIRR val: 6 queries evaluated, 0 skipped", "CIRCO val: 5 queries", "COCO objects: 7 queries",
+    for task in ("CIRR val: 6 queries evaluated, 0 skipped", "CIRCO val: 5 queries", "COCO objects: 8 queries",
                  "fashion-iq shirt: 4 triplets evaluated, 2 skipped", "domain conversion: 6 queries evaluated"):
         assert task in caplog.text
     assert {"R@1", "R@5", "R@10", "Rs@1", "Rs@2", "Rs@3"} <= set(more["cirr"]["methods"]["pic2word"])
     assert {"mAP@5", "mAP@10"} <= set(more["circo"]["methods"]["pic2word"])
-    assert more["coco_objects"]["n_queries"] == 7
+    assert more["coco_objects"]["n_queries"] == 8 and more["coco_objects"]["prompt"] == "with_class"
+    assert set(more["circo"]["methods"]["pic2word"]["semantic_mAP@10"]) == set(circo.SEMANTIC_ASPECTS)
+    assert dc["queries"] == "all" and set(dc["n_queries_without_relevant"]) == {"cartoon", "origami", "toy", "sculpture"}
     metrics = Path("results/paper/metrics")
     for task in PAPER_BENCHMARKS:
         saved = json.loads((metrics / f"{task}.json").read_text())
         assert saved["profile"] == "paper" and set(saved["methods"]) == METHODS, task
     subs = sorted(p.name for p in Path("results/paper/submissions").iterdir())
     assert subs == ["circo_test_pic2word.json", "cirr_test1_recall_pic2word.json", "cirr_test1_recall_subset_pic2word.json"]
-    assert "Beside the Pic2Word paper" in paper_section("results/paper")
+    section = paper_section("results/paper")
+    assert "Beside the Pic2Word paper" in section
+    assert "Ours are on CIRR val, the paper's on CIRR test1" in section and "ours, CIRR val, R@1" in section
     examples = pipeline.qualitative_examples(p, 0)
     assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
@@ -173,10 +179,11 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
 
 
 def test_pipeline_launches_torchrun_when_asked(paper_repo):
-    """launch.nproc_per_node: 2 trains under torchrun: a global batch of 2 x 8 gives 24 // 16 = 1
-    step per epoch, which one process with batch 8 (3 steps per epoch) cannot produce."""
+    """launch.nproc_per_node: 2 trains under torchrun, 8 images per process: the global batch of 16
+    gives 24 // 16 = 1 step per epoch, and the checkpoint records the global batch."""
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["profiles"]["paper"]["launch"] = {"nproc_per_node": 2}
+    params["profiles"]["paper"]["train"]["batch_size"] = 16
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["fashion_iq"]
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p = pipeline.load_profile()

@@ -86,13 +86,16 @@ def test_cirr_test_submission_format(data, clip, mapper, tmp_path):
     queries = {str(q.pairid): q for q in read_cirr(data / "cirr", "test1")}
     assert set(recall) - {"version", "metric"} == set(queries) == set(subset) - {"version", "metric"}
     for pairid, q in queries.items():
-        assert len(recall[pairid]) == 7 and q.reference not in recall[pairid]  # 8 test1 images minus the reference
+        assert len(recall[pairid]) == 50 and q.reference not in recall[pairid] and len(set(recall[pairid])) == 50
         assert len(subset[pairid]) == 3 and set(subset[pairid]) <= set(q.members) - {q.reference}
+    assert " " not in paths["recall"].read_text() and "\n" not in paths["recall"].read_text()  # compact
 
 
 @pytest.mark.parametrize("drop", [None, 108])
 def test_circo_matches_slow_reference(data, clip, mapper, tmp_path, drop):
-    """AP@K divides by min(K, |GT|) of the annotation, also when a ground-truth image is unreadable."""
+    """Written from CIRCO's evaluation.py: AP@K divides by min(K, len(gt_img_ids)) as annotated (a
+    repeated id counts twice; an unreadable ground truth still counts), Recall@K is the hit of
+    target_img_id, and the semantic mAP@10 averages AP@10 over the queries tagged with an aspect."""
     root = data / "circo"
     if drop is not None:  # query 2's ground truth is 107, 108, 109: lose one image
         import shutil
@@ -101,33 +104,48 @@ def test_circo_matches_slow_reference(data, clip, mapper, tmp_path, drop):
         (root / "COCO2017_unlabeled" / "unlabeled2017" / f"{drop:012d}.jpg").unlink()
     result = circo.evaluate_circo(clip, mapper, root, ks=(5, 10), max_bad_fraction=0.1)
     assert result["n_ground_truth_missing"] == (drop is not None)
-    ids = [i for i in range(100, 116) if i != drop]
+    ids = [i for i in sorted(fx.CIRCO_IDS + fx.CIRCO_DISTRACTORS) if i != drop]
     raw = embed(clip, [root / "COCO2017_unlabeled" / "unlabeled2017" / f"{i:012d}.jpg" for i in ids])
     gallery = F.normalize(raw, dim=-1)
     queries = [q for q in read_circo(root, "val") if set(q.ground_truth) & set(ids)]  # no readable GT: skipped
     assert result["n_queries_skipped"] == 5 - len(queries)
+    annotations = {a["id"]: a for a in json.loads((root / "annotations" / "val.json").read_text())}
+    assert any(len(set(a["gt_img_ids"])) < len(a["gt_img_ids"]) for a in annotations.values())  # the case that matters
     sums = {m: {5: 0.0, 10: 0.0} for m in result["methods"]}
+    recall = {m: {5: 0, 10: 0} for m in result["methods"]}
+    aspects = {m: {} for m in result["methods"]}
     for q in queries:
+        a = annotations[q.id]
         ref = raw[ids.index(q.reference)]
         for method, vec in per_method(clip, mapper, ref, f"a photo of * , {q.caption}", q.caption).items():
-            full = ranked(vec, gallery, ids)  # the reference stays in the gallery
+            predictions = ranked(vec, gallery, ids)[:50]  # the reference stays in the gallery
             for k in (5, 10):
                 hits, ap = 0, 0.0
-                for rank, image in enumerate(full[:k], start=1):
-                    if image in q.ground_truth:
+                for rank, image in enumerate(predictions[:k], start=1):
+                    if image in a["gt_img_ids"]:
                         hits += 1
                         ap += hits / rank
-                sums[method][k] += ap / min(k, len(q.ground_truth))
+                sums[method][k] += ap / min(k, len(a["gt_img_ids"]))
+                recall[method][k] += a["target_img_id"] in predictions[:k]
+                if k == 10:
+                    for aspect in a["semantic_aspects"]:
+                        aspects[method].setdefault(aspect, []).append(ap / min(k, len(a["gt_img_ids"])))
     for method, per_k in sums.items():
+        got = result["methods"][method]
         for k, total in per_k.items():
-            assert result["methods"][method][f"mAP@{k}"] == pytest.approx(100 * total / len(queries), abs=1e-3), (method, k)
+            assert got[f"mAP@{k}"] == pytest.approx(100 * total / len(queries), abs=1e-3), (method, k)
+            assert got[f"R@{k}"] == pytest.approx(100 * recall[method][k] / len(queries), abs=1e-3), (method, k)
+        for aspect in circo.SEMANTIC_ASPECTS:
+            values = aspects[method].get(aspect)
+            expected = 100 * sum(values) / len(values) if values else None
+            assert got["semantic_mAP@10"][aspect] == (pytest.approx(expected, abs=1e-3) if values else None), (method, aspect)
 
 
 def test_circo_test_submission_format(data, clip, mapper, tmp_path):
     path = circo.write_test_submission(clip, mapper, data / "circo", tmp_path)
     sub = json.loads(path.read_text())
     assert set(sub) == {"0", "1", "2"}
-    assert all(len(v) == 16 and all(isinstance(i, int) for i in v) for v in sub.values())
+    assert all(len(v) == 50 == len(set(v)) and all(isinstance(i, int) for i in v) for v in sub.values())
 
 
 def test_coco_objects_matches_slow_reference(data, clip, mapper):
@@ -138,9 +156,15 @@ def test_coco_objects_matches_slow_reference(data, clip, mapper):
     gallery = F.normalize(embed(clip, [data / "coco" / "val2017" / n for n in names]), dim=-1)
     crops = embed(clip, [query_crop_path(qdir, n) for n in names])
     hits = {m: {1: 0, 5: 0} for m in result["methods"]}
-    for q, crop in zip(queries, crops):
-        prompt = "a photo of * and " + " and ".join(q.other_classes)
-        for method, vec in per_method(clip, mapper, crop, prompt, prompt.replace("* ", "")).items():
+    rows = (qdir / "coco_eval.csv").read_text().splitlines()[1:]
+    for q, crop, row in zip(queries, crops, rows):
+        # data.py's CsvCOCO, from the csv row: classes split on ';' ([""] when empty), then formatted
+        file_name, _, query_class, classes = row.split(",")
+        assert file_name == q.file_name
+        others = classes.split(";") if classes else [""]
+        prompt = "a photo of * and {} and {}".format(query_class, " and ".join(others))
+        text = "a photo of {} and {}".format(query_class, " and ".join(others))
+        for method, vec in per_method(clip, mapper, crop, prompt, text).items():
             top = ranked(vec, gallery, names)
             for k in (1, 5):
                 hits[method][k] += q.file_name in top[:k]
@@ -197,3 +221,76 @@ def test_malformed_annotation_files_name_the_file(tmp_path):
     (tmp_path / "coco_eval.csv").write_text("id,query_regions,query_class,classes\na.jpg,1;2;3,dog,\n")
     with pytest.raises(DataFormatError, match=r"coco_eval\.csv:2: query_regions"):
         read_coco(tmp_path)
+
+
+def test_coco_texts_follow_the_original_format():
+    from p2w_lib.datasets.coco import ObjectQuery
+
+    q = ObjectQuery("1.jpg", (0, 0, 1, 1), "dog", ("frisbee", "bench"))
+    assert coco_objects.texts_for(q) == ("a photo of * and dog and frisbee and bench", "a photo of dog and frisbee and bench")
+    alone = ObjectQuery("2.jpg", (0, 0, 1, 1), "dog", ())
+    assert coco_objects.texts_for(alone) == ("a photo of * and dog and ", "a photo of dog and ")  # as the original
+    assert coco_objects.texts_for(q, "class_free")[0] == "a photo of * and frisbee and bench"
+    with pytest.raises(ValueError, match="choose from"):
+        coco_objects.texts_for(q, "other")
+
+
+# -- test-server rules ----------------------------------------------------------------------
+
+from p2w_lib.protocols import submissions  # noqa: E402
+
+needs_cirr = pytest.mark.skipif(not (SHARED / "reference" / "cirr").is_dir(), reason="../shared/reference absent")
+
+
+@needs_cirr
+def test_cirr_recall_file_fits_the_server_at_the_real_size(tmp_path):
+    """Every real test1 pairid with 50 real test1 names (the longest ones: the worst case): the
+    compact file passes the 5 MB rule; the same content indented (the old writer) would not."""
+    ref = SHARED / "reference" / "cirr"
+    queries = read_cirr(ref, "test1")
+    names = sorted(read_image_split(ref, "test1"), key=len, reverse=True)[:50]
+    recall = {"version": "rc2", "metric": "recall", **{str(q.pairid): names for q in queries}}
+    submissions.check_cirr_submission(recall, [q.pairid for q in queries], "recall")
+    path = submissions.write_submission(tmp_path / "recall.json", recall)
+    assert path.stat().st_size <= submissions.CIRR_MAX_BYTES < len(json.dumps(recall, indent=2).encode())
+    assert json.loads(path.read_text()) == recall
+
+
+def test_cirr_rules_are_checked():
+    ok = {"version": "rc2", "metric": "recall_subset", "1": ["a", "b", "c"], "2": ["a", "b", "d"]}
+    submissions.check_cirr_submission(ok, [1, 2], "recall_subset")
+    cases = {
+        "'version' must be 'rc2'": {**ok, "version": "rc1"},
+        "'metric' must be 'recall_subset'": {**ok, "metric": "recall"},
+        "1 pairids have no list": {k: v for k, v in ok.items() if k != "2"},
+        "needs a list of 3": {**ok, "1": ["a", "b"]},
+        "repeated entries": {**ok, "1": ["a", "a", "b"]},
+        "unknown pairid '7'": {**ok, "7": ["a", "b", "c"]},
+    }
+    for message, bad in cases.items():
+        with pytest.raises(submissions.SubmissionError, match=message):
+            submissions.check_cirr_submission(bad, [1, 2], "recall_subset")
+    big = {"version": "rc2", "metric": "recall", **{str(i): [f"test1-{i}-{j}-img0-padding-padding" for j in range(50)]
+                                                     for i in range(3000)}}
+    with pytest.raises(submissions.SubmissionError, match="over the server's 5,000,000"):
+        submissions.check_cirr_submission(big, range(3000), "recall")
+
+
+def test_circo_rules_are_checked():
+    ids = list(range(100, 150))
+    submissions.check_circo_submission({"0": ids, "1": ids}, [0, 1])
+    with pytest.raises(submissions.SubmissionError, match="1 query ids have no list"):
+        submissions.check_circo_submission({"0": ids}, [0, 1])
+    with pytest.raises(submissions.SubmissionError, match="entries must be int"):
+        submissions.check_circo_submission({"0": [str(i) for i in ids], "1": ids}, [0, 1])
+    with pytest.raises(submissions.SubmissionError, match="needs a list of 50"):
+        submissions.check_circo_submission({"0": ids[:49], "1": ids}, [0, 1])
+
+
+@pytest.mark.skipif(not (SHARED / "reference" / "circo").is_dir(), reason="../shared/reference absent")
+def test_circo_file_at_the_real_size_passes(tmp_path):
+    queries = read_circo(SHARED / "reference" / "circo", "test")
+    assert len(queries) == 800
+    sub = {str(q.id): list(range(500_000, 500_050)) for q in queries}
+    submissions.check_circo_submission(sub, [q.id for q in queries])
+    assert json.loads(submissions.write_submission(tmp_path / "circo.json", sub).read_text()) == sub

@@ -54,7 +54,7 @@ def test_domain_conversion_matches_slow_reference(world, clip, mapper):  # noqa:
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
                 for k in (10, 50):
-                    sums[method][k] += len(relevant & set(ranked[:k])) / len(relevant)
+                    sums[method][k] += len(relevant & set(ranked[:k])) / (len(relevant) + 1e-5)
         for method in SCHEMA_METHODS:
             got = result["methods"][method]["per_domain"][domain]
             for k in (10, 50):
@@ -73,9 +73,10 @@ def test_fashion_iq_matches_slow_reference(world, clip, mapper):  # noqa: F811
         for t in triplets:
             ref = embed(clip, [root / "images" / f"{t.candidate}.png"])[0]
             c1, c2 = t.captions
-            text = clip.encode_text([f"{c2} and {c1}"], normalize=True)[0]
+            prompt = f"a photo of * , {c2} and {c1}"
+            text = clip.encode_text([prompt], normalize=True)[0]  # official baselines: the prompt as text, `*` included
             image = F.normalize(ref, dim=0)
-            composed = encode_composed(clip.model, clip.tokenizer, [f"a photo of * , {c2} and {c1}"], mapper(ref[None]))[0]
+            composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
             per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0), "pic2word": composed}
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
@@ -87,6 +88,33 @@ def test_fashion_iq_matches_slow_reference(world, clip, mapper):  # noqa: F811
                 assert got[f"R@{k}"] == pytest.approx(100 * hits[method][k] / len(triplets), abs=1e-3)
     avg = result["methods"]["pic2word"]["R@10"]
     assert avg == pytest.approx(sum(result["methods"]["pic2word"]["per_category"][c]["R@10"] for c in CATEGORIES) / 3)
+
+
+def test_domain_conversion_keeps_queries_whose_class_has_no_rendition(world, clip, mapper, tmp_path):  # noqa: F811
+    """As on Pic2Word's real lists: drop every rendition of one class in one domain. The official
+    metric scores those queries 0 and keeps them in the mean; `queries="evaluable"` leaves them out."""
+    root = tmp_path / "world"
+    shutil.copytree(world, root, ignore=shutil.ignore_patterns("cc3m", "fashion-iq"))
+    targets = read_label_list(root / TARGET_LIST)
+    queries = read_label_list(root / QUERY_LIST)
+    gone_class, gone_domain = queries[0][1], 1
+    kept = [(p, label) for p, label in targets if label != 1000 * gone_domain + gone_class]
+    (root / TARGET_LIST).write_text("".join(f"{p} {label} \n" for p, label in kept))
+    n_gone = sum(label == gone_class for _, label in queries)
+    official = evaluate_domain_conversion(clip, mapper, root, RENDITIONS, ks=(10,))
+    evaluable = evaluate_domain_conversion(clip, mapper, root, RENDITIONS, ks=(10,), queries="evaluable")
+    domain = RENDITIONS[gone_domain]
+    assert official["queries"] == "all" and official["n_queries_without_relevant"][domain] == n_gone
+    assert official["n_queries_without_relevant"][RENDITIONS[0]] == 0
+    for method in SCHEMA_METHODS:
+        all_q = official["methods"][method]["per_domain"][domain]["R@10"]
+        only = evaluable["methods"][method]["per_domain"][domain]["R@10"]
+        # the same per-query scores, averaged over len(queries) vs over the evaluable ones
+        assert all_q == pytest.approx(only * (len(queries) - n_gone) / len(queries), abs=1e-3), method
+        other = RENDITIONS[0]
+        assert official["methods"][method]["per_domain"][other] == evaluable["methods"][method]["per_domain"][other]
+    with pytest.raises(ValueError, match="choose from"):
+        evaluate_domain_conversion(clip, mapper, root, RENDITIONS, queries="some")
 
 
 def test_fashion_iq_counts_unevaluable_triplets(world, clip, mapper, tmp_path, caplog):  # noqa: F811
@@ -125,6 +153,8 @@ def test_real_pic2word_imagenet_r_lists_parse():
     assert len(queries) == 10_000 and len(targets) == 16_983
     domains = {label // 1000 for _, label in targets}
     assert domains == {0, 1, 2, 3, 6}
+    classes_per_domain = [len({label % 1000 for _, label in targets if label // 1000 == d}) for d in range(4)]
+    assert classes_per_domain == [153, 106, 144, 142]  # cartoon, origami, toy, sculpture: many queries have no target
     assert sum(label // 1000 != 6 for _, label in targets) == 6_983
 
 

@@ -24,7 +24,9 @@ class CircoQuery:
     id: int
     reference: int
     caption: str
-    ground_truth: tuple[int, ...]  # empty in the test split
+    ground_truth: tuple[int, ...]  # empty in the test split; kept as annotated (the official |GT| counts repeats)
+    target: int | None = None  # the image the caption was written for (val only)
+    semantic_aspects: tuple[str, ...] = ()
 
 
 def read_queries(root: str | Path, split: str = "val") -> list[CircoQuery]:
@@ -34,10 +36,13 @@ def read_queries(root: str | Path, split: str = "val") -> list[CircoQuery]:
     for i, item in enumerate(data):
         try:
             gt = tuple(int(g) for g in item["gt_img_ids"]) if split != "test" else ()
-            queries.append(CircoQuery(int(item["id"]), int(item["reference_img_id"]), str(item["relative_caption"]), gt))
+            target = int(item["target_img_id"]) if split != "test" else None
+            aspects = tuple(str(a) for a in item.get("semantic_aspects") or ())
+            queries.append(CircoQuery(int(item["id"]), int(item["reference_img_id"]), str(item["relative_caption"]), gt,
+                                      target, aspects))
         except (KeyError, TypeError, ValueError) as err:
             raise DataFormatError(f"{path}: entry {i} lacks id/reference_img_id/relative_caption"
-                                  f"{'' if split == 'test' else '/gt_img_ids'}: {item!r}") from err
+                                  f"{'' if split == 'test' else '/gt_img_ids/target_img_id'}: {item!r}") from err
     return queries
 
 

@@ -1,13 +1,18 @@
 """COCO val2017 for Pic2Word's object-composition benchmark.
 
 Input: `annotations/instances_val2017.json` and `val2017/<file_name>`. `build_object_queries`
-picks, with a fixed seed, one object instance per image whose box covers 5%-50% of the image,
-paints everything outside the instance's mask white, crops the box and stretches it to a square
-(the original resizes the region to the model's square input without a centre crop), writes it to
-`query_crops/<image stem>.png`, and lists the queries in Pic2Word's `coco_eval.csv` format
-(`id,query_regions,query_class,classes`: file name, box `x1;y1;x2;y2`, the object's class, the
-image's other classes joined by `;`). The original sampled without a seed and compared the box
-area against 0.05 pixels instead of 5% of the image; both are fixed here.
+picks one object instance per image, paints everything outside the instance's mask white, crops
+the box and stretches it to a square (the original resizes the region to the model's square input
+without a centre crop), writes it to `query_crops/<image stem>.png`, and lists the queries in
+Pic2Word's `coco_eval.csv` format (`id,query_regions,query_class,classes`: file name, box
+`x1;y1;x2;y2`, the object's class, the image's other classes joined by `;`).
+
+Candidate rules (`rule=`):
+- "official" (default): the original `prepare_data.py`: box area in pixels with
+  0.05 < area < 0.5 x image area (in effect no lower bound), crowd (RLE) instances included.
+- "relative": this project's extra: the box covers 5% to 50% of the image, crowd instances excluded.
+The pick among candidates is seeded here (the original's `random.sample` had no seed), so the
+query set is repeatable; either way it is one uniform draw per image.
 """
 from __future__ import annotations
 
@@ -38,10 +43,48 @@ class ObjectQuery:
     other_classes: tuple[str, ...]  # classes of the image's other objects: the query's text
 
 
+QUERY_RULES = ("official", "relative")
+
+
+def rle_counts(counts) -> list[int]:
+    """Run lengths of a COCO RLE: a list already, or COCO's compressed string (6 bits a
+    character, continuation bit 0x20, runs after the second stored as differences)."""
+    if isinstance(counts, list):
+        return [int(c) for c in counts]
+    runs, i, data = [], 0, counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+    while i < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            c = data[i] - 48
+            value |= (c & 0x1F) << (5 * shift)
+            more = bool(c & 0x20)
+            i += 1
+            shift += 1
+            if not more and c & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def rle_mask(rle: dict) -> np.ndarray:
+    """Binary mask [H, W] of a COCO RLE ({"size": [h, w], "counts": ...}), runs in column-major
+    order starting with background."""
+    height, width = (int(v) for v in rle["size"])
+    runs = rle_counts(rle["counts"])
+    if sum(runs) != height * width:
+        raise ValueError(f"RLE runs cover {sum(runs)} pixels, the mask has {height * width}")
+    values = np.zeros(len(runs), dtype=bool)
+    values[1::2] = True
+    flat = np.repeat(values, runs)  # [H * W] column-major
+    return flat.reshape(width, height).T
+
+
 def instance_mask(segmentation, height: int, width: int) -> np.ndarray:
-    """Binary mask [H, W] of a polygon segmentation (COCO's list of flat x,y lists)."""
-    if not isinstance(segmentation, list):
-        raise ValueError("RLE (crowd) segmentations are not query candidates")
+    """Binary mask [H, W] of an instance: polygons (COCO's list of flat x,y lists) or RLE (crowd)."""
+    if isinstance(segmentation, dict):
+        return rle_mask(segmentation)
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for poly in segmentation:
@@ -59,8 +102,20 @@ def _candidates(data: dict) -> tuple[dict[int, dict], dict[int, list[dict]], dic
     return images, per_image, names
 
 
-def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, min_area: float = 0.05, max_area: float = 0.5) -> dict:
+def is_candidate(ann: dict, image_area: float, rule: str = "official") -> bool:
+    """May this instance be a query? `rule` as in the module docstring."""
+    box_area = ann["bbox"][2] * ann["bbox"][3]
+    if rule == "official":
+        return 0.05 < box_area < 0.5 * image_area
+    if rule == "relative":
+        return not ann.get("iscrowd") and 0.05 * image_area < box_area < 0.5 * image_area
+    raise ValueError(f"COCO query rule {rule!r}; choose from {QUERY_RULES} ('official' is the paper's)")
+
+
+def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, rule: str = "official") -> dict:
     """Write `query_crops/` and `coco_eval.csv` under `out_dir` from the COCO val2017 under `root`; returns counts."""
+    if rule not in QUERY_RULES:
+        raise ValueError(f"COCO query rule {rule!r}; choose from {QUERY_RULES} ('official' is the paper's)")
     root, out_dir = Path(root), Path(out_dir)
     ann_path = root / "annotations" / "instances_val2017.json"
     data = load_json(ann_path, "COCO instances file", HINT)
@@ -69,11 +124,11 @@ def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, m
     except (KeyError, TypeError) as err:
         raise DataFormatError(f"{ann_path}: expected COCO instances JSON with images/annotations/categories ({err!r})") from err
     rng = random.Random(seed)
-    rows, counts = [], {"images": len(images), "queries": 0, "no_candidate": 0, "missing_image": 0}
+    rows, counts = [], {"images": len(images), "queries": 0, "no_candidate": 0, "missing_image": 0, "rule": rule}
     for image_id in tqdm(sorted(per_image), desc="COCO object queries", unit="image", leave=False):
         im, anns = images[image_id], per_image[image_id]
         area = im["width"] * im["height"]
-        cands = [a for a in anns if not a.get("iscrowd") and min_area * area < a["bbox"][2] * a["bbox"][3] < max_area * area]
+        cands = [a for a in anns if is_candidate(a, area, rule)]
         if not cands:
             counts["no_candidate"] += 1
             continue

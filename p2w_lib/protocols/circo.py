@@ -2,8 +2,11 @@
 
 The gallery is COCO's unlabeled2017 set (the reference image stays in it); each validation query
 has several ground truths; AP@K = sum_{k<=K} P@k * rel(k) / min(K, |GT|) and mAP@5/10/25/50
-averages it over queries. The prompt is Pic2Word's CIRR prompt `a photo of * , {caption}`. Test:
-`write_test_submission` writes `{"<query id>": [top-50 image ids]}` for the server.
+averages it over queries, with |GT| = len(gt_img_ids) as annotated (repeats counted, missing images
+counted). As the official `evaluation.py`, the results also carry Recall@K of the one target image
+(`target_img_id`) and mAP@10 per semantic aspect (the mean over the queries tagged with it). The
+prompt is Pic2Word's CIRR prompt `a photo of * , {caption}` (Pic2Word did not evaluate CIRCO).
+Test: `write_test_submission` writes `{"<query id>": [top-50 image ids]}` for the server.
 """
 from __future__ import annotations
 
@@ -14,18 +17,22 @@ from typing import Sequence
 import torch
 
 from ..clip_backbone import FrozenClip
-from ..datasets.circo import read_gallery, read_queries
-from ..io_utils import atomic_write_json
+from ..datasets.circo import CircoQuery, read_gallery, read_queries
 from ..mapper import Mapper
-from ..metrics import relevance_from_sets
+from ..metrics import average_precision, relevance_from_sets
 from ..queries import METHODS
 from ..retrieval import topk_search
 from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
+from .submissions import check_circo_submission, write_submission
 
 log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {caption}"
 KS = (5, 10, 25, 50)
+SEMANTIC_ASPECTS = ("cardinality", "addition", "negation", "direct_addressing", "compare_change", "comparative_statement",
+                    "statement_with_conjunction", "spatial_relations_background", "viewpoint")
+ASPECT_K = 10
+SUBMISSION_TOP_K = 50
 
 
 def _gallery(clip: FrozenClip, root: Path, cache_dir, max_bad_fraction: float) -> Gallery:
@@ -59,15 +66,38 @@ def evaluate_circo(
         log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
     feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods)
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
-    n_gt = torch.tensor([len(set(q.ground_truth)) for q in usable])  # the official |GT|, readable or not
+    n_gt = torch.tensor([len(q.ground_truth) for q in usable])  # the official |GT|: as annotated, readable or not
 
     def relevance(idx):
         rel, _ = relevance_from_sets(idx, targets)
         return rel, n_gt
 
     scores = rank_and_score(feats, gallery.feats, relevance, "map", ks, precision_k=None)
+    k_max = min(max(ks), len(gallery.keys))
+    target_rows = [{rows[q.target]} if q.target in rows else set() for q in usable]
+    for method, f in feats.items():
+        _, idx = topk_search(f, gallery.feats, k=k_max)  # [Q, k_max]
+        scores[method].update(target_recall(idx, target_rows, [k for k in ks if k <= k_max]))
+        if k_max >= ASPECT_K:
+            scores[method]["semantic_mAP@10"] = aspect_map(relevance(idx), usable)
     return methods_document(profile, seed, "map", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
                             n_ground_truth_missing=missing_gt, n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+
+
+def target_recall(idx: torch.Tensor, target_rows: Sequence[set], ks: Sequence[int]) -> dict[str, float]:
+    """Recall@K of each query's one target image (a missing target is a miss), in percent."""
+    hit_rank = [next((r for r, i in enumerate(row.tolist()) if i in t), None) for row, t in zip(idx, target_rows)]
+    return {f"R@{k}": 100.0 * sum(r is not None and r < k for r in hit_rank) / len(hit_rank) for k in ks}
+
+
+def aspect_map(rel_and_n_gt, queries: Sequence[CircoQuery]) -> dict[str, float]:
+    """mAP@10 over the queries tagged with each semantic aspect; None for an aspect no query has."""
+    ap = average_precision(*rel_and_n_gt, ASPECT_K)  # [Q]
+    out = {}
+    for aspect in SEMANTIC_ASPECTS:
+        tagged = [i for i, q in enumerate(queries) if aspect in q.semantic_aspects]
+        out[aspect] = 100.0 * ap[tagged].mean().item() if tagged else None
+    return out
 
 
 def write_test_submission(
@@ -88,7 +118,12 @@ def write_test_submission(
         raise FileNotFoundError(f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
                                 f"restore the unlabeled2017 images under {root} before writing a submission")
     feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
-    _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys)))
+    if len(gallery.keys) < SUBMISSION_TOP_K:
+        raise ValueError(f"CIRCO test: the gallery under {root} has {len(gallery.keys)} readable images; the server "
+                         f"needs the top {SUBMISSION_TOP_K} of the unlabeled2017 set for every query")
+    _, idx = topk_search(feats, gallery.feats, k=SUBMISSION_TOP_K)
+    submission = {str(q.id): [int(gallery.keys[i]) for i in row.tolist()] for q, row in zip(queries, idx)}
+    check_circo_submission(submission, [q.id for q in queries])
     path = out_dir / f"circo_test_{method}.json"
-    atomic_write_json(path, {str(q.id): [int(gallery.keys[i]) for i in row.tolist()] for q, row in zip(queries, idx)})
+    write_submission(path, submission)
     return path

@@ -16,12 +16,12 @@ import torch
 
 from ..clip_backbone import FrozenClip
 from ..datasets.cirr import CirrQuery, read_image_split, read_queries
-from ..io_utils import atomic_write_json
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS
 from ..retrieval import topk_search
 from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
+from .submissions import CIRR_LIST_LENGTH, check_cirr_submission, write_submission
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +104,20 @@ def write_test_submission(
     if missing:  # the server scores every pairid: a partial file would be scored as misses
         raise FileNotFoundError(f"CIRR test1: {len(missing)} queries have no readable reference image (pairids {missing[:5]}); "
                                 f"restore the images under {root} before writing a submission")
+    top_k = CIRR_LIST_LENGTH["recall"]
+    if len(gallery.keys) - 1 < top_k:
+        raise ValueError(f"CIRR test1: {len(gallery.keys)} readable images under {root}; the server needs the top "
+                         f"{top_k} of the test1 images (reference excluded) for every query")
     feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
-    _, idx = topk_search(feats, gallery.feats, k=min(50, len(gallery.keys) - 1), exclude=torch.tensor([rows[q.reference] for q in queries]))
-    recall = {"version": "rc2", "metric": "recall"}
-    recall.update({str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)})
-    subset = {"version": "rc2", "metric": "recall_subset"}
-    subset.update({str(q.pairid): subset_ranking(f, gallery, q, 3) for q, f in zip(queries, feats)})
-    paths = {"recall": out_dir / f"cirr_test1_recall_{method}.json", "recall_subset": out_dir / f"cirr_test1_recall_subset_{method}.json"}
-    atomic_write_json(paths["recall"], recall)
-    atomic_write_json(paths["recall_subset"], subset)
+    _, idx = topk_search(feats, gallery.feats, k=top_k, exclude=torch.tensor([rows[q.reference] for q in queries]))
+    files = {
+        "recall": {str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)},
+        "recall_subset": {str(q.pairid): subset_ranking(f, gallery, q, CIRR_LIST_LENGTH["recall_subset"])
+                          for q, f in zip(queries, feats)},
+    }
+    paths = {}
+    for metric, lists in files.items():
+        submission = {"version": "rc2", "metric": metric, **lists}
+        check_cirr_submission(submission, [q.pairid for q in queries], metric)
+        paths[metric] = write_submission(out_dir / f"cirr_test1_{metric}_{method}.json", submission)
     return paths

@@ -1,8 +1,13 @@
 """Pic2Word's COCO object composition.
 
-Each query is one object cut out of a val2017 image (masked crop, see datasets/coco.py) plus the
-names of the image's other objects, `a photo of * and {class} and {class} ...`; the target is
-the image it was cut from; the gallery is every image that has a query. Recall@1/5/10 (hit rate).
+Each query is one object cut out of a val2017 image (masked crop, see datasets/coco.py) plus
+class names; the target is the image it was cut from; the gallery is every image that has a query.
+Recall@1/5/10 (hit rate). Texts, as the official evaluation encodes them (`data.py`, `CsvCOCO`):
+- Pic2Word: `a photo of * and {query class} and {other classes joined by " and "}`;
+- text only and image + text: `a photo of {query class} and {other classes}`.
+An image with no other class keeps the trailing ` and ` (the original formats an empty list).
+`prompt="class_free"` is an extra the original builds but never evaluates:
+`a photo of * and {other classes}` (baselines: `a photo of and {other classes}`).
 """
 from __future__ import annotations
 
@@ -19,13 +24,19 @@ from .common import embed_gallery, embed_queries, log_counts, methods_document, 
 
 log = logging.getLogger(__name__)
 
-PROMPT = "a photo of * and {objects}"
+PROMPTS = {
+    "with_class": ("a photo of * and {query_class} and {objects}", "a photo of {query_class} and {objects}"),
+    "class_free": ("a photo of * and {objects}", "a photo of and {objects}"),
+}
 KS = (1, 5, 10)
 
 
-def prompt_for(q: ObjectQuery) -> str:
-    # The original joins the other classes with " and " and keeps the trailing "and " when there are none.
-    return PROMPT.format(objects=" and ".join(q.other_classes))
+def texts_for(q: ObjectQuery, prompt: str = "with_class") -> tuple[str, str]:
+    """(Pic2Word prompt, baseline text) of a query."""
+    if prompt not in PROMPTS:
+        raise ValueError(f"COCO prompt {prompt!r}; choose from {tuple(PROMPTS)} ('with_class' is the paper's)")
+    fields = {"query_class": q.query_class, "objects": " and ".join(q.other_classes)}
+    return tuple(t.format(**fields) for t in PROMPTS[prompt])
 
 
 def evaluate_coco_objects(
@@ -39,6 +50,7 @@ def evaluate_coco_objects(
     profile: str = "paper",
     seed: int = 0,
     methods: Sequence[str] = METHODS,
+    prompt: str = "with_class",
 ) -> dict:
     """Recall@K per method; `root` holds val2017/, `queries_dir` the prepared coco_eval.csv and query_crops/."""
     root = Path(root)
@@ -52,8 +64,9 @@ def evaluate_coco_objects(
         raise ValueError(f"COCO objects under {root}: no query has both its crop and its image readable")
     usable = [queries[i] for i in keep]
     log_counts("COCO objects", len(usable), len(queries) - len(usable))
-    feats = compose_queries(clip, mapper, crops[keep], [prompt_for(q) for q in usable], methods=methods)
+    prompts, texts = (list(x) for x in zip(*[texts_for(q, prompt) for q in usable]))
+    feats = compose_queries(clip, mapper, crops[keep], prompts, text_only=texts, methods=methods)
     targets = [{rows[q.file_name]} for q in usable]
     scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, precision_k=None)
     return methods_document(profile, seed, "hit_rate", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
-                            n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+                            n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped, prompt=prompt)

@@ -4,7 +4,8 @@ Per category the gallery is `split.{category}.val.json`; each triplet's query is
 image composed with `a photo of * , {c2} and {c1}` (second caption first, nothing stripped);
 metric = hit-rate recall@K with the one labelled target. Triplets whose candidate or target
 image is missing or unreadable are not evaluable: they are counted and reported, never dropped
-silently. The text-only and image+text baselines use the caption text `{c2} and {c1}`.
+silently. The text-only and image+text baselines encode that same prompt as plain text, the
+literal `*` included, exactly as the official evaluation does (its `target_caption`).
 
 `prompt_style="searle"` is the variant SEARLE and LinCIR report: `a photo of * that {c1} and {c2}`
 with `.?, ` stripped from each caption's ends, and each method's features averaged over both
@@ -33,9 +34,11 @@ PROMPT_STYLES = ("pic2word", "searle")
 
 
 def query_texts(triplet) -> tuple[str, str]:
-    """(composed prompt, caption-only text) of a triplet: second caption first, as the official code."""
+    """(composed prompt, baseline text) of a triplet: second caption first, and the baselines encode
+    the prompt itself, `*` and all, as the official code."""
     c1, c2 = triplet.captions
-    return PROMPT.format(c1=c1, c2=c2), f"{c2} and {c1}"
+    prompt = PROMPT.format(c1=c1, c2=c2)
+    return prompt, prompt
 
 
 def searle_query_texts(triplet) -> list[tuple[str, str]]:
