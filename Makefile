@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test venv smoke bench clean-venv
+.PHONY: reproduce test venv smoke bench rehearse clean-venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,12 @@ smoke: $(STAMP)
 # Side-by-side benchmark of the original training step against ours; writes results/bench/.
 bench: $(STAMP)
 	$(BIN)/python -m p2w_lib.bench
+
+# Dress rehearsal of the paper pipeline on the real annotation files (REFERENCE: the folder holding
+# pic2word-imagenet-r/, fashion-iq/, cirr/, circo/) with placeholder images and a tiny random CLIP.
+REFERENCE ?= ../shared/reference
+rehearse: $(STAMP)
+	$(BIN)/python -m p2w_lib rehearse --reference $(REFERENCE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

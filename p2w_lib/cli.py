@@ -142,6 +142,22 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rehearse(args: argparse.Namespace) -> int:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from .rehearsal import run_rehearsal
+
+    logging.getLogger("p2w_lib").setLevel(logging.INFO)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="p2w-rehearsal-")) / "run"
+    summary = run_rehearsal(Path(__file__).resolve().parents[1], args.reference, out, reduced=args.reduced)
+    print(json.dumps(summary, indent=2))
+    print(f"rehearsal passed: repository built in {summary['seconds']['build']} s, "
+          f"dvc repro pipelines/paper/dvc.yaml in {summary['seconds']['dvc_repro']} s ({summary['repo']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m p2w_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     wts.add_argument("--params", default="params.yaml")
     wts.add_argument("--profile", default=None)
     wts.set_defaults(func=_check_weights)
+    reh = sub.add_parser("rehearse", help="dress rehearsal of the paper pipeline: real annotation files, placeholder images, tiny CLIP")
+    reh.add_argument("--reference", default="../shared/reference",
+                     help="folder with pic2word-imagenet-r/, fashion-iq/, cirr/, circo/ annotation files")
+    reh.add_argument("--out", default=None, help="where to build the scratch repository (default: a new temporary folder)")
+    reh.add_argument("--reduced", action="store_true", help="only the stages that read annotation files (no figures), as CI runs it")
+    reh.set_defaults(func=_rehearse)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results")
     rep.add_argument("--readme", default="README.md")

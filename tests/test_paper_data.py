@@ -146,6 +146,8 @@ def test_coco_candidates_follow_the_official_rule(tmp_path):
     official = {a["id"] for a in data["annotations"] if 0.05 < a["bbox"][2] * a["bbox"][3] < 0.5 * sizes[a["image_id"]]}
     assert 99 in official and 70 in official  # the crowd instance and the 16-pixel box
     assert {a["id"] for a in data["annotations"] if is_candidate(a, sizes[a["image_id"]])} == official
+    sub_pixel = {"bbox": [3.2, 3.1, 0.5, 0.4], "iscrowd": 0}  # official area test passes (0.2 > 0.05)...
+    assert not is_candidate(sub_pixel, 1000)  # ...but int-truncated it crops nothing: the one guard
     relative = {a["id"] for a in data["annotations"] if is_candidate(a, sizes[a["image_id"]], "relative")}
     assert relative == official - {99, 70}
     counts = build_object_queries(tmp_path / "coco", tmp_path / "rel", seed=0, rule="relative")

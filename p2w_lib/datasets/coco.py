@@ -9,7 +9,9 @@ Pic2Word's `coco_eval.csv` format (`id,query_regions,query_class,classes`: file 
 
 Candidate rules (`rule=`):
 - "official" (default): the original `prepare_data.py`: box area in pixels with
-  0.05 < area < 0.5 x image area (in effect no lower bound), crowd (RLE) instances included.
+  0.05 < area < 0.5 x image area (in effect no lower bound), crowd (RLE) instances included. One
+  guard: a box whose integer crop (the original truncates the corners to int) is empty is no
+  candidate, since no query image can be cut from it (the original's crop would fail on it).
 - "relative": this project's extra: the box covers 5% to 50% of the image, crowd instances excluded.
 The pick among candidates is seeded here (the original's `random.sample` had no seed), so the
 query set is repeatable; either way it is one uniform draw per image.
@@ -104,7 +106,10 @@ def _candidates(data: dict) -> tuple[dict[int, dict], dict[int, list[dict]], dic
 
 def is_candidate(ann: dict, image_area: float, rule: str = "official") -> bool:
     """May this instance be a query? `rule` as in the module docstring."""
-    box_area = ann["bbox"][2] * ann["bbox"][3]
+    x, y, w, h = ann["bbox"]
+    box_area = w * h
+    if int(x + w) <= int(x) or int(y + h) <= int(y):  # nothing left to crop after truncation
+        return False
     if rule == "official":
         return 0.05 < box_area < 0.5 * image_area
     if rule == "relative":
