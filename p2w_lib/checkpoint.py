@@ -36,11 +36,23 @@ def save_mapper_checkpoint(path: str | Path, mapper: Mapper, mapper_cfg: MapperC
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents, unpickled safely: only tensors and plain containers (dict, list,
+    tuple, str, numbers, None) are allowed, which is all that ours and the official Pic2Word
+    checkpoints hold. A file that asks for anything else (a pickled object can run code when it is
+    loaded) is refused before any of it runs."""
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mapper checkpoint {path} does not exist; train one first (p2w_lib.train).")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused: the file holds objects other than tensors and plain containers, which could run "
+            f"code when loaded ({str(err).splitlines()[0]}). Mapper checkpoints never need them; use a checkpoint "
+            "from a source you trust."
+        ) from err
     except Exception as err:  # torch raises many types for a damaged file; name the file and re-raise
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
 

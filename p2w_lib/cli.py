@@ -20,7 +20,9 @@ def _smoke(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from . import pipeline
-    from .search import build_prompt, search
+    from .search import build_prompt, check_search_inputs, search
+
+    check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
 
     if args.mapper:
         from .checkpoint import load_mapper
@@ -34,10 +36,16 @@ def _search(args: argparse.Namespace) -> int:
         seed = p.seeds[0] if args.seed is None else args.seed
         clip, mapper = pipeline.clip_and_mapper(p, seed)
     hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir)
-    print(f"query: {args.image} + {build_prompt(args.text)!r} ({args.method})")
+    print(f"query: {printable(args.image)} + {build_prompt(args.text)!r} ({args.method})")
     for rank, (path, score) in enumerate(hits, start=1):
-        print(f"{rank:3d}  {score:.4f}  {path}")
+        print(f"{rank:3d}  {score:.4f}  {printable(path)}")
     return 0
+
+
+def printable(text) -> str:
+    """`text` with control characters escaped (a newline as \\n, ESC as \\x1b): a file name must not
+    be able to forge a result line or drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -70,12 +78,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _check_profile(args: argparse.Namespace) -> int:
-    import yaml
+    from pathlib import Path
 
     from . import pipeline
 
     p = pipeline.load_profile(args.params, args.profile)
-    demo_profile = yaml.safe_load(open(args.params)).get("demo_profile")
+    demo_profile = pipeline.read_params(Path(args.params)).get("demo_profile")
     if pipeline.load_profile(args.params, demo_profile).kind != "demo":
         print(f"{args.params}: demo_profile {demo_profile!r} must be a demo-kind profile (demo or tiny): "
               "dvc.yaml runs it, and DVC refuses two pipelines that share the paper profile's folders", file=sys.stderr)
@@ -113,14 +121,11 @@ def _prepare(args: argparse.Namespace) -> int:
 def _check_weights(args: argparse.Namespace) -> int:
     from . import pipeline
     from .clip_backbone import resolve_model_name
-    from .pretrained_weights import require_weights
+    from .pretrained_weights import check_clip_settings
 
-    clip = pipeline.load_profile(args.params, args.profile).clip
-    if not clip.pretrained or os.path.isfile(clip.pretrained) or resolve_model_name(clip.model).startswith("local-dir:"):
-        print(f"{clip.model}: weights from {clip.pretrained or 'the model folder'}; nothing to download")
-        return 0
-    found = require_weights(clip.model, clip.pretrained, clip.cache_dir)
-    print(f"{clip.model}/{clip.pretrained}: " + (f"cached at {found}" if found else "not cached; will be downloaded on first use"))
+    p = pipeline.load_profile(args.params, args.profile)
+    model = resolve_model_name(p.clip.model) if not p.clip.model.startswith(("local-dir:", "hf-hub:")) else p.clip.model
+    print(check_clip_settings(model, p.clip.pretrained, p.clip.cache_dir, f"{args.params}:profiles.{p.name}.clip"))
     return 0
 
 
@@ -218,14 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-profile" and not (args.kind or args.print_kind):
         parser.error("check-profile needs --kind or --print-kind")
+    from .checkpoint import CheckpointError
     from .config import ConfigError
     from .datasets.errors import DataFormatError
     from .downloads import ChecksumError
     from .images import BadImagesError
+    from .protocols.submissions import SubmissionError
+    from .search import SearchInputError
 
     try:
         return args.func(args)
-    except (FileNotFoundError, ConfigError, DataFormatError, ChecksumError, BadImagesError) as err:
+    except (FileNotFoundError, ConfigError, DataFormatError, ChecksumError, BadImagesError, CheckpointError,
+            SearchInputError, SubmissionError) as err:
         # Input problems whose message says what to do: print it, not a traceback from deep inside.
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -87,7 +87,11 @@ class FrozenClip:
     @torch.no_grad()
     def encode_text(self, texts: list[str], normalize: bool = False) -> torch.Tensor:
         """Plain text embeddings [B, D] for a list of strings."""
-        tokens = self.tokenizer(texts).to(self.device)  # [B, L]
+        from .composed import warn_if_truncated
+
+        tokens = self.tokenizer(texts)  # [B, L]
+        warn_if_truncated(self.tokenizer, list(texts), tokens)
+        tokens = tokens.to(self.device)
         with self._autocast():
             feats = self.model.encode_text(tokens).float()  # [B, D]
         return F.normalize(feats, dim=-1) if normalize else feats

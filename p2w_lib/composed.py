@@ -9,11 +9,14 @@ Two things here go beyond the original code:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDER = "*"
 
@@ -86,6 +89,20 @@ class ComposedTokens:
     pool_pos: torch.Tensor  # [B] position of the end-of-text token
 
 
+def warn_if_truncated(tokenizer, texts: list[str], ids: torch.Tensor) -> int:
+    """Log a warning naming the texts that the tokenizer cut at the context length; returns how many.
+    (A filled last position means the text reached the end of the context; `encode` says by how much.)"""
+    full = (ids[:, -1] != 0).nonzero().flatten().tolist()
+    encode = getattr(tokenizer, "encode", None)
+    cut = [(texts[i], len(encode(texts[i])) + 2) for i in full] if encode else [(texts[i], None) for i in full]
+    cut = [(t, n) for t, n in cut if n is None or n > ids.shape[1]]
+    if cut:
+        text, n = cut[0]
+        log.warning("%d text(s) longer than CLIP's %d-token context were cut, e.g. %r (%s tokens): the end is ignored",
+                    len(cut), ids.shape[1], text[:80], n or "over")
+    return len(cut)
+
+
 def tokenize_prompts(model: nn.Module, tokenizer, prompts: list[str]) -> ComposedTokens:
     """Tokenise prompts that each contain `*` exactly once, as a word of its own."""
     if isinstance(prompts, str):
@@ -95,6 +112,7 @@ def tokenize_prompts(model: nn.Module, tokenizer, prompts: list[str]) -> Compose
         if n != 1:
             raise ValueError(f"prompt {p!r} must contain the placeholder {PLACEHOLDER!r} exactly once (found {n})")
     ids = tokenizer(prompts)  # [B, L]
+    warn_if_truncated(tokenizer, prompts, ids)
     star = ids == placeholder_token_id(tokenizer)  # [B, L]
     for p, count in zip(prompts, star.sum(dim=1).tolist()):
         if count != 1:

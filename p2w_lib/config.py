@@ -131,7 +131,51 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
         )
     hints = typing.get_type_hints(cls)
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    return validate(cls(**kwargs), where)
+
+
+def _positive(v) -> bool:
+    return v > 0
+
+
+def _non_negative(v) -> bool:
+    return v >= 0
+
+
+def _fraction(v) -> bool:
+    return 0 <= v <= 1
+
+
+# Ranges, per config class: key -> (test, what the value must be). Checked when a config is read
+# from params.yaml (the message names the file and key) and when the library is called directly.
+RANGES: dict[str, dict[str, tuple[Any, str]]] = {
+    "MapperConfig": {"hidden_dim": (_positive, "> 0"), "n_layers": (_positive, "> 0"),
+                     "dropout": (lambda v: 0 <= v < 1, "in [0, 1)")},
+    "TrainConfig": {
+        "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"), "weight_decay": (_non_negative, ">= 0"),
+        "epochs": (_positive, "at least 1 (0 would save an untrained mapper)"),
+        "max_steps": (lambda v: v is None or v > 0, "null or at least 1"), "warmup_steps": (_non_negative, ">= 0"),
+        "checkpoint_every": (_positive, "at least 1"), "log_every": (_positive, "at least 1"),
+        "num_workers": (_non_negative, ">= 0"), "embed_batch_size": (_positive, "> 0"),
+        "max_bad_fraction": (_fraction, "in [0, 1]"),
+        "crop_scale": (lambda v: 0 < v[0] <= v[1] <= 1, "two numbers 0 < low <= high <= 1"),
+        "cache_dtype": (lambda v: v in ("float32", "float16"), "float32 or float16"),
+    },
+    "DemoClipConfig": {"steps": (_positive, "at least 1"), "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"),
+                       "weight_decay": (_non_negative, ">= 0"), "warmup_steps": (_non_negative, ">= 0"),
+                       "checkpoint_every": (_positive, "at least 1")},
+    "LaunchConfig": {"nproc_per_node": (_positive, "at least 1")},
+}
+
+
+def validate(cfg: T, where: str | None = None) -> T:
+    """`cfg` itself, or ConfigError naming `where`.key and the allowed range of every bad value."""
+    where = where or type(cfg).__name__
+    problems = [f"{where}.{key}: must be {need}, got {getattr(cfg, key)!r}"
+                for key, (ok, need) in RANGES.get(type(cfg).__name__, {}).items() if not ok(getattr(cfg, key))]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return cfg
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,9 +1,17 @@
 """Image embeddings with an on-disk cache.
 
 CLIP is frozen, so an image's embedding never changes: training and every evaluation read
-them from a cache keyed by (CLIP weights fingerprint, preprocessing, image list with sizes and
-modification times). Embeddings are stored *unnormalised* (the mapper eats those) in a
-memory-mapped .npy, so a multi-million-image cache never has to fit in RAM.
+them from a cache keyed by (CLIP weights fingerprint, preprocessing, image list with each file's
+size and content fingerprint). The fingerprint hashes a file's first and last 64 KiB, which is
+the whole file for almost every image, so a file replaced by another of the same size (even with
+its modification time kept, as `cp -p`, `rsync -a` or `tar x` do) gets a new entry; no time stamp
+is used. Members of WebDataset shards are keyed by their shard's size and change times instead
+(hashing multi-GB shards on every run would cost more than it saves).
+
+Embeddings are stored *unnormalised* (the mapper eats those) in a memory-mapped .npy, so a
+multi-million-image cache never has to fit in RAM. Each of an entry's three files is written
+atomically and the metadata last, so concurrent writers and readers only ever see complete
+entries; a damaged entry is recomputed, with a warning naming it.
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .clip_backbone import FrozenClip
 from .images import BadImageReport, ImageListDataset
-from .io_utils import atomic_path, atomic_write_json
+from .io_utils import atomic_path, atomic_save_npy, atomic_write_json, remove_stale_tmp
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +50,34 @@ class ImageEmbeddings:
         return torch.nn.functional.normalize(feats, dim=-1) if normalize else feats
 
 
+FINGERPRINT_BYTES = 64 * 1024  # hashed from each end of a file
+
+
+def content_fingerprint(path: str) -> str:
+    """Hash of a file's size, first and last FINGERPRINT_BYTES (all of any file up to 128 KiB)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(fh.read(FINGERPRINT_BYTES))
+        if size > 2 * FINGERPRINT_BYTES:
+            fh.seek(size - FINGERPRINT_BYTES)
+        h.update(fh.read(FINGERPRINT_BYTES))
+    return h.hexdigest()
+
+
 def _file_stamp(path: str) -> list:
     from .datasets.webdataset import is_member_ref, split_ref
 
     try:
-        st = os.stat(split_ref(path)[0] if is_member_ref(path) else path)  # a shard member: stamp its shard
-        return [path, st.st_size, st.st_mtime_ns]
+        if is_member_ref(path):  # a shard member: stamp its shard (ctime changes on any rewrite)
+            st = os.stat(split_ref(path)[0])
+            return [path, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        return [path, content_fingerprint(path)]
     except FileNotFoundError:
         return [path, "missing"]
+    except OSError as err:  # unreadable (permissions, I/O): stamped as such, reported when embedded
+        return [path, f"unreadable: {err.strerror}"]
 
 
 CACHE_DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -133,12 +161,14 @@ def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers
 def _store_cache(clip, cache_dir: Path, key: str, n: int, dtype: str, fill):
     """Create cache entry `key`: `fill(memmap [n, D])` writes the rows and returns (valid, report)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_tmp(cache_dir):
+        log.info("embedding cache: removed %s, left by a writer that was killed", stale)
     with atomic_path(cache_dir / f"{key}.npy") as tmp:
         feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=CACHE_DTYPES[dtype], shape=(n, clip.embed_dim))
         valid, report = fill(feats)
         feats.flush()
         del feats
-    np.save(cache_dir / f"{key}.valid.npy", valid)
+    atomic_save_npy(cache_dir / f"{key}.valid.npy", valid)
     # The metadata file is written last: its presence marks a complete entry.
     atomic_write_json(cache_dir / f"{key}.json", {"n": n, "clip": clip.identity.to_dict(), "bad": report.bad})
     feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
@@ -149,13 +179,17 @@ def _read_cache(cache_dir: Path, key: str, paths: list[str]) -> ImageEmbeddings 
     meta_path = cache_dir / f"{key}.json"
     if not meta_path.is_file():
         return None
-    meta = json.loads(meta_path.read_text())
-    feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
-    valid = np.load(cache_dir / f"{key}.valid.npy")
-    if feats.shape[0] != len(paths) or meta["n"] != len(paths):
-        log.warning("embedding cache %s does not match its image list; recomputing", key)
+    try:
+        meta = json.loads(meta_path.read_text())
+        feats = np.load(cache_dir / f"{key}.npy", mmap_mode="r")
+        valid = np.load(cache_dir / f"{key}.valid.npy")
+        if feats.shape[0] != len(paths) or meta["n"] != len(paths) or valid.shape != (len(paths),):
+            raise ValueError(f"{feats.shape[0]} rows for {len(paths)} images")
+        report = BadImageReport(total=len(paths), bad=dict(meta["bad"]))
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        log.warning("embedding cache entry %s is damaged (%s: %s); recomputing it. To clear the whole cache, "
+                    "delete %s", cache_dir / key, type(err).__name__, err, cache_dir)
         return None
-    report = BadImageReport(total=len(paths), bad=dict(meta["bad"]))
     return ImageEmbeddings(paths, feats, valid, report, from_cache=True)
 
 

@@ -2,6 +2,8 @@
 that makes every skipped file visible (and fails the run when too many are bad)."""
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,13 +17,32 @@ class BadImagesError(RuntimeError):
     """More images than allowed could not be read."""
 
 
+class UnreadableImageError(OSError):
+    """A file exists but does not decode as an image (corrupt, truncated, not an image)."""
+
+
+# What PIL's decoders raise for a damaged file besides OSError: a broken PNG chunk or APNG frame
+# sequence raises SyntaxError, short reads struct.error or EOFError, bad headers ValueError or
+# IndexError, a bad zlib stream zlib.error.
+_DECODE_ERRORS = (SyntaxError, ValueError, IndexError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
+
+
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image fully (so truncated files fail here, not later) and convert to RGB."""
+    """Open an image fully (so truncated files fail here, not later) and convert to RGB.
+
+    Raises FileNotFoundError for a missing file and UnreadableImageError (an OSError) naming the
+    file for any file that does not decode, whichever exception the decoder used.
+    """
     from .datasets.webdataset import is_member_ref, open_member
 
-    with Image.open(open_member(path) if is_member_ref(path) else path) as img:
-        img.load()
-        return img.convert("RGB")
+    try:
+        with Image.open(open_member(path) if is_member_ref(path) else path) as img:
+            img.load()
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise
+    except (OSError, *_DECODE_ERRORS) as err:
+        raise UnreadableImageError(f"{path}: not a readable image ({type(err).__name__}: {err})") from err
 
 
 class ImageListDataset(Dataset):
@@ -45,7 +66,9 @@ class ImageListDataset(Dataset):
             return self.transform(load_rgb(path)), i, ""
         except FileNotFoundError:
             error = "missing"
-        except (OSError, ValueError, Image.DecompressionBombError) as err:  # PIL's ways to say "not an image"
+        except UnreadableImageError as err:
+            error = f"unreadable ({err.__cause__.__class__.__name__}: {err.__cause__})"
+        except (OSError, ValueError) as err:  # the transform on a decoded image (e.g. a 0-pixel image)
             error = f"unreadable ({type(err).__name__}: {err})"
         return torch.zeros(3, self.image_size, self.image_size), i, error
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -80,14 +81,46 @@ def place_imagenet_r(imgnet: Path, source: str | None) -> str:
     if not tar_path.is_file():
         raise FileNotFoundError(f"paper_data.imagenet_r: {tar_path} not found; download imagenet-r.tar from "
                                 "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder")
-    staging = imgnet / ".imagenet-r.extracting"
-    with tarfile.open(tar_path) as tar:
-        # The "data" filter refuses absolute paths and links out of the folder (Python >= 3.11.4).
-        tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-    os.replace(staging / "imagenet-r", target)  # appears only when complete
-    staging.rmdir()
+    extract_tar_folder(tar_path, "imagenet-r", target)
     log.info("extracted %s to %s", tar_path, target)
     return _where(target)
+
+
+def unsafe_members(tar: tarfile.TarFile, top: str) -> list[str]:
+    """Members that must not be extracted: outside `top/`, absolute, with '..', links, devices."""
+    bad = []
+    for m in tar.getmembers():
+        parts = Path(m.name).parts
+        if m.name.startswith(("/", "\\")) or ".." in parts or not parts or parts[0] != top:
+            bad.append(f"{m.name} (outside {top}/)")
+        elif not (m.isfile() or m.isdir()):
+            bad.append(f"{m.name} (a link or special file)")
+    return bad
+
+
+def extract_tar_folder(tar_path: Path, top: str, target: Path) -> None:
+    """Extract `top/` of a tar to `target`, all or nothing.
+
+    Every member is checked first (this does not rely on tarfile's extraction filters, which
+    Python 3.11 gained only in 3.11.4); the files go to a staging folder that is renamed into
+    place when complete and removed on any failure, so a failed or killed run leaves nothing half
+    extracted behind.
+    """
+    staging = target.parent / f".{target.name}.extracting"
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed mid-extraction
+    try:
+        with tarfile.open(tar_path) as tar:
+            bad = unsafe_members(tar, top)
+            if bad:
+                raise DataFormatError(f"{tar_path}: refusing to extract, {len(bad)} member(s) are not plain files under "
+                                      f"{top}/: {bad[:3]}. Use the published archive, or extract it yourself and point "
+                                      "the setting at the folder.")
+            tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        os.replace(staging / top, target)  # appears only when complete
+    except tarfile.TarError as err:
+        raise DataFormatError(f"{tar_path}: not a readable tar archive ({err}); download it again") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def prepare_imagenet_r(root: Path, cfg: PaperDataConfig) -> dict:

@@ -106,12 +106,36 @@ _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": 
              "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig, "launch": LaunchConfig}
 
 
+TOP_LEVEL_KEYS = ("profile", "demo_profile", "profiles")
+
+
+def read_params(params_path: Path) -> dict:
+    """params.yaml as a dict, or ConfigError naming the file, the line and what is wrong."""
+    try:
+        params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{params_path}:{mark.line + 1}:{mark.column + 1}" if mark else str(params_path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: not valid YAML ({problem}); fix the line or restore the file from git") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{params_path}: not UTF-8 text ({err.reason}); save it as UTF-8") from err
+    if not isinstance(params, dict) or not params:
+        raise ConfigError(f"{params_path}: expected the settings ({', '.join(TOP_LEVEL_KEYS)}), but the file is "
+                          f"{'empty' if not params else type(params).__name__}; restore it from git")
+    unknown = sorted(set(params) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(f"{params_path}: unknown top-level setting(s) {unknown}; expected only {list(TOP_LEVEL_KEYS)} "
+                          "(profile settings go under profiles.<name>)")
+    return params
+
+
 def load_profile(params_path: str | Path = "params.yaml", profile: str | None = None) -> Profile:
     """Read `profile` (default: params.yaml's `profile:` switch) with every section type-checked."""
     params_path = Path(params_path)
     if not params_path.is_file():
         raise FileNotFoundError(f"{params_path}: parameters file not found; run from the repository root")
-    params = yaml.safe_load(params_path.read_text())
+    params = read_params(params_path)
     name = profile or params.get("profile")
     if name not in params.get("profiles", {}):
         raise ConfigError(f"{params_path}: profile {name!r} is not among profiles {sorted(params.get('profiles', {}))}")
@@ -163,7 +187,13 @@ def prepare_data(p: Profile) -> dict:
     """Demo: render the world. Paper: fetch, link, check and report the real data (paper_data.py)."""
     if p.kind == "demo":
         return prepare_demo_world(p)
+    from .clip_backbone import resolve_model_name
     from .paper_data import prepare_paper_data
+    from .pretrained_weights import check_clip_settings
+
+    # The CLIP setting is checked first: a wrong weights path should not surface after the data prep.
+    log.info(check_clip_settings(resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir,
+                                 f"profiles.{p.name}.clip"))
 
     return prepare_paper_data(p.world_dir, p.paper_data)
 
@@ -179,7 +209,8 @@ def pretrain_demo_clip(p: Profile, seed: int) -> Path:
 
     from .demo.clip_pretrain import pretrain_clip
 
-    return pretrain_clip(p.world_dir / "cc3m" / "train.tsv", p.clip_dir(seed), replace(p.clip_pretrain, seed=seed))
+    return pretrain_clip(p.world_dir / "cc3m" / "train.tsv", p.clip_dir(seed), replace(p.clip_pretrain, seed=seed),
+                         restart_on_change=True)
 
 
 def clip_for(p: Profile, seed: int) -> FrozenClip:
@@ -206,7 +237,10 @@ def train_mapper_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
 
     clip = clip or clip_for(p, seed)
     cfg = replace(p.train, seed=seed)
-    return train_mapper(clip, training_images(p), cfg, p.mapper, p.mapper_dir(seed), cache_dir=p.cache_dir)
+    # DVC re-runs this stage when settings or data change; the model folder persists (a killed run
+    # resumes), so a checkpoint of other settings or data is replaced rather than refused.
+    return train_mapper(clip, training_images(p), cfg, p.mapper, p.mapper_dir(seed), cache_dir=p.cache_dir,
+                        restart_on_change=True)
 
 
 def _oracle(p: Profile, name: str):
@@ -263,6 +297,7 @@ def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = N
     result = evaluate_fashion_iq(
         clip, mapper_for(p, seed, clip), p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
         oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed, prompt_style=p.eval.fashion_iq_prompt,
+        max_bad_fraction=p.eval.max_bad_fraction,
     )
     _record(p, "fashion_iq", seed, result)
     return result

@@ -93,3 +93,32 @@ def require_weights(model: str, tag: str, cache_dir: str | None = None, probe=No
         f"`python -c \"import open_clip; open_clip.create_model('{model}', pretrained='{tag}')\"` there) and copy the "
         "Hugging Face cache (~/.cache/huggingface/hub) here, or set clip.pretrained in params.yaml to the weights file's path."
     )
+
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+def check_clip_settings(model: str, pretrained: str | None, cache_dir: str | None = None, where: str = "clip") -> str:
+    """Say, in one line, where the CLIP weights will come from, or raise naming the setting.
+
+    A `pretrained` that looks like a file path must exist; a tag must be one open_clip knows for
+    the model and be cached or downloadable (require_weights). Runs in milliseconds, so the paper
+    pipeline checks it before hours of data preparation.
+    """
+    if not pretrained:
+        return f"{model}: random weights (pretrained: null)"
+    if os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES):
+        if not os.path.isfile(os.path.expanduser(pretrained)):
+            raise FileNotFoundError(f"{where}.pretrained: weights file {pretrained} not found; fix the path in "
+                                    "params.yaml, or use an open_clip tag such as `openai`")
+        return f"{model}: weights from {pretrained}"
+    from open_clip import pretrained as oc_pretrained
+
+    if model.startswith(("local-dir:", "hf-hub:")) or os.path.isdir(model):
+        return f"{model}: weights from the model folder"
+    tags = oc_pretrained.list_pretrained_tags_by_model(model)
+    if tags and pretrained not in tags:
+        raise FileNotFoundError(f"{where}.pretrained: open_clip has no weights {pretrained!r} for {model}; "
+                                f"choose one of {sorted(tags)}")
+    found = require_weights(model, pretrained, cache_dir)
+    return f"{model}/{pretrained}: " + (f"cached at {found}" if found else "not cached; will be downloaded on first use")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
 from .clip_backbone import FrozenClip
 from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
-from .config import MapperConfig, TrainConfig, to_dict
+from .config import MapperConfig, TrainConfig, to_dict, validate
 from .features import embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
 from .loss import contrastive_loss
@@ -220,8 +221,27 @@ def _trim_log(path: Path, last_step: int) -> None:
         writer.writerows(r for r in rows if int(r["step"]) <= last_step)
 
 
-def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainConfig, mapper_cfg: MapperConfig, n_images: int) -> int:
-    """Load training state from `ckpt_path`; returns the number of steps already done."""
+def _last_logged_loss(path: Path) -> float:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return float(rows[-1]["loss"]) if rows else float("nan")
+
+
+class StaleCheckpointError(CheckpointError):
+    """A resumable checkpoint of another run: other settings, CLIP or training images."""
+
+
+def _list_id(paths: Sequence[str]) -> str:
+    """Identity of a training list (its paths, in order): a changed list is another run."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode() + b"\0")
+    return h.hexdigest()
+
+
+def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainConfig, mapper_cfg: MapperConfig,
+            n_images: int, data_id: str) -> tuple[int, list[int]]:
+    """Load training state from `ckpt_path`; returns the steps already done and where it was resumed before."""
     ckpt = read_checkpoint(ckpt_path)
     if ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
         raise CheckpointError(f"{ckpt_path}: not a resumable p2w_lib training checkpoint; delete it or use another out_dir")
@@ -232,17 +252,17 @@ def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainCo
         changed.add("mapper")
     if ckpt["clip"]["fingerprint"] != clip.identity.fingerprint:
         changed.add("clip")
-    if ckpt.get("n_images") != n_images:
+    if ckpt.get("n_images") != n_images or ckpt.get("data", data_id) != data_id:
         changed.add("images")
     if changed:
-        raise CheckpointError(
+        raise StaleCheckpointError(
             f"{ckpt_path}: cannot resume, these settings differ from the checkpoint's: {sorted(changed)}. "
             "Delete the checkpoint to start over, or train into another out_dir."
         )
     mapper.load_state_dict(ckpt["mapper"])
     opt.load_state_dict(ckpt["optimizer"])
     _set_rng_state(ckpt["rng"])
-    return int(ckpt["step"])
+    return int(ckpt["step"]), list(ckpt.get("resumed_at", []))
 
 
 def train_mapper(
@@ -253,12 +273,18 @@ def train_mapper(
     out_dir: str | Path,
     cache_dir: str | Path | None = None,
     until_step: int | None = None,
+    restart_on_change: bool = False,
 ) -> TrainResult:
     """Train (or resume training) a mapper; checkpoints and the loss log go to `out_dir`.
 
     until_step: stop after this global step (checkpointed), e.g. for time-boxed jobs; calling
     again resumes where it stopped.
+    restart_on_change: a checkpoint saved with other settings, CLIP or training list is deleted
+        and training starts over (the pipeline: its DVC stage re-runs on exactly such changes);
+        by default it is an error, so a call never silently discards someone's run.
     """
+    validate(cfg)
+    validate(mapper_cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
@@ -282,10 +308,23 @@ def train_mapper(
     mapper = Mapper.from_config(mapper_cfg, clip.embed_dim, clip.token_dim).to(clip.device)
     opt = make_optimizer(mapper, cfg)
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
-    start = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n) if ckpt_path.exists() else 0
+    data_id = _list_id(image_paths)
+    start, resumed_at = 0, []
+    if ckpt_path.exists():
+        try:
+            start, resumed_at = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n, data_id)
+        except StaleCheckpointError as err:
+            if not restart_on_change:
+                raise
+            log.warning("%s; starting over", err)
+            ckpt_path.unlink()
+            log_path.unlink(missing_ok=True)
     if rank == 0:
         _trim_log(log_path, start)
     stop = total if until_step is None else min(total, until_step)
+    if 0 < start < stop:
+        resumed_at = [*resumed_at, start]  # provenance: the checkpoint says where a run was picked up
+        log.info("resuming mapper training at step %d of %d (%s)", start, total, ckpt_path)
     model = mapper
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -297,7 +336,7 @@ def train_mapper(
             return
         save_mapper_checkpoint(
             ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
-            n_images=n, optimizer=opt.state_dict(), rng=_rng_state(),
+            n_images=n, data=data_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=_rng_state(),
         )
 
     def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`
@@ -305,7 +344,7 @@ def train_mapper(
 
     tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
     mapper.train()
-    loss = float("nan")
+    loss = _last_logged_loss(log_path) if start >= stop else float("nan")  # a finished run: what it ended on
     new_log = not log_path.is_file()
     with open(log_path if rank == 0 else os.devnull, "a", newline="") as fh:
         writer = csv.writer(fh)

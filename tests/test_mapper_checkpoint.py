@@ -89,3 +89,39 @@ def test_missing_and_garbage_checkpoints(clip, tmp_path):
 def test_wrong_input_width_is_a_clear_error():
     with pytest.raises(ValueError, match="width 16"):
         Mapper(16, 8)(torch.zeros(2, 10))
+
+
+class _Payload:
+    """What a crafted checkpoint pickles: unpickling it would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("where", ["top", "inside_state"])
+def test_crafted_checkpoint_is_refused_before_it_runs(clip, tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = _Payload(marker)
+    obj = payload if where == "top" else {"format": "p2w_lib.mapper/1", "mapper": {"x": payload}}
+    torch.save(obj, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_mapper(tmp_path / "evil.pt", clip)
+    assert not marker.exists()
+
+
+def test_resume_checkpoint_round_trips_under_safe_loading(clip, tmp_path):
+    """A real training checkpoint (optimizer and RNG state included) loads with weights_only."""
+    from p2w_lib import TrainConfig, train_mapper
+    from p2w_lib.checkpoint import read_checkpoint
+    from tests.conftest import write_images
+
+    paths = write_images(tmp_path / "images", 16)
+    run = train_mapper(clip, paths, TrainConfig(batch_size=8, epochs=1, warmup_steps=1), MapperConfig(hidden_dim=16),
+                       tmp_path / "run", cache_dir=tmp_path / "cache")
+    ckpt = read_checkpoint(run.checkpoint)
+    assert {"mapper", "optimizer", "rng", "train", "step"} <= set(ckpt)

@@ -14,7 +14,23 @@ def read_image_caption_list(path: str | Path, root: str | Path | None = None) ->
     path = Path(path)
     require_file(path, "image-caption list", "Expected a tab-separated file with a 'filepath<TAB>title' header.")
     root = Path(root) if root is not None else path.parent
-    with open(path, newline="", encoding="utf-8") as fh:
+    try:
+        return _read_pairs(path, root)
+    except UnicodeDecodeError as err:
+        raw = path.read_bytes()
+        try:  # the reader decodes in chunks: find the offset in the whole file
+            raw.decode("utf-8")
+            at = err.start
+        except UnicodeDecodeError as whole:
+            at = whole.start
+        line = raw[:at].count(b"\n") + 1
+        raise DataFormatError(f"{path}:{line}: not UTF-8 text (byte {at}: {err.reason}); convert the list to UTF-8, "
+                              "e.g. `iconv -f latin1 -t utf-8`") from err
+
+
+def _read_pairs(path: Path, root: Path) -> list[tuple[str, str]]:
+    # utf-8-sig: a byte-order mark written by a spreadsheet is not part of the header
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header is None or [h.strip() for h in header[:2]] != list(COLUMNS):

@@ -31,7 +31,7 @@ class CircoQuery:
 
 def read_queries(root: str | Path, split: str = "val") -> list[CircoQuery]:
     path = Path(root) / "annotations" / f"{split}.json"
-    data = load_json(path, "CIRCO annotation file", HINT)
+    data = load_json(path, "CIRCO annotation file", HINT, expect=list)
     queries = []
     for i, item in enumerate(data):
         try:
@@ -50,7 +50,7 @@ def read_gallery(root: str | Path) -> dict[int, Path]:
     """COCO unlabeled2017 image id -> image file."""
     root = Path(root)
     path = root / GALLERY_INFO
-    info = load_json(path, "COCO unlabeled2017 image list", HINT)
+    info = load_json(path, "COCO unlabeled2017 image list", HINT, expect=dict)
     try:
         return {int(im["id"]): root / GALLERY_IMAGES / im["file_name"] for im in info["images"]}
     except (KeyError, TypeError, ValueError) as err:

@@ -26,7 +26,7 @@ class CirrQuery:
 
 def read_queries(root: str | Path, split: str = "val") -> list[CirrQuery]:
     path = Path(root) / "captions" / f"cap.rc2.{split}.json"
-    data = load_json(path, "CIRR caption file", HINT)
+    data = load_json(path, "CIRR caption file", HINT, expect=list)
     queries = []
     for i, item in enumerate(data):
         try:
@@ -43,7 +43,7 @@ def read_image_split(root: str | Path, split: str = "val") -> dict[str, Path]:
     """Image name -> image file under the CIRR root."""
     root = Path(root)
     path = root / "image_splits" / f"split.rc2.{split}.json"
-    data = load_json(path, "CIRR image split", HINT)
+    data = load_json(path, "CIRR image split", HINT, expect=dict)
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected a JSON object mapping image name -> relative path")
     return {str(name): root / rel for name, rel in data.items()}

@@ -100,6 +100,9 @@ def _candidates(data: dict) -> tuple[dict[int, dict], dict[int, list[dict]], dic
     names = {c["id"]: c["name"] for c in data["categories"]}
     per_image: dict[int, list[dict]] = defaultdict(list)
     for ann in data["annotations"]:
+        if ann["image_id"] not in images or ann["category_id"] not in names:
+            raise DataFormatError(f"annotation {ann.get('id')!r} names image_id {ann['image_id']!r} / category_id "
+                                  f"{ann['category_id']!r}, which the file's images/categories do not list")
         per_image[ann["image_id"]].append(ann)
     return images, per_image, names
 
@@ -123,9 +126,11 @@ def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, r
         raise ValueError(f"COCO query rule {rule!r}; choose from {QUERY_RULES} ('official' is the paper's)")
     root, out_dir = Path(root), Path(out_dir)
     ann_path = root / "annotations" / "instances_val2017.json"
-    data = load_json(ann_path, "COCO instances file", HINT)
+    data = load_json(ann_path, "COCO instances file", HINT, expect=dict)
     try:
         images, per_image, names = _candidates(data)
+    except DataFormatError as err:
+        raise DataFormatError(f"{ann_path}: {err}. Use the unmodified instances_val2017.json.") from err
     except (KeyError, TypeError) as err:
         raise DataFormatError(f"{ann_path}: expected COCO instances JSON with images/annotations/categories ({err!r})") from err
     rng = random.Random(seed)

@@ -20,7 +20,7 @@ class Triplet:
 
 
 def _load_json(path: Path, what: str):
-    return load_json(path, what, HINT)
+    return load_json(path, what, HINT, expect=list)
 
 
 def read_triplets(root: str | Path, category: str, split: str = "val") -> list[Triplet]:

@@ -30,19 +30,39 @@ def split_ref(ref: str | Path) -> tuple[str, str]:
 
 
 def _scan(shard: str, read_captions: bool) -> tuple[dict[str, tuple[int, int]], dict[str, bytes]]:
-    """One sequential pass over a shard: member offsets, and the `.txt` members' bytes if asked."""
+    """One sequential pass over a shard: member offsets, and the `.txt` members' bytes if asked.
+
+    A truncated shard (an interrupted download) is an error: tarfile itself just stops early at
+    the cut, which would lose the samples after it without a word.
+    """
     offsets, texts = {}, {}
+    size = os.path.getsize(shard)
     try:
         with tarfile.open(shard, "r:") as tar:
             for m in tar:
                 if not m.isfile():
                     continue
+                if m.offset_data + m.size > size:
+                    _truncated(shard, f"member {m.name!r} needs bytes up to {m.offset_data + m.size:,}, the file has {size:,}")
                 offsets[m.name] = (m.offset_data, m.size)
                 if read_captions and m.name.endswith(".txt"):
                     texts[m.name] = tar.extractfile(m).read()
+            end = tar.offset  # where the end-of-archive marker (two zero blocks) must start
     except tarfile.TarError as err:
+        if "end of data" in str(err):  # tarfile's word for a cut inside a header or padding block
+            _truncated(shard, str(err))
         raise DataFormatError(f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it") from err
+    with open(shard, "rb") as fh:
+        fh.seek(end)
+        marker = fh.read(2 * tarfile.BLOCKSIZE)
+    if len(marker) < 2 * tarfile.BLOCKSIZE or marker.strip(b"\0"):
+        _truncated(shard, f"it ends at byte {size:,} without the end-of-archive marker after its last member")
     return offsets, texts
+
+
+def _truncated(shard: str, what: str) -> None:
+    raise DataFormatError(f"{shard}: truncated shard ({what}); the samples after the cut are lost. Download or "
+                          "re-create the shard, or move it out of the shards folder.")
 
 
 def shard_index(shard: str) -> dict[str, tuple[int, int]]:

@@ -9,6 +9,7 @@ channels-last (about 2x faster on CPU).
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +23,10 @@ from tqdm.auto import tqdm
 from ..checkpoint import read_checkpoint
 from ..clip_backbone import read_model_config, save_clip
 from ..composed import pool_positions, run_text_tower_bucketed, text_tower
-from ..config import DemoClipConfig, to_dict
+from ..config import DemoClipConfig, to_dict, validate
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
-from ..io_utils import atomic_torch_save
+from ..io_utils import atomic_path, atomic_torch_save
 from ..loss import contrastive_loss
 from ..train import batch_indices, lr_at
 
@@ -67,11 +68,14 @@ def make_optimizer(model: torch.nn.Module, cfg: DemoClipConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfig) -> Path:
+def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfig, restart_on_change: bool = False) -> Path:
     """Train the demo CLIP on a `filepath<TAB>title` list; returns the saved open_clip folder.
 
-    Resumable: state is checkpointed every `checkpoint_every` steps in `out_dir`.
+    Resumable: state is checkpointed every `checkpoint_every` steps in `out_dir`, with the settings
+    and the training list's hash. A state saved with other settings or data is an error, or, with
+    `restart_on_change` (the pipeline, whose DVC stage re-runs on exactly such changes), deleted.
     """
+    validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = read_model_config(cfg.model)
@@ -86,7 +90,10 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
     opt = make_optimizer(model, cfg)
-    start = _resume(out_dir / STATE_NAME, model, opt, cfg)
+    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest()
+    start = _resume(out_dir / STATE_NAME, model, opt, cfg, data_id, restart_on_change)
+    if start:
+        _trim_log(out_dir / LOG_NAME, start)
     n = len(pairs)
     if n < cfg.batch_size:
         raise ValueError(f"{list_path}: {n} images, fewer than batch_size={cfg.batch_size}")
@@ -114,7 +121,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 fh.flush()
-                atomic_torch_save({"config": to_dict(cfg), "step": step + 1, "model": model.state_dict(),
+                atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step + 1, "model": model.state_dict(),
                                    "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
     model.eval()
     folder = save_clip(model, model_cfg, pre, out_dir / "clip")
@@ -122,12 +129,26 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     return folder
 
 
-def _resume(path: Path, model, opt, cfg: DemoClipConfig) -> int:
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop log rows written after the state that is resumed (a killed run logged past it)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step])
+
+
+def _resume(path: Path, model, opt, cfg: DemoClipConfig, data_id: str, restart_on_change: bool) -> int:
     if not path.exists():
         return 0
     state = read_checkpoint(path)
-    if state["config"] != to_dict(cfg):
-        raise ValueError(f"{path}: saved pretraining state has other settings; delete it to start over")
+    if state["config"] != to_dict(cfg) or state.get("data") != data_id:
+        if not restart_on_change:
+            raise ValueError(f"{path}: saved pretraining state has other settings or data; delete it to start over")
+        log.warning("%s: settings or training data changed since this state was saved; starting over", path)
+        path.unlink()
+        return 0
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     log.info("resuming demo CLIP pretraining at step %d", state["step"])

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..clip_backbone import FrozenClip
 from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
+from ..images import BadImagesError
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
 from ..queries import METHODS, compose_queries, encode_unique_texts
@@ -68,8 +69,10 @@ def evaluate_category(
     triplets = read_triplets(root, category, "val")
     ids = read_split(root, category, "val")
     files = image_index(root / "images")
-    present = [i for i in ids if i in files]
-    gallery = embed_gallery(clip, present, [files[i] for i in present], cache_dir, max_bad_fraction, f"embedding {category} gallery")
+    # Every gallery id is embedded, the missing ones included: a missing file is a bad image that
+    # counts against max_bad_fraction (a gallery without a third of its images makes recall rise).
+    paths = [files.get(i, str(root / "images" / f"{i}.png")) for i in ids]
+    gallery = embed_gallery(clip, ids, paths, cache_dir, max_bad_fraction, f"embedding {category} gallery")
     row = {gid: r for r, gid in enumerate(gallery.keys)}
     usable = [i for i, t in enumerate(triplets) if t.candidate in files and t.target in row]  # triplet indices
     ref_feats, ok = embed_queries(clip, [files[triplets[i].candidate] for i in usable], cache_dir, 1.0, f"embedding {category} queries")
@@ -81,6 +84,10 @@ def evaluate_category(
     log_counts(f"fashion-iq {category}", counts["evaluable"], counts["skipped"], what="triplets")
     if not usable_ok:
         raise ValueError(f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)")
+    if counts["skipped"] > max_bad_fraction * len(triplets):
+        raise BadImagesError(f"fashion-iq {category}: {counts['skipped']} of {len(triplets)} triplets have a missing or "
+                             f"unreadable image under {root / 'images'}, more than the allowed {max_bad_fraction:.1%}. "
+                             "Restore the images, or raise eval.max_bad_fraction if losing them is acceptable.")
     queries = _queries(clip, mapper, ref_feats, usable_ok, prompt_style)
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
