@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,9 @@ def test_cache_invalidated_by_changed_file_and_other_clip(clip, clip_seed1, imag
     cache = tmp_path / "cache"
     embed_images(clip, image_paths, cache_dir=cache)
     assert not embed_images(clip_seed1, image_paths, cache_dir=cache).from_cache
-    os.utime(image_paths[3], ns=(1, 1))
+    os.utime(image_paths[3], ns=(1, 1))  # keyed on content: a touched but unchanged file is still a hit
+    assert embed_images(clip, image_paths, cache_dir=cache).from_cache
+    Path(image_paths[3]).write_bytes(Path(image_paths[5]).read_bytes())  # new content: a miss
     assert not embed_images(clip, image_paths, cache_dir=cache).from_cache
     assert not embed_images(clip, image_paths[:-1], cache_dir=cache).from_cache
 

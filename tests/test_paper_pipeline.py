@@ -76,7 +76,7 @@ def paper_repo(tmp_path, monkeypatch):
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
-    paper["eval"]["max_bad_fraction"] = 0.1
+    paper["eval"]["max_bad_fraction"] = 0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
     paper["paper_data"].update(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
                                imagenet_lists=str(sources / "lists"))
     params["profile"] = "paper"
@@ -156,7 +156,7 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=1, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
-    paper["eval"].update(max_bad_fraction=0.1, ks=[1, 5])  # the fixture galleries hold 7 to 16 images
+    paper["eval"].update(max_bad_fraction=0.4, ks=[1, 5])  # 2 of 6 shirt triplets lack an image; galleries hold 7 to 16
     paper["paper_data"]["benchmarks"] = ["fashion_iq", "cirr", "circo", "coco_objects"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
