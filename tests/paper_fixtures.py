@@ -168,9 +168,14 @@ def coco(root: Path) -> None:
 
 
 def box_rle(x: int, y: int, bw: int, bh: int, w: int, h: int) -> list[int]:
-    """Uncompressed COCO RLE of a filled box: runs over the column-major pixels, background first."""
+    """Uncompressed COCO RLE of a filled box."""
     mask = np.zeros((h, w), dtype=bool)
     mask[y:y + bh, x:x + bw] = True
+    return mask_rle(mask)
+
+
+def mask_rle(mask: np.ndarray) -> list[int]:
+    """Uncompressed COCO RLE of a mask [H, W]: run lengths over the column-major pixels, background first."""
     flat = mask.T.reshape(-1)
     runs, current, count = [], False, 0
     for v in flat:

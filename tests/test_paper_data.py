@@ -183,16 +183,11 @@ def test_rle_masks_decode_column_major(compressed):
     rng = np.random.default_rng(0)
     mask = rng.random((13, 17)) < 0.3
     mask[:, :3] = False  # long background runs: differences of both signs in the compressed form
-    runs = fx.box_rle(0, 0, 0, 0, 17, 13)  # all background
-    assert runs == [13 * 17]
-    flat = mask.T.reshape(-1)
-    runs, current, count = [], False, 0
-    for v in flat:
-        if v != current:
-            runs.append(count)
-            current, count = v, 0
-        count += 1
-    runs.append(count)
+    assert fx.box_rle(0, 0, 0, 0, 17, 13) == [13 * 17]  # all background
+    # by hand: [[0,1,0],[1,1,0]] read column by column is 0,1 | 1,1 | 0,0: runs 1 background, 3 object, 2 background
+    hand = np.array([[0, 1, 0], [1, 1, 0]], dtype=bool)
+    assert np.array_equal(instance_mask({"size": [2, 3], "counts": [1, 3, 2]}, 2, 3), hand)
+    runs = fx.mask_rle(mask)
     rle = {"size": [13, 17], "counts": _compress_rle(runs) if compressed else runs}
     assert np.array_equal(instance_mask(rle, 13, 17), mask)
 
