@@ -51,12 +51,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def remove_stale_tmp(folder: Path) -> list[Path]:
-    """Delete temporary files left in `folder` by writers that no longer run (killed mid-write)."""
+STALE_AFTER_S = 600  # a writer on another host of a shared filesystem has no pid here: wait this long
+
+
+def remove_stale_tmp(folder: Path, stale_after_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete temporary files left in `folder` by writers that no longer run (killed mid-write):
+    their pid is not running here and they have not been written to for `stale_after_s`."""
+    import time
+
     removed = []
     for tmp in folder.glob(".*.tmp"):
         pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 4 else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        try:
+            idle = time.time() - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if pid.isdigit() and not _alive(int(pid)) and idle > stale_after_s:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

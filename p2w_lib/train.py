@@ -222,6 +222,8 @@ def _trim_log(path: Path, last_step: int) -> None:
 
 
 def _last_logged_loss(path: Path) -> float:
+    if not path.is_file():
+        return float("nan")
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     return float(rows[-1]["loss"]) if rows else float("nan")
@@ -317,8 +319,9 @@ def train_mapper(
             if not restart_on_change:
                 raise
             log.warning("%s; starting over", err)
-            ckpt_path.unlink()
-            log_path.unlink(missing_ok=True)
+            if rank == 0:  # every rank sees the stale checkpoint; one deletes it
+                ckpt_path.unlink(missing_ok=True)
+                log_path.unlink(missing_ok=True)
     if rank == 0:
         _trim_log(log_path, start)
     stop = total if until_step is None else min(total, until_step)

@@ -207,10 +207,14 @@ def test_7_temp_files_of_a_killed_writer_are_removed(clip, tmp_path):
     cache.mkdir()
     stale = cache / f".abc.npy.{int(dead.stdout)}.x1y2z3.tmp"
     stale.write_bytes(b"\0" * 1000)
+    os.utime(stale, (0, 0))  # untouched for long: its writer is gone
+    fresh = cache / f".ghi.npy.{int(dead.stdout)}.a1b2c3.tmp"  # just written (maybe by another host): kept for now
+    fresh.write_bytes(b"\0")
     live = cache / f".def.npy.{os.getpid()}.q9w8e7.tmp"  # a writer still running: left alone
     live.write_bytes(b"\0")
+    os.utime(live, (0, 0))
     embed_images(clip, write_images(tmp_path / "images", 4), cache_dir=cache)
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and fresh.exists()
 
 
 @pytest.mark.parametrize("damage", ["json", "npy", "valid"])
