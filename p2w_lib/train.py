@@ -34,6 +34,7 @@ from .config import MapperConfig, TrainConfig, to_dict, validate
 from .features import embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
 from .loss import contrastive_loss
+from .provenance import MAPPER_TRAINING, code_fingerprint
 from .mapper import Mapper
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,11 @@ def _list_id(paths: Sequence[str]) -> str:
 
 
 def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainConfig, mapper_cfg: MapperConfig,
-            n_images: int, data_id: str) -> tuple[int, list[int]]:
-    """Load training state from `ckpt_path`; returns the steps already done and where it was resumed before."""
+            n_images: int, data_id: str, code_id: str | None = None) -> tuple[int, list[int]]:
+    """Load training state from `ckpt_path`; returns the steps already done and where it was resumed before.
+
+    code_id: when given, a checkpoint written by other training code is stale too (the pipeline:
+    DVC re-runs the stage on a code change, and a finished checkpoint must not stand in for it)."""
     ckpt = read_checkpoint(ckpt_path)
     if ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
         raise CheckpointError(f"{ckpt_path}: not a resumable p2w_lib training checkpoint; delete it or use another out_dir")
@@ -256,6 +260,8 @@ def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainCo
         changed.add("clip")
     if ckpt.get("n_images") != n_images or ckpt.get("data", data_id) != data_id:
         changed.add("images")
+    if code_id is not None and ckpt.get("code") != code_id:
+        changed.add("training code")
     if changed:
         raise StaleCheckpointError(
             f"{ckpt_path}: cannot resume, these settings differ from the checkpoint's: {sorted(changed)}. "
@@ -281,9 +287,10 @@ def train_mapper(
 
     until_step: stop after this global step (checkpointed), e.g. for time-boxed jobs; calling
     again resumes where it stopped.
-    restart_on_change: a checkpoint saved with other settings, CLIP or training list is deleted
-        and training starts over (the pipeline: its DVC stage re-runs on exactly such changes);
-        by default it is an error, so a call never silently discards someone's run.
+    restart_on_change: a checkpoint saved with other settings, CLIP, training list or training
+        code is deleted and training starts over (the pipeline: its DVC stage re-runs on exactly
+        such changes); by default it is an error (code changes aside, which a direct call may
+        make between a kill and a resume), so a call never silently discards someone's run.
     """
     validate(cfg)
     validate(mapper_cfg)
@@ -310,11 +317,12 @@ def train_mapper(
     mapper = Mapper.from_config(mapper_cfg, clip.embed_dim, clip.token_dim).to(clip.device)
     opt = make_optimizer(mapper, cfg)
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
-    data_id = _list_id(image_paths)
+    data_id, code_id = _list_id(image_paths), code_fingerprint(MAPPER_TRAINING)
     start, resumed_at = 0, []
     if ckpt_path.exists():
         try:
-            start, resumed_at = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n, data_id)
+            start, resumed_at = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n, data_id,
+                                        code_id if restart_on_change else None)
         except StaleCheckpointError as err:
             if not restart_on_change:
                 raise
@@ -339,7 +347,7 @@ def train_mapper(
             return
         save_mapper_checkpoint(
             ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
-            n_images=n, data=data_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=_rng_state(),
+            n_images=n, data=data_id, code=code_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=_rng_state(),
         )
 
     def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`

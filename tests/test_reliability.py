@@ -514,3 +514,21 @@ def test_a_missing_weights_file_fails_before_data_prep(tmp_path, monkeypatch):
     monkeypatch.setattr("p2w_lib.paper_data.prepare_paper_data", lambda *a: pytest.fail("data prep ran first"))
     with pytest.raises(FileNotFoundError, match=r"profiles.paper.clip.pretrained: weights file .*ViT-L-14.pt not found"):
         pipeline.prepare_data(pipeline.load_profile(tmp_path / "params.yaml", "paper"))
+
+
+def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipeline(clip, tmp_path, monkeypatch, caplog):
+    """Model folders persist under DVC, and DVC re-runs training when its code changes: the pipeline
+    must then retrain, not reuse the finished checkpoint of the old code."""
+    from p2w_lib import MapperConfig, TrainConfig, train
+    from p2w_lib.checkpoint import read_checkpoint
+
+    paths = write_images(tmp_path / "images", 16)
+    cfg, mcfg = TrainConfig(batch_size=8, epochs=1, warmup_steps=1), MapperConfig(hidden_dim=8)
+    first = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
+    assert read_checkpoint(first.checkpoint)["code"] == train.code_fingerprint(train.MAPPER_TRAINING)
+    monkeypatch.setattr(train, "code_fingerprint", lambda modules: "other-code")
+    direct = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert read_checkpoint(direct.checkpoint)["code"] != "other-code"  # a direct call resumes (here: finished)
+    again = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
+    assert read_checkpoint(again.checkpoint)["code"] == "other-code"  # retrained by the new code
+    assert "training code" in caplog.text and "starting over" in caplog.text

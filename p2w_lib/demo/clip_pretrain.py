@@ -27,6 +27,7 @@ from ..config import DemoClipConfig, to_dict, validate
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
 from ..io_utils import atomic_path, atomic_torch_save
+from ..provenance import CLIP_PRETRAINING, code_fingerprint
 from ..loss import contrastive_loss
 from ..train import batch_indices, lr_at
 
@@ -71,8 +72,8 @@ def make_optimizer(model: torch.nn.Module, cfg: DemoClipConfig) -> torch.optim.A
 def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfig, restart_on_change: bool = False) -> Path:
     """Train the demo CLIP on a `filepath<TAB>title` list; returns the saved open_clip folder.
 
-    Resumable: state is checkpointed every `checkpoint_every` steps in `out_dir`, with the settings
-    and the training list's hash. A state saved with other settings or data is an error, or, with
+    Resumable: state is checkpointed every `checkpoint_every` steps in `out_dir`, with the settings,
+    the training list's hash and the training code's fingerprint. A state saved with other settings or data is an error, or, with
     `restart_on_change` (the pipeline, whose DVC stage re-runs on exactly such changes), deleted.
     """
     validate(cfg)
@@ -90,7 +91,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
     opt = make_optimizer(model, cfg)
-    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest()
+    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(CLIP_PRETRAINING)
     start = _resume(out_dir / STATE_NAME, model, opt, cfg, data_id, restart_on_change)
     if start:
         _trim_log(out_dir / LOG_NAME, start)
