@@ -532,3 +532,33 @@ def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipe
     again = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
     assert read_checkpoint(again.checkpoint)["code"] == "other-code"  # retrained by the new code
     assert "training code" in caplog.text and "starting over" in caplog.text
+
+
+def test_1_demo_clip_pretraining_resumes_with_each_step_logged_once(world, tmp_path, monkeypatch):  # noqa: F811
+    """Interrupted after its mid-run state was saved (here: the final save fails), pretraining picks
+    up at that state, logs each step once and ends with the weights of an uninterrupted run."""
+    import torch
+
+    from p2w_lib.config import DemoClipConfig
+    from p2w_lib.demo import clip_pretrain
+
+    cfg = DemoClipConfig(steps=4, batch_size=32, warmup_steps=1, checkpoint_every=2)
+    listing = world / "cc3m" / "train.tsv"
+    clean = clip_pretrain.pretrain_clip(listing, tmp_path / "clean", cfg)
+    real_save = clip_pretrain.save_clip
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before the end")
+
+    monkeypatch.setattr(clip_pretrain, "save_clip", killed)
+    with pytest.raises(KeyboardInterrupt):
+        clip_pretrain.pretrain_clip(listing, tmp_path / "run", cfg)
+    assert torch.load(tmp_path / "run" / clip_pretrain.STATE_NAME, weights_only=True)["step"] == 2
+    monkeypatch.setattr(clip_pretrain, "save_clip", real_save)
+    resumed = clip_pretrain.pretrain_clip(listing, tmp_path / "run", cfg)
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "run" / clip_pretrain.LOG_NAME).read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]
+    a = torch.load(Path(clean) / "open_clip_pytorch_model.bin", weights_only=True)
+    b = torch.load(Path(resumed) / "open_clip_pytorch_model.bin", weights_only=True)
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert a.keys() == b.keys() and worst <= 1e-6
