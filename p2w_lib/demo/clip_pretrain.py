@@ -26,7 +26,7 @@ from ..composed import pool_positions, run_text_tower_bucketed, text_tower
 from ..config import DemoClipConfig, to_dict, validate
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
-from ..io_utils import atomic_torch_save, trim_step_log
+from ..io_utils import atomic_path, atomic_torch_save
 from ..provenance import CLIP_PRETRAINING, code_fingerprint
 from ..loss import contrastive_loss
 from ..train import batch_indices, lr_at
@@ -94,7 +94,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(CLIP_PRETRAINING)
     start = _resume(out_dir / STATE_NAME, model, opt, cfg, data_id, restart_on_change)
     if start:
-        trim_step_log(out_dir / LOG_NAME, start)
+        _trim_log(out_dir / LOG_NAME, start)
     n = len(pairs)
     if n < cfg.batch_size:
         raise ValueError(f"{list_path}: {n} images, fewer than batch_size={cfg.batch_size}")
@@ -128,6 +128,16 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     folder = save_clip(model, model_cfg, pre, out_dir / "clip")
     (out_dir / STATE_NAME).unlink(missing_ok=True)
     return folder
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop log rows written after the state that is resumed (a killed run logged past it)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step])
 
 
 def _resume(path: Path, model, opt, cfg: DemoClipConfig, data_id: str, restart_on_change: bool) -> int:
