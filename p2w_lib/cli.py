@@ -123,8 +123,8 @@ def _check_weights(args: argparse.Namespace) -> int:
     from .pretrained_weights import check_clip_settings
 
     p = pipeline.load_profile(args.params, args.profile)
-    model = resolve_model_name(p.clip.model) if not p.clip.model.startswith(("local-dir:", "hf-hub:")) else p.clip.model
-    print(check_clip_settings(model, p.clip.pretrained, p.clip.cache_dir, f"{args.params}:profiles.{p.name}.clip"))
+    print(check_clip_settings(resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir,
+                              f"{args.params}:profiles.{p.name}.clip"))
     return 0
 
 
