@@ -2,16 +2,29 @@
 # Execute one numbered notebook with papermill for a profile, then export it to HTML.
 # usage: notebooks/run_notebook.sh 03_train_mapper demo [results_dir]
 # results_dir defaults to results (the demo); the paper pipeline passes results/paper.
-# The executed copy is written to a temporary name and moved into <results_dir>/notebooks/ only on
-# success, so a failed run never leaves a complete-looking notebook behind; papermill's own
-# error (the failing cell and its traceback) is what the stage prints.
+#
+# While it runs, the cells' printed output and progress bars stream to this terminal. The notebook
+# is executed into runs/partial/ and moved into <results_dir>/notebooks/ only on success, tidied
+# (progress bars in their final state, no machine paths); a failed run leaves its partial notebook,
+# with the failing cell and its traceback, in runs/partial/ and says so.
 set -euo pipefail
 name="$1"
 profile="$2"
-out="${3:-results}/notebooks"
-mkdir -p "$out"
-tmp="$out/.${name}.running.ipynb"
-trap 'rm -f "$tmp"' EXIT
-papermill "notebooks/${name}.ipynb" "$tmp" -p profile "$profile" --cwd . --log-level WARNING
-mv "$tmp" "$out/${name}.ipynb"
+results="${3:-results}"
+out="$results/notebooks"
+partial="runs/partial/${name}.ipynb"
+mkdir -p "$out" runs/partial
+rm -f "$partial"
+echo "[$name] running notebooks/${name}.ipynb (profile $profile); output follows" >&2
+# --log-output: papermill logs each cell's start and output as it arrives (to stderr, appended, so a
+# redirected log keeps earlier stages). TQDM_MININTERVAL: a progress bar refreshes every 15 s, not
+# ten times a second, so the log gets a line per 15 s and the notebook few fragments to tidy.
+if ! TQDM_MININTERVAL=15 papermill "notebooks/${name}.ipynb" "$partial" -p profile "$profile" -p results_dir "$results" \
+    --cwd . --log-output --log-level INFO; then
+  echo "[$name] FAILED: the partial notebook, with the failing cell, is $partial (open it in JupyterLab)" >&2
+  exit 1
+fi
+python -m p2w_lib tidy-notebook "$partial"
+mv "$partial" "$out/${name}.ipynb"
 jupyter nbconvert --to html --log-level WARN "$out/${name}.ipynb"
+echo "[$name] done: $out/${name}.ipynb and .html" >&2

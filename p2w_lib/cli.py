@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 
 def _smoke(args: argparse.Namespace) -> int:
@@ -18,11 +19,14 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    import json
+
     from . import pipeline
-    from .search import build_prompt, check_search_inputs, search
+    from .search import SearchInputError, build_prompt, check_search_inputs, search
 
     check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
-
+    if args.out and not args.out.lower().endswith(".png"):
+        raise SearchInputError(f"--out {args.out}: the grid is written as PNG; name a .png file")
     if args.mapper:
         from .checkpoint import load_mapper
         from .clip_backbone import load_clip
@@ -33,11 +37,23 @@ def _search(args: argparse.Namespace) -> int:
     else:
         p = pipeline.load_profile(args.params, args.profile)
         seed = p.seeds[0] if args.seed is None else args.seed
+        pipeline.require_trained(p, seed)
         clip, mapper = pipeline.clip_and_mapper(p, seed)
     hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir)
+    if args.out:
+        from .figures import save_figure, search_grid
+
+        save_figure(search_grid(args.image, args.text, hits, method=args.method), args.out)
+    if args.json:
+        print(json.dumps({"image": str(args.image), "text": args.text, "prompt": build_prompt(args.text),
+                          "method": args.method, "results": [{"rank": r, "path": path, "score": round(score, 6)}
+                                                              for r, (path, score) in enumerate(hits, start=1)]}, indent=1))
+        return 0
     print(f"query: {printable(args.image)} + {build_prompt(args.text)!r} ({args.method})")
     for rank, (path, score) in enumerate(hits, start=1):
         print(f"{rank:3d}  {score:.4f}  {printable(path)}")
+    if args.out:
+        print(f"grid written to {printable(args.out)}")
     return 0
 
 
@@ -131,7 +147,7 @@ def _check_weights(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .report import paper_section, readme_section, write_readme_section
+    from .readme import paper_section, readme_section, write_readme_section
 
     if not (Path(args.results) / "metrics" / "demo_clip_sanity.json").is_file():  # a paper-kind run
         if args.write_readme:
@@ -143,6 +159,14 @@ def _report(args: argparse.Namespace) -> int:
         print(f"updated the results section of {args.readme}")
     else:
         print(readme_section(args.results))
+    return 0
+
+
+def _tidy_notebook(args: argparse.Namespace) -> int:
+    from .notebook_outputs import tidy_notebook
+
+    for path in args.notebooks:
+        tidy_notebook(path, args.repo_root)
     return 0
 
 
@@ -162,45 +186,67 @@ def _rehearse(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m p2w_lib", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+PARAMS_HELP = "parameters file (default: params.yaml)"
+PROFILE_HELP = "profile of the parameters file to use (default: its `profile`)"
+
+
+def _program_name() -> str:
+    """`p2w` when started through the installed script, else the module form."""
+    return "p2w" if Path(sys.argv[0]).name == "p2w" else "python -m p2w_lib"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("p2w_lib")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed; run `make venv`)"
+
+
+def _profile_options(parser: argparse.ArgumentParser, seed_help: str | None = None) -> None:
+    parser.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    parser.add_argument("--profile", default=None, help=PROFILE_HELP)
+    if seed_help:
+        parser.add_argument("--seed", type=int, default=None, help=seed_help)
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog or _program_name(), description=__doc__.replace("`python -m p2w_lib", f"`{prog or _program_name()}"))
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     smoke = sub.add_parser("smoke", help="one-minute end-to-end run on a tiny random CLIP")
-    smoke.add_argument("--seed", type=int, default=0)
+    smoke.add_argument("--seed", type=int, default=0, help="seed of the random CLIP, the toy data and the mapper (default: 0)")
     smoke.set_defaults(func=_smoke)
     srch = sub.add_parser("search", help="compose a query from an image and a text; search a folder of images")
     srch.add_argument("--image", required=True, help="query image file")
     srch.add_argument("--text", required=True, help="modification text, or a prompt containing *")
     srch.add_argument("--gallery", required=True, help="folder of images to search (recursively)")
-    srch.add_argument("--k", type=int, default=10)
-    srch.add_argument("--method", default="pic2word", choices=["pic2word", "image_text", "image_only", "text_only"])
-    srch.add_argument("--params", default="params.yaml")
-    srch.add_argument("--profile", default=None, help="use this profile's trained CLIP and mapper (default: params.yaml's)")
-    srch.add_argument("--seed", type=int, default=None)
+    srch.add_argument("--k", type=int, default=10, help="number of results (default: 10)")
+    srch.add_argument("--method", default="pic2word", choices=["pic2word", "image_text", "image_only", "text_only"],
+                      help="how the query is composed (default: pic2word)")
+    srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
+    srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
+    _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")
     srch.add_argument("--mapper", default=None, help="a mapper checkpoint (ours or official); overrides the profile")
     srch.add_argument("--clip", default="ViT-L-14", help="with --mapper: open_clip model name or CLIP folder")
     srch.add_argument("--pretrained", default="openai", help="with --mapper: pretrained tag or weights file")
-    srch.add_argument("--device", default="cpu")
+    srch.add_argument("--device", default="cpu", help="with --mapper: torch device for CLIP (default: cpu)")
     srch.add_argument("--cache-dir", default=None, help="embedding cache folder (speeds up repeated searches)")
     srch.set_defaults(func=_search)
     tr = sub.add_parser("train", help="train the profile's mapper(s); run under torchrun for several GPUs/nodes")
-    tr.add_argument("--params", default="params.yaml")
-    tr.add_argument("--profile", default=None)
-    tr.add_argument("--seed", type=int, default=None)
+    _profile_options(tr, seed_help="train only this seed (default: every seed of the profile)")
     tr.set_defaults(func=_train)
     chk = sub.add_parser("check-profile", help="fail unless params.yaml's profile is of the given kind (or print its kind)")
-    chk.add_argument("--kind", choices=["demo", "paper"])
+    chk.add_argument("--kind", choices=["demo", "paper"], help="the kind of profile the calling pipeline runs")
     chk.add_argument("--print-kind", action="store_true", help="print the selected profile's kind (demo or paper)")
-    chk.add_argument("--params", default="params.yaml")
-    chk.add_argument("--profile", default=None)
+    _profile_options(chk)
     chk.set_defaults(func=_check_profile)
     prep = sub.add_parser("prepare", help="the profile's data preparation (notebook 01): paper data fetched, linked, checked")
-    prep.add_argument("--params", default="params.yaml")
-    prep.add_argument("--profile", default=None)
+    _profile_options(prep)
     prep.set_defaults(func=_prepare)
     wts = sub.add_parser("check-weights", help="are the profile's CLIP weights cached or downloadable? (fails in a second if not)")
-    wts.add_argument("--params", default="params.yaml")
-    wts.add_argument("--profile", default=None)
+    _profile_options(wts)
     wts.set_defaults(func=_check_weights)
     reh = sub.add_parser("rehearse", help="dress rehearsal of the paper pipeline: real annotation files, placeholder images, tiny CLIP")
     reh.add_argument("--reference", default="../shared/reference",
@@ -208,10 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     reh.add_argument("--out", default=None, help="where to build the scratch repository (default: a new temporary folder)")
     reh.add_argument("--reduced", action="store_true", help="only the stages that read annotation files (no figures), as CI runs it")
     reh.set_defaults(func=_rehearse)
+    tidy = sub.add_parser("tidy-notebook", help="an executed notebook as a reader sees it: progress bars in their final "
+                          "state, no paths of this machine (run_notebook.sh calls it)")
+    tidy.add_argument("notebooks", nargs="+", help="executed .ipynb files, rewritten in place")
+    tidy.add_argument("--repo-root", default=".", help="repository root, shown as . in outputs (default: .)")
+    tidy.set_defaults(func=_tidy_notebook)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
-    rep.add_argument("--results", default="results")
-    rep.add_argument("--readme", default="README.md")
-    rep.add_argument("--write-readme", action="store_true")
+    rep.add_argument("--results", default="results", help="results folder to read (default: results, the demo's)")
+    rep.add_argument("--readme", default="README.md", help="README whose results section --write-readme replaces")
+    rep.add_argument("--write-readme", action="store_true", help="replace the README's generated results section")
     rep.set_defaults(func=_report)
     return parser
 

@@ -163,7 +163,8 @@ RANGES: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "DemoClipConfig": {"steps": (_positive, "at least 1"), "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"),
                        "weight_decay": (_non_negative, ">= 0"), "warmup_steps": (_non_negative, ">= 0"),
-                       "checkpoint_every": (_positive, "at least 1")},
+                       "checkpoint_every": (_positive, "at least 1"),
+                       "hard_negatives": (_fraction, "in [0, 1]")},
     "LaunchConfig": {"nproc_per_node": (_positive, "at least 1")},
 }
 
@@ -195,14 +196,17 @@ class DemoWorldConfig:
 
     seed: int = 0
     image_size: int = 64
-    pretrain_per_class_domain: int = 180  # CC3M-like list: 16 classes x 5 domains x this
+    pretrain_per_class_domain: int = 180  # CC3M-like list: 16 classes x 4 rendition domains x this
+    pretrain_photos_per_class: int = 540  # and 16 classes x this photos (web captions are mostly of photos)
     pretrain_garments_per_category: int = 3200
     eval_queries_per_class: int = 20  # photo queries (ImageNet-R analogue)
     eval_renditions_per_class_domain: int = 30
-    fiq_val_triplets: int = 200  # per category
-    fiq_val_distractors: int = 100
+    fiq_val_triplets: int = 1000  # per category
+    fiq_val_gallery: int = 1000  # distinct garments per category (a shirt or top has about 1,100)
     fiq_train_triplets: int = 100
-    caption_drop: float = 0.3
+    caption_drop: float = 0.7  # objects: each visible attribute left out of a title with this probability
+    colour_caption_drop: float = 0.5  # objects' colour: named a little more often (titles often name it)
+    garment_caption_drop: float = 0.3  # garments: product titles list most attributes
     workers: int = 2
 
 
@@ -213,11 +217,13 @@ class DemoClipConfig:
     model: str = "p2w-demo"  # a config folder in p2w_lib/model_configs/
     steps: int = 400
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.1
     warmup_steps: int = 40
     seed: int = 0
     checkpoint_every: int = 100
+    hard_negatives: float = 0.0  # share of each batch drawn in groups that differ only in the object (demo/batches.py)
+    same_caption_positives: bool = True  # identical captions in a batch are positives of each other
 
 
 @dataclass(frozen=True)

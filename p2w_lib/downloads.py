@@ -60,7 +60,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def _copy_stream(response, out, total: int | None, desc: str) -> None:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=not total or total < (1 << 24)) as bar:
         while block := response.read(1 << 20):

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .clip_backbone import FrozenClip
 from .images import BadImageReport, ImageListDataset

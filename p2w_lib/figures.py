@@ -1,20 +1,23 @@
-"""Figures that notebooks show and `results/figures/` keeps: readable at a glance."""
+"""Figures that notebooks show inline and `results/figures/` keeps: readable at a glance.
+
+No backend is forced here: in JupyterLab (and under papermill) the inline backend shows each figure
+in its cell and embeds it in the executed notebook; without a display matplotlib falls back to Agg.
+"""
 from __future__ import annotations
 
 import csv
+import statistics
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
-matplotlib.use("Agg")  # headless under papermill; JupyterLab's inline backend still displays figures
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from .images import load_rgb  # noqa: E402
-from .io_utils import atomic_path  # noqa: E402
-from .report import METHOD_LABELS  # noqa: E402
+from .images import load_rgb
+from .io_utils import atomic_path
+from .report import METHOD_LABELS
 
 COLOURS = {"image_only": "#9e9e9e", "text_only": "#bdbdbd", "image_text": "#64b5f6", "pic2word": "#e53935", "oracle_text": "#4caf50"}
 
@@ -41,18 +44,28 @@ def image_grid(rows: Sequence[Sequence[str]], row_labels: Sequence[str], title: 
     return fig
 
 
-def loss_curves(logs: dict[str, str | Path], y: str = "loss", title: str = "training loss") -> Figure:
-    """Loss against step from training-log CSVs (one line per label)."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+def loss_curves(logs: dict[str, str | Path], y: str = "loss", title: str = "training loss",
+                steps_per_epoch: int | None = None) -> Figure:
+    """Loss against step from training-log CSVs, one line per label (seeds overlaid), on a log scale;
+    dotted verticals mark epoch ends when `steps_per_epoch` is given."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    last = 0
     for label, path in logs.items():
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        ax.plot([int(r["step"]) for r in rows], [float(r[y]) for r in rows], label=label, lw=1.2)
+        steps = [int(r["step"]) for r in rows]
+        ax.plot(steps, [float(r[y]) for r in rows], label=label, lw=1.1, alpha=0.9)
+        last = max(last, steps[-1] if steps else 0)
+    if steps_per_epoch:
+        for epoch_end in range(steps_per_epoch, last + 1, steps_per_epoch):
+            ax.axvline(epoch_end, color="#757575", ls=":", lw=0.8)
+        ax.plot([], [], color="#757575", ls=":", lw=0.8, label="epoch end")
+    ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel(y)
+    ax.set_ylabel(f"{y} (log scale)")
     ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -64,55 +77,111 @@ def placeholder(text: str) -> Figure:
     return fig
 
 
-def grouped_bars(result: dict, metric: str = "R@10", title: str = "") -> Figure:
-    """Bars of `metric` per domain/category (and the average) for every method of a results file."""
-    if "skipped" in result:  # a switched-off paper benchmark: the stage's figure says why it is empty
-        return placeholder(f"{title or 'benchmark'}: skipped ({result['skipped']})")
-    group_key = "per_domain" if "per_domain" in result["methods"]["pic2word"] else "per_category"
-    methods = list(result["methods"])
-    groups = list(result["methods"]["pic2word"][group_key]) + ["average"]
-    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2, 3.6))
+def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: str = "", note: str = "") -> Figure:
+    """Bars of `metric` per domain/category (and the average) for every method: the mean over seeds,
+    each seed's value as a dot, and the achievable ceiling (a query with 30 relevant images scores at
+    most 10/30 at K=10) as a dashed line when the results carry one.
+
+    results: one results file, or {seed: results file} of the same benchmark.
+    """
+    by_seed = results if "methods" not in results and "skipped" not in results else {results.get("seed", 0): results}
+    first = next(iter(by_seed.values()))
+    if "skipped" in first:  # a switched-off paper benchmark: the stage's figure says why it is empty
+        return placeholder(f"{title or 'benchmark'}: skipped ({first['skipped']})")
+    group_key = "per_domain" if "per_domain" in first["methods"]["pic2word"] else "per_category"
+    methods = list(first["methods"])
+    groups = list(first["methods"]["pic2word"][group_key]) + ["average"]
+    fig, ax = plt.subplots(figsize=(1.45 * len(groups) + 2, 4.2))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        scores = result["methods"][method]
-        values = [scores[group_key][g][metric] for g in groups[:-1]] + [scores[metric]]
+        per_seed = [[r["methods"][method][group_key][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
+                    for r in by_seed.values()]  # [S, G]
+        means = [statistics.fmean(col) for col in zip(*per_seed)]
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, values, width, label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
+        ax.bar(xs, means, width, label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
+        if len(per_seed) > 1:
+            for values in per_seed:
+                ax.scatter(xs, values, s=9, color="black", zorder=3, linewidths=0)
+    _ceiling_marks(ax, first, groups, metric)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(title or f"{metric} ({result['metric'].replace('_', ' ')}, profile {result['profile']}, seed {result['seed']})")
-    ax.legend(fontsize=8, ncol=2)
+    seeds = ", ".join(str(s) for s in by_seed)
+    ax.set_title(title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})")
+    ax.text(1.0, 1.01, f"bars: mean over seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""),
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#616161")
+    if note:
+        ax.text(0.0, 1.01, note, transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="#b71c1c")
+    handles, labels = ax.get_legend_handles_labels()
+    # Below the axes, so no legend ever covers a bar.
+    ax.legend(handles, labels, fontsize=8, ncol=min(len(handles), 6), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-def retrieval_grid(examples: list[dict], methods: Sequence[str] = ("pic2word", "image_text"), k: int = 5) -> Figure:
-    """Per example: the query image and text, then the top-k of each method; hits outlined in green.
+def _ceiling_marks(ax, result: dict, groups: list[str], metric: str) -> None:
+    ceiling = result.get("ceiling")
+    if not ceiling:
+        return
+    values = [ceiling[g][metric] for g in groups[:-1]] + [statistics.fmean(ceiling[g][metric] for g in groups[:-1])]
+    for g, value in enumerate(values):
+        ax.hlines(value, g - 0.45, g + 0.45, colors="#424242", linestyles="--", lw=1)
+    ax.add_line(Line2D([], [], color="#424242", ls="--", lw=1, label="achievable ceiling"))
 
-    Each example: {"query": path, "text": str, "results": {method: [(path, is_correct), ...]}}.
+
+HIT_COLOUR = "#2e7d32"
+
+
+def retrieval_grid(examples: list[dict], methods: Sequence[str] = ("pic2word", "image_text"), k: int = 5,
+                   title: str = "") -> Figure:
+    """Per example and method: the query image with its text, the ground-truth target when the
+    example has one, then the top-k (rank headers on top); correct retrievals outlined in green.
+
+    Each example: {"query": path, "text": str, "target": path (optional), "results": {method: [(path, is_correct), ...]}}.
     """
     if not examples:
         return placeholder("no examples: the benchmark is switched off (paper_data.benchmarks)")
+    has_target = any(e.get("target") for e in examples)
+    lead = 2 if has_target else 1
     n_rows = len(examples) * len(methods)
-    fig, axes = plt.subplots(n_rows, k + 1, figsize=(1.25 * (k + 1) + 2.2, 1.3 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, k + lead, figsize=(1.3 * (k + lead) + 1.6, 1.45 * n_rows + 0.9), squeeze=False)
     for e, example in enumerate(examples):
         for m, method in enumerate(methods):
             row = axes[e * len(methods) + m]
             for ax in row:
-                ax.set_xticks([])
-                ax.set_yticks([])
-                for side in ax.spines.values():
-                    side.set_visible(False)
+                _bare(ax)
             if m == 0:
                 row[0].imshow(load_rgb(example["query"]))
-                row[0].set_title(_wrap(example["text"]), fontsize=7)
-            row[0].set_ylabel(METHOD_LABELS.get(method, method), fontsize=8)
-            for c, (path, correct) in enumerate(example["results"][method][:k], start=1):
+                row[0].set_xlabel(_wrap(example["text"], 22), fontsize=6.5)
+                if example.get("target"):
+                    row[1].imshow(load_rgb(example["target"]))
+                    _outline(row[1], HIT_COLOUR, ls="--")
+            row[lead].set_ylabel(METHOD_LABELS.get(method, method), fontsize=8, rotation=0, ha="right", va="center")
+            for c, (path, correct) in enumerate(example["results"][method][:k], start=lead):
                 row[c].imshow(load_rgb(path))
                 if correct:
-                    row[c].add_patch(Rectangle((0, 0), 1, 1, transform=row[c].transAxes, fill=False, ec="#2e7d32", lw=4))
-    fig.tight_layout()
+                    _outline(row[c], HIT_COLOUR)
+    headers = ["query + text"] + (["target"] if has_target else []) + [f"rank {r}" for r in range(1, k + 1)]
+    for ax, header in zip(axes[0], headers):
+        ax.set_title(header, fontsize=8)
+    legend = [Patch(fill=False, ec=HIT_COLOUR, lw=2.5, label="correct retrieval (green outline)")]
+    if has_target:
+        legend.append(Patch(fill=False, ec=HIT_COLOUR, lw=1.5, ls="--", label="ground-truth target"))
+    fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+def _outline(ax, colour: str, ls: str = "-") -> None:
+    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, ec=colour, lw=4 if ls == "-" else 2, ls=ls))
 
 
 def _wrap(text: str, width: int = 28) -> str:
@@ -149,14 +218,28 @@ def world_samples(world_dir: str | Path) -> Figure:
     return image_grid(rows, labels, title="The demo world: 16 classes x 5 domains, and Fashion-IQ-style garments")
 
 
-def search_grid(image: str | Path, text: str, hits: list[tuple[str, float]]) -> Figure:
-    """The query image and text, then the ranked results with their scores."""
-    fig, axes = plt.subplots(1, len(hits) + 1, figsize=(1.6 * (len(hits) + 1), 2.2))
-    axes[0].imshow(load_rgb(image))
-    axes[0].set_title(_wrap(f"query + '{text}'", 20), fontsize=7)
-    for ax, (path, score) in zip(axes[1:], hits):
-        ax.imshow(load_rgb(path))
-        ax.set_title(f"{score:.3f}", fontsize=8)
-    for ax in axes:
-        ax.axis("off")
+def search_grid(image: str | Path, text: str, hits: list[tuple[str, float]], method: str = "pic2word",
+                title: str = "") -> Figure:
+    """The query image and text, then the ranked results with their cosine scores."""
+    return compare_grid(image, text, {method: hits}, title=title)
+
+
+def compare_grid(image: str | Path, text: str, hits: dict[str, list[tuple[str, float]]], title: str = "") -> Figure:
+    """The query image and text, then one row of ranked results (with cosine scores) per method."""
+    k = max((len(h) for h in hits.values()), default=0)
+    fig, axes = plt.subplots(len(hits), k + 1, figsize=(1.5 * (k + 1) + 1.2, 1.9 * len(hits) + 0.5), squeeze=False)
+    for row, (method, ranked) in zip(axes, hits.items()):
+        for ax in row:
+            _bare(ax)
+        row[1].set_ylabel(METHOD_LABELS.get(method, method), fontsize=8, rotation=0, ha="right", va="center")
+        for rank, (ax, (path, score)) in enumerate(zip(row[1:], ranked), start=1):
+            ax.imshow(load_rgb(path))
+            ax.set_title(f"rank {rank}", fontsize=8)
+            ax.set_xlabel(f"cos {score:.3f}", fontsize=7)
+    axes[0][0].imshow(load_rgb(image))
+    axes[0][0].set_title("query", fontsize=8)
+    axes[0][0].set_xlabel(_wrap(text, 20), fontsize=7)
+    if title or len(hits) == 1:
+        fig.suptitle(title or f"{METHOD_LABELS.get(next(iter(hits)), next(iter(hits)))}: top {k}", fontsize=9)
+    fig.tight_layout()
     return fig

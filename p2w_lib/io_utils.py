@@ -82,6 +82,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def trim_step_log(path: Path, last_step: int) -> None:
+    """Drop the rows of a CSV training log (first column `step`) past `last_step`, atomically: a
+    run resumed from that step's checkpoint must not log the steps after it twice."""
+    import csv
+
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step])
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

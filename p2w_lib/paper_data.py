@@ -17,7 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import PAPER_BENCHMARKS, PaperDataConfig
 from .datasets.errors import DataFormatError

@@ -21,6 +21,7 @@ from .config import (
     from_dict,
 )
 from .io_utils import atomic_write_json
+from .report import SUMMARY_KEYS, sanity_summary, summary_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Profile:
     eval: EvalConfig = field(default_factory=EvalConfig)
     paper_data: PaperDataConfig = field(default_factory=PaperDataConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    results_root: str | None = None  # where metrics/figures go; None: the committed folder (see results_dir)
 
     # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
     @property
@@ -86,6 +88,8 @@ class Profile:
     @property
     def results_dir(self) -> Path:
         # The committed demo results stay in results/; a paper-kind run gets its own folder beside them.
+        if self.results_root is not None:
+            return Path(self.results_root)
         return Path("results") if self.kind == "demo" else Path("results") / self.name
 
     def clip_dir(self, seed: int) -> Path:
@@ -100,6 +104,10 @@ class Profile:
 
     def all_seeds_path(self, task: str) -> Path:
         return self.results_dir / "metrics" / f"{task}_all_seeds.json"
+
+    def summary_path(self, task: str) -> Path:
+        """The small file `dvc metrics show` prints: mean and std over seeds per method."""
+        return self.results_dir / "metrics" / "summary" / f"{task}.json"
 
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
@@ -152,6 +160,34 @@ def load_profile(params_path: str | Path = "params.yaml", profile: str | None = 
         raise ConfigError(f"{where}.seeds: expected a non-empty list of integers, got {raw['seeds']!r}")
     _check_choices(sections, where)
     return Profile(name=name, kind=raw["kind"], seeds=tuple(raw["seeds"]), **sections)
+
+
+INTERACTIVE_RESULTS = Path("runs") / "interactive"
+
+
+def notebook_profile(profile: str | None = None, results_dir: str | None = None, seeds=None,
+                     mapper_checkpoint: str | None = None, params_path: str | Path = "params.yaml") -> Profile:
+    """The profile a notebook runs, with its papermill parameters applied, and a line saying where it writes.
+
+    results_dir: None when a person steps through the notebook: metrics and figures then go to
+    runs/interactive/<profile>/, never over the DVC-tracked results/ (the DVC stage passes results/).
+    """
+    from dataclasses import replace
+
+    p = load_profile(params_path, profile)
+    interactive = results_dir is None
+    p = replace(p, results_root=str(INTERACTIVE_RESULTS / p.name) if interactive else str(results_dir))
+    if seeds is not None:
+        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+        if not seeds or not all(isinstance(s, int) for s in seeds):
+            raise ConfigError(f"notebook parameter seeds={seeds!r}: expected a seed or a list of seeds")
+        p = replace(p, seeds=seeds)
+    if mapper_checkpoint is not None:
+        p = replace(p, eval=replace(p.eval, mapper_checkpoint=str(mapper_checkpoint)))
+    where = f"{p.results_dir}/ (interactive run; `dvc repro` writes results/)" if interactive else f"{p.results_dir}/"
+    print(f"profile {p.name} ({p.kind}), seeds {list(p.seeds)}; metrics and figures -> {where}; "
+          f"data {p.world_dir}/, models {p.models_dir}/ (reused when their settings match)")
+    return p
 
 
 # Settings with a fixed set of values: checked when params.yaml is read, not hours later in a stage.
@@ -228,6 +264,11 @@ def training_images(p: Profile) -> list[str]:
     if p.kind == "demo":
         return [path for path, _ in read_image_caption_list(p.world_dir / "cc3m" / "train.tsv")]
     return [path for path, _ in read_image_caption_list(p.prepared_dir / CC3M_LIST, root=".")]
+
+
+def steps_per_epoch(p: Profile, batch_size: int) -> int:
+    """Training steps in one pass over the profile's image list at `batch_size` (epoch marks on loss curves)."""
+    return max(1, len(training_images(p)) // batch_size)
 
 
 def train_mapper_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
@@ -352,6 +393,7 @@ def _record(p: Profile, task: str, seed: int, result: dict) -> None:
     everything["seeds"][str(seed)] = result
     everything["seeds"] = {k: everything["seeds"][k] for k in sorted(everything["seeds"], key=int) if int(k) in p.seeds}
     atomic_write_json(path, everything)
+    atomic_write_json(p.summary_path(task), summary_metrics(everything, SUMMARY_KEYS.get(task, ("R@10",))))
 
 
 # -- per-notebook steps over all seeds ---------------------------------------------------
@@ -362,12 +404,18 @@ def pretrain_clips(p: Profile) -> dict[int, dict[str, float]]:
         return {}
     from .demo.sanity import zero_shot_table
 
+    import shutil
+
     tables = {}
+    plots = p.results_dir / "plots" / "clip_loss"
+    plots.mkdir(parents=True, exist_ok=True)
     for seed in p.seeds:
         pretrain_demo_clip(p, seed)
+        shutil.copyfile(p.clip_dir(seed) / "pretrain_log.csv", plots / f"seed{seed}.csv")  # for `dvc plots show`
         tables[seed] = zero_shot_table(clip_for(p, seed), p.world_dir, p.cache_dir)
     atomic_write_json(p.results_dir / "metrics" / "demo_clip_sanity.json",
                       {"profile": p.name, "zero_shot_accuracy": {str(s): t for s, t in tables.items()}})
+    atomic_write_json(p.summary_path("demo_clip"), sanity_summary(tables))
     return tables
 
 
@@ -378,9 +426,9 @@ def train_mappers(p: Profile) -> dict:
     runs = {}
     for seed in p.seeds:
         runs[seed] = train_mapper_stage(p, seed) if p.launch.nproc_per_node == 1 else _torchrun_training(p, seed)
-        plots = p.results_dir / "plots"
+        plots = p.results_dir / "plots" / "mapper_loss"
         plots.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(runs[seed].log_csv, plots / f"mapper_loss_seed{seed}.csv")
+        shutil.copyfile(runs[seed].log_csv, plots / f"seed{seed}.csv")
     return runs
 
 
@@ -402,6 +450,20 @@ def _torchrun_training(p: Profile, seed: int):
     checkpoint = p.mapper_dir(seed) / CHECKPOINT_NAME
     return TrainResult(mapper=load_mapper(checkpoint, clip_for(p, seed)), steps=int(last["step"]),
                        last_loss=float(last["loss"]), checkpoint=checkpoint, log_csv=p.mapper_dir(seed) / LOG_NAME)
+
+
+def require_trained(p: Profile, seed: int) -> None:
+    """FileNotFoundError saying how to get them when the run's CLIP or mapper is not there yet."""
+    from .train import CHECKPOINT_NAME
+
+    needed = [] if p.eval.mapper_checkpoint else [p.mapper_dir(seed) / CHECKPOINT_NAME]
+    if p.kind == "demo":
+        needed.insert(0, p.clip_dir(seed) / "clip")
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"no trained model for profile {p.name!r}, seed {seed}: {', '.join(missing)} missing. Run `make reproduce` "
+            "to train it, or pass a mapper checkpoint (`--mapper`, or eval.mapper_checkpoint in params.yaml)")
 
 
 def clip_and_mapper(p: Profile, seed: int):

@@ -63,6 +63,6 @@ def fashion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, categor
     refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir, max_bad_fraction=max_bad_fraction).tensor()
     prompts, texts = (list(x) for x in zip(*[query_texts(t) for t in picked]))
     ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k)
-    return [{"query": files[t.candidate], "text": prompts[j], "results": {
+    return [{"query": files[t.candidate], "text": prompts[j], "target": files[t.target], "results": {
         m: [(files[ids[g]], ids[g] == t.target) for g in idx[j].tolist()] for m, idx in ranked.items()}}
         for j, t in enumerate(picked)]

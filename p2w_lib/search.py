@@ -1,7 +1,11 @@
 """Compose a query from any image and any text, and search any folder of images."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+import torch
 
 from .clip_backbone import FrozenClip
 from .composed import PLACEHOLDER
@@ -48,15 +52,40 @@ def check_search_inputs(image: str | Path, text: str, gallery: str | Path, k: in
     return gallery_files(gallery)
 
 
+@dataclass
+class GalleryIndex:
+    """A folder's images embedded once (normalised [N, D]); searching it again costs one query."""
+
+    folder: str
+    files: list[str]
+    feats: torch.Tensor  # [N, D] normalised
+
+    @classmethod
+    def build(cls, clip: FrozenClip, folder: str | Path, cache_dir=None) -> "GalleryIndex":
+        files = gallery_files(folder)
+        emb = embed_images(clip, files, cache_dir=cache_dir, max_bad_fraction=1.0, desc="embedding gallery")
+        keep = [f for f, ok in zip(files, emb.valid) if ok]
+        return cls(str(folder), keep, emb.tensor(normalize=True)[emb.valid])
+
+    def search(self, clip: FrozenClip, mapper: Mapper, ref: torch.Tensor, text: str, k: int,
+               methods: Sequence[str] = ("pic2word",)) -> dict[str, list[tuple[str, float]]]:
+        """Top-k (path, cosine) per method for the reference embedding `ref` [1, D] and `text`."""
+        queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods))
+        out = {}
+        for method in methods:
+            scores, idx = topk_search(queries[method], self.feats, k=min(k, len(self.files)))
+            out[method] = [(self.files[i], s) for i, s in zip(idx[0].tolist(), scores[0].tolist())]
+        return out
+
+
+def embed_query(clip: FrozenClip, image: str | Path) -> torch.Tensor:
+    """The query image's unnormalised embedding [1, D] (what the mapper eats)."""
+    return embed_images(clip, [str(image)], max_bad_fraction=0.0, desc="embedding query").tensor()
+
+
 def search(clip: FrozenClip, mapper: Mapper, image: str | Path, text: str, gallery: str | Path, k: int = 10,
            method: str = "pic2word", cache_dir=None) -> list[tuple[str, float]]:
     """The `k` gallery images closest to (image, text), best first, with cosine scores."""
-    files = check_search_inputs(image, text, gallery, k)
-    emb = embed_images(clip, files, cache_dir=cache_dir, max_bad_fraction=1.0, desc="embedding gallery")
-    keep = [f for f, ok in zip(files, emb.valid) if ok]
-    feats = emb.tensor(normalize=True)[emb.valid]
-    ref = embed_images(clip, [str(image)], max_bad_fraction=0.0, desc="embedding query").tensor()
-    prompt = build_prompt(text)
-    query = compose_queries(clip, mapper, ref, [prompt], methods=[method])[method]
-    scores, idx = topk_search(query, feats, k=min(k, len(keep)))
-    return [(keep[i], s) for i, s in zip(idx[0].tolist(), scores[0].tolist())]
+    check_search_inputs(image, text, gallery, k)
+    index = GalleryIndex.build(clip, gallery, cache_dir)
+    return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method])[method]

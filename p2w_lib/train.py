@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torchvision import transforms
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
 from .clip_backbone import FrozenClip
@@ -33,6 +33,7 @@ from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict, validate
 from .features import embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
+from .io_utils import trim_step_log
 from .loss import contrastive_loss
 from .provenance import MAPPER_TRAINING, code_fingerprint
 from .mapper import Mapper
@@ -210,18 +211,6 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _trim_log(path: Path, last_step: int) -> None:
-    """Drop log rows past the checkpoint, so a resumed run does not log steps twice."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["step", "epoch", "loss", "lr"])
-        writer.writeheader()
-        writer.writerows(r for r in rows if int(r["step"]) <= last_step)
-
-
 def _last_logged_loss(path: Path) -> float:
     if not path.is_file():
         return float("nan")
@@ -331,7 +320,7 @@ def train_mapper(
                 ckpt_path.unlink(missing_ok=True)
                 log_path.unlink(missing_ok=True)
     if rank == 0:
-        _trim_log(log_path, start)
+        trim_step_log(log_path, start)
     stop = total if until_step is None else min(total, until_step)
     if 0 < start < stop:
         resumed_at = [*resumed_at, start]  # provenance: the checkpoint says where a run was picked up

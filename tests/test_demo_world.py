@@ -41,7 +41,7 @@ def test_same_seed_gives_byte_identical_files_whatever_the_workers(world, tmp_pa
 def test_cc3m_list_in_pic2word_format(world):
     assert (world / "cc3m" / "train.tsv").read_text().splitlines()[0] == "filepath\ttitle"
     pairs = read_image_caption_list(world / "cc3m" / "train.tsv")
-    assert len(pairs) == 16 * 5 * TINY.pretrain_per_class_domain + 3 * TINY.pretrain_garments_per_category
+    assert len(pairs) == 16 * (4 * TINY.pretrain_per_class_domain + TINY.pretrain_photos_per_class) + 3 * TINY.pretrain_garments_per_category
     assert all(Path(p).is_file() for p, _ in pairs)
     sketch_captions = [c for _, c in pairs if c.startswith("a sketch of")]
     assert sketch_captions and not any(w in c.split() for c in sketch_captions for w in COLOURS)
@@ -76,7 +76,8 @@ def test_fashion_iq_files(world):
             assert all((fiq / "images" / f"{i}.png").is_file() for i in ids)
         val = read_triplets(fiq, category, "val")
         assert len(val) == TINY.fiq_val_triplets
-        assert len(read_split(fiq, category, "val")) == 2 * TINY.fiq_val_triplets + TINY.fiq_val_distractors
+        gallery = read_split(fiq, category, "val")
+        assert len(gallery) == TINY.fiq_val_gallery == len(set(gallery))
     val_ids = {i for c in CATEGORIES for i in read_split(fiq, c, "val")}
     train_ids = {i for c in CATEGORIES for i in read_split(fiq, c, "train")}
     assert not val_ids & train_ids
@@ -110,3 +111,27 @@ def test_demo_world_oracle_and_metadata(world):
     assert oracle["sketch"][0] == f"a sketch of a {CLASSES[queries[0][1]]}"
     meta = json.loads((world / "world.json").read_text())
     assert meta["renditions"] == list(RENDITIONS)
+
+
+def test_hard_negative_groups_differ_only_in_the_object_word():
+    from p2w_lib.demo.batches import caption_groups
+
+    captions = ["a photo of a red star", "a photo of a red heart", "a photo of a blue star", "a sketch of a star",
+                "a photo of a red star", "a photo of a star and a heart", "a sketch of a moon"]
+    groups = caption_groups(captions, ["star", "heart", "moon"])
+    assert sorted(map(sorted, groups)) == [[0, 1, 4], [3, 6]]  # one word apart; no group of a single object
+
+
+def test_mixed_batches_are_deterministic_unique_and_hold_the_groups(world):
+    from p2w_lib.demo.batches import caption_groups, mixed_batch
+    from p2w_lib.demo.clip_pretrain import OBJECT_WORDS
+
+    captions = [c for _, c in read_image_caption_list(world / "cc3m" / "train.tsv")]
+    groups = caption_groups(captions, OBJECT_WORDS)
+    assert groups
+    member = {i for g in groups for i in g}
+    a = mixed_batch(5, len(captions), 32, 0, groups, 0.5, group_size=4)
+    assert a.tolist() == mixed_batch(5, len(captions), 32, 0, groups, 0.5, group_size=4).tolist()  # resumable
+    assert len(set(a.tolist())) == 32 and all(i in member for i in a[:16].tolist())
+    assert mixed_batch(5, len(captions), 32, 0, groups, 0.0).tolist() == \
+        __import__("p2w_lib.train", fromlist=["batch_indices"]).batch_indices(5, len(captions), 32, 0).tolist()

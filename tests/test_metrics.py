@@ -127,3 +127,83 @@ def test_topk_errors():
         topk_search(torch.randn(2, 4), torch.randn(5, 4), k=6)
     with pytest.raises(ValueError, match="does not match"):
         topk_search(torch.randn(2, 3), torch.randn(5, 4), k=1)
+
+
+# -- paired bootstrap and the true-recall ceiling ------------------------------------------------
+
+def _slow_bootstrap(a, b, n_boot, seed):
+    """The definition, one resample at a time: resample query indices per group, average the paired
+    differences, average over groups; same generator calls as the fast version."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    boots = [0.0] * n_boot
+    for x, y in zip(a, b):
+        for lo in range(0, n_boot, 1000):
+            n = min(1000, n_boot - lo)
+            idx = torch.randint(len(x), (n, len(x)), generator=gen)
+            for r in range(n):
+                boots[lo + r] += sum(float(x[i]) - float(y[i]) for i in idx[r].tolist()) / len(x)
+    boots = sorted(v / len(a) for v in boots)
+    return boots
+
+
+def test_paired_bootstrap_matches_the_slow_definition():
+    import torch
+
+    from p2w_lib.metrics import paired_bootstrap
+
+    gen = torch.Generator().manual_seed(1)
+    a = [(torch.rand(n, generator=gen) < 0.4).double() * 100 for n in (7, 11)]
+    b = [(torch.rand(n, generator=gen) < 0.3).double() * 100 for n in (7, 11)]
+    fast = paired_bootstrap(a, b, n_boot=1500, seed=3)
+    slow = torch.tensor(_slow_bootstrap(a, b, 1500, 3), dtype=torch.float64)
+    assert fast["ci_low"] == pytest.approx(torch.quantile(slow, 0.025).item(), abs=1e-9)
+    assert fast["ci_high"] == pytest.approx(torch.quantile(slow, 0.975).item(), abs=1e-9)
+    assert fast["mean"] == pytest.approx(sum(float((x - y).mean()) for x, y in zip(a, b)) / 2)
+
+
+def test_paired_bootstrap_invariants():
+    import torch
+
+    from p2w_lib.metrics import paired_bootstrap
+
+    same = [torch.tensor([0.0, 100, 100, 0])]
+    assert paired_bootstrap(same, same, n_boot=200) == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "level": 0.95, "n_boot": 200}
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(4000, generator=gen) < 0.5).double() * 100
+    y = torch.zeros(4000, dtype=torch.float64)
+    out = paired_bootstrap([x], [y], n_boot=2000)
+    sd = float(x.std()) / 4000 ** 0.5  # normal approximation of the mean's spread
+    assert out["ci_low"] < out["mean"] < out["ci_high"]
+    assert (out["ci_high"] - out["ci_low"]) == pytest.approx(2 * 1.96 * sd, rel=0.1)
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        paired_bootstrap([x], [y[:10]])
+
+
+def test_true_recall_ceiling_is_the_score_of_a_perfect_ranking():
+    import torch
+
+    from p2w_lib.metrics import true_recall
+    from p2w_lib.protocols.domain_conversion import true_recall_ceiling
+
+    n_rel = torch.tensor([30, 5, 0, 12])
+    # a perfect ranking puts every relevant image first
+    rel = torch.stack([torch.arange(50) < n for n in n_rel])  # [Q, 50]
+    for k in (10, 50):
+        assert true_recall_ceiling(n_rel, [k])[f"R@{k}"] == pytest.approx(true_recall(rel, n_rel, k))
+    assert true_recall_ceiling(torch.tensor([30] * 4), [10])["R@10"] == pytest.approx(100 / 3, rel=1e-4)
+
+
+def test_summary_metrics_mean_and_std_over_seeds():
+    from p2w_lib.report import sanity_summary, summary_metrics
+
+    doc = {"seeds": {"0": {"methods": {"pic2word": {"R@10": 10.0}, "image_text": {"R@10": 4.0}},
+                           "paired_difference": {"R@10": {"mean": 6.0, "ci_low": 2.5, "ci_high": 9.0}}},
+                     "1": {"methods": {"pic2word": {"R@10": 14.0}, "image_text": {"R@10": 4.0}},
+                           "paired_difference": {"R@10": {"mean": 10.0, "ci_low": 6.0, "ci_high": 14.0}}}}}
+    assert summary_metrics(doc) == {"p2w": 12.0, "p2w sd": 2.0, "img+txt": 4.0, "img+txt sd": 0.0,
+                                    "margin": 8.0, "margin CI lo": 2.5, "seeds": 2}
+    tables = {0: {"class (photo)": 60.0, "class (sketch)": 90.0, "class (mosaic)": 50.0, "domain": 95.0, "colour": 92.0},
+              1: {"class (photo)": 70.0, "class (sketch)": 80.0, "class (mosaic)": 56.0, "domain": 97.0, "colour": 94.0}}
+    assert sanity_summary(tables) == {"clip photo": 65.0, "clip worst": 53.0, "clip domain": 96.0, "clip colour": 93.0, "seeds": 2}

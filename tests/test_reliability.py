@@ -87,6 +87,7 @@ def test_12_search_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypat
     monkeypatch.setattr("p2w_lib.search.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)])
     monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (None, None))
     monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
     assert cli.main(["search", "--image", str(gallery / "img_0000.png"), "--text", "is red", "--gallery", str(gallery)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..io_utils import atomic_path
 from .errors import DataFormatError, require_file

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..config import DemoWorldConfig, to_dict
 from ..datasets.cc3m import write_image_caption_list
@@ -66,14 +66,16 @@ def render_all(jobs: list[RenderJob], size: int, workers: int) -> None:
 
 def pretraining_split(rng: random.Random, cfg: DemoWorldConfig, root: Path) -> tuple[list[RenderJob], list[tuple[str, str]]]:
     """CC3M-like image-caption pairs over all classes x domains, plus garments."""
-    specs = [sample_object(rng, c, d) for c in CLASSES for d in DOMAINS for _ in range(cfg.pretrain_per_class_domain)]
+    per_domain = {d: cfg.pretrain_photos_per_class if d == PHOTO else cfg.pretrain_per_class_domain for d in DOMAINS}
+    specs = [sample_object(rng, c, d) for c in CLASSES for d in DOMAINS for _ in range(per_domain[d])]
     specs += [sample_garment(rng, g) for g in CATEGORIES for _ in range(cfg.pretrain_garments_per_category)]
     rng.shuffle(specs)
     jobs, pairs = [], []
     for n, spec in enumerate(specs):
         rel = f"images/{n:06d}.png"
         jobs.append(RenderJob(spec, str(root / "cc3m" / rel)))
-        caption = object_caption(spec, rng, cfg.caption_drop) if isinstance(spec, ObjectSpec) else garment_caption(spec, rng, cfg.caption_drop)
+        caption = (object_caption(spec, rng, cfg.caption_drop, cfg.colour_caption_drop) if isinstance(spec, ObjectSpec)
+                   else garment_caption(spec, rng, cfg.garment_caption_drop))
         pairs.append((rel, caption))
     return jobs, pairs
 
@@ -113,33 +115,31 @@ def _changed(rng: random.Random, attrs: dict, category: str) -> dict:
             return target
 
 
-def fashion_split(rng: random.Random, category: str, n_triplets: int, n_distractors: int, prefix: str, root: Path):
-    """Triplets over garments with unique attribute combinations, so each has one correct target."""
+def fashion_split(rng: random.Random, category: str, n_triplets: int, n_gallery: int, prefix: str, root: Path):
+    """A gallery of `n_gallery` garments, each a different attribute combination (so a target is the
+    only image that matches its description), and `n_triplets` candidate -> target pairs drawn from
+    it, as in Fashion-IQ, where an image can be the candidate or target of several triplets."""
     space = garment_space(category)
-    used: dict[tuple, str] = {}
-    jobs, triplets, oracle = [], [], []
-
-    def add(attrs: dict) -> str:
-        image_id = f"{prefix}{len(used):05d}"
-        used[tuple(sorted(attrs.items()))] = image_id
-        spec = GarmentSpec(category=category, seed=rng.getrandbits(31), **attrs)
-        jobs.append(RenderJob(spec, str(root / "fashion-iq" / "images" / f"{image_id}.png")))
-        return image_id
-
-    while len(triplets) < n_triplets:
-        cand = dict(rng.choice(space))
-        target = _changed(rng, cand, category)
-        if tuple(sorted(cand.items())) in used or tuple(sorted(target.items())) in used:
+    if n_gallery > len(space):
+        raise ValueError(f"fashion-iq {category}: a gallery of {n_gallery} distinct garments, but only {len(space)} exist; "
+                         "lower world.fiq_val_gallery")
+    picked = rng.sample(space, n_gallery)
+    row = {tuple(sorted(attrs.items())): i for i, attrs in enumerate(picked)}
+    specs = [GarmentSpec(category=category, seed=rng.getrandbits(31), **attrs) for attrs in picked]
+    ids = [f"{prefix}{i:05d}" for i in range(n_gallery)]
+    jobs = [RenderJob(spec, str(root / "fashion-iq" / "images" / f"{i}.png")) for spec, i in zip(specs, ids)]
+    triplets, oracle = [], []
+    for _ in range(1000 * n_triplets + 1000):  # a drawn target must be in the gallery (n_gallery / |space| of draws are)
+        if len(triplets) == n_triplets:
+            break
+        c = rng.randrange(n_gallery)
+        t = row.get(tuple(sorted(_changed(rng, dict(picked[c]), category).items())))
+        if t is None:
             continue
-        cand_id, target_id = add(cand), add(target)
-        c_spec, t_spec = jobs[-2].spec, jobs[-1].spec
-        triplets.append({"candidate": cand_id, "target": target_id, "captions": relative_captions(c_spec, t_spec, rng)})
-        oracle.append(oracle_garment_text(t_spec))
-    while len(used) < 2 * n_triplets + n_distractors:
-        attrs = dict(rng.choice(space))
-        if tuple(sorted(attrs.items())) not in used:
-            add(attrs)
-    ids = sorted(used.values())
+        triplets.append({"candidate": ids[c], "target": ids[t], "captions": relative_captions(specs[c], specs[t], rng)})
+        oracle.append(oracle_garment_text(specs[t]))
+    if len(triplets) < n_triplets:
+        raise ValueError(f"fashion-iq {category}: drew only {len(triplets)} of {n_triplets} triplets; raise world.fiq_val_gallery")
     return jobs, triplets, ids, oracle
 
 
@@ -152,8 +152,8 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
     jobs += dc_jobs
     fiq_oracle, counts = {}, {"pretrain": len(pairs), "dc_queries": len(queries), "dc_gallery": len(targets)}
     for category in CATEGORIES:
-        for split, n, extra, prefix in (("val", cfg.fiq_val_triplets, cfg.fiq_val_distractors, f"{category[0].upper()}V"),
-                                        ("train", cfg.fiq_train_triplets, 0, f"{category[0].upper()}T")):
+        for split, n, extra, prefix in (("val", cfg.fiq_val_triplets, cfg.fiq_val_gallery, f"{category[0].upper()}V"),
+                                        ("train", cfg.fiq_train_triplets, max(200, 2 * cfg.fiq_train_triplets), f"{category[0].upper()}T")):
             f_jobs, triplets, ids, oracle = fashion_split(rng, category, n, extra, prefix, root)
             jobs += f_jobs
             atomic_write_json(root / "fashion-iq" / "captions" / f"cap.{category}.{split}.json", triplets)

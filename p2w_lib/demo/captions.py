@@ -15,12 +15,14 @@ def _pattern_word(pattern: str) -> str:
     return "plain" if pattern == "solid" else pattern
 
 
-def object_caption(spec: ObjectSpec, rng: random.Random, drop: float = 0.3) -> str:
-    """A CC3M-style title; each visible attribute is dropped with probability `drop`."""
+def object_caption(spec: ObjectSpec, rng: random.Random, drop: float = 0.3, colour_drop: float | None = None) -> str:
+    """A CC3M-style title; each visible attribute is dropped with probability `drop` (the colour
+    with `colour_drop`, when given)."""
     visible = VISIBLE[spec.domain]
+    colour_drop = drop if colour_drop is None else colour_drop
     words = {
         "size": spec.size if "size" in visible and rng.random() > drop else "",
-        "colour": spec.colour if "colour" in visible and rng.random() > drop else "",
+        "colour": spec.colour if "colour" in visible and rng.random() > colour_drop else "",
         "pattern": _pattern_word(spec.pattern) if "pattern" in visible and rng.random() > drop else "",
     }
     form = rng.random()

@@ -9,7 +9,9 @@ channels-last (about 2x faster on CPU).
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..checkpoint import read_checkpoint
 from ..clip_backbone import read_model_config, save_clip
@@ -26,14 +28,19 @@ from ..composed import pool_positions, run_text_tower_bucketed, text_tower
 from ..config import DemoClipConfig, to_dict, validate
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
-from ..io_utils import atomic_path, atomic_torch_save
+from ..io_utils import atomic_torch_save, atomic_write_json, trim_step_log
 from ..provenance import CLIP_PRETRAINING, code_fingerprint
 from ..loss import contrastive_loss
-from ..train import batch_indices, lr_at
+from ..train import lr_at
+from .batches import caption_groups, mixed_batch
+from .world import CLASSES, GARMENTS
+
+OBJECT_WORDS = CLASSES + GARMENTS  # what a hard-negative group varies
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = "pretrain_state.pt"
+TRAINED_NAME = "trained.json"  # settings and data id of the finished model in clip/
 LOG_NAME = "pretrain_log.csv"
 
 
@@ -52,6 +59,12 @@ def load_image_tensor(paths: list[str], size: int, threads: int = 4) -> torch.Te
     with ThreadPoolExecutor(threads) as pool:
         arrays = list(tqdm(pool.map(one, paths, chunksize=256), total=len(paths), desc="loading images", unit="img"))
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # [N, 3, S, S]
+
+
+@functools.lru_cache(maxsize=1)
+def _decoded(list_path: str, mtime_ns: int, size: int) -> torch.Tensor:
+    """The list's images decoded once per process: the pipeline pretrains one CLIP per seed on them."""
+    return load_image_tensor([p for p, _ in read_image_caption_list(list_path)], size)
 
 
 def build_model(model_cfg: dict, seed: int) -> torch.nn.Module:
@@ -79,11 +92,15 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(CLIP_PRETRAINING)
+    if _already_trained(out_dir, cfg, data_id):
+        log.info("%s: demo CLIP already trained with these settings, data and code; reusing it", out_dir / "clip")
+        return out_dir / "clip"
     config = read_model_config(cfg.model)
     model_cfg, pre = config["model_cfg"], config["preprocess_cfg"]
     pairs = read_image_caption_list(list_path)
     size = model_cfg["vision_cfg"]["image_size"]
-    images = load_image_tensor([p for p, _ in pairs], size)  # [N, 3, S, S] uint8
+    images = _decoded(str(list_path), Path(list_path).stat().st_mtime_ns, size)  # [N, 3, S, S] uint8
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
     ids = tokenizer([c for _, c in pairs])  # [N, L]
     model = build_model(model_cfg, cfg.seed)
@@ -91,11 +108,12 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
     opt = make_optimizer(model, cfg)
-    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(CLIP_PRETRAINING)
     start = _resume(out_dir / STATE_NAME, model, opt, cfg, data_id, restart_on_change)
     if start:
-        _trim_log(out_dir / LOG_NAME, start)
+        trim_step_log(out_dir / LOG_NAME, start)
     n = len(pairs)
+    groups = caption_groups([c for _, c in pairs], OBJECT_WORDS) if cfg.hard_negatives else []
+    caption_ids = _caption_ids([c for _, c in pairs])  # [N] equal ids for equal captions
     if n < cfg.batch_size:
         raise ValueError(f"{list_path}: {n} images, fewer than batch_size={cfg.batch_size}")
 
@@ -108,11 +126,14 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
             lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = batch_indices(step, n, cfg.batch_size, cfg.seed)
+            idx = mixed_batch(step, n, cfg.batch_size, cfg.seed, groups, cfg.hard_negatives)  # [B]
             x = ((images[idx].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
             img = F.normalize(model.encode_image(x), dim=-1)  # [B, D]
             txt = run_text_tower_bucketed(model, ids[idx], pool[idx], n_buckets=4)  # [B, D]
-            loss = contrastive_loss(img, txt, model.logit_scale.exp())
+            if cfg.same_caption_positives:
+                loss = same_caption_loss(img, txt, model.logit_scale.exp(), caption_ids[idx])
+            else:
+                loss = contrastive_loss(img, txt, model.logit_scale.exp())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -125,19 +146,44 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
                 atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step + 1, "model": model.state_dict(),
                                    "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
     model.eval()
+    (out_dir / TRAINED_NAME).unlink(missing_ok=True)  # the record goes last: a half-saved model is never reused
     folder = save_clip(model, model_cfg, pre, out_dir / "clip")
+    atomic_write_json(out_dir / TRAINED_NAME, {"config": to_dict(cfg), "data": data_id})
     (out_dir / STATE_NAME).unlink(missing_ok=True)
     return folder
 
 
-def _trim_log(path: Path, last_step: int) -> None:
-    """Drop log rows written after the state that is resumed (a killed run logged past it)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows[:1] + [r for r in rows[1:] if int(r[0]) <= last_step])
+def same_caption_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, logit_scale: torch.Tensor,
+                      caption_ids: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss where pairs with the same caption text are all positives.
+
+    A world of short captions repeats them (`a photo of a star` fits many images); CLIP's loss would
+    push each image away from the identical captions of the others and cancel the very signal those
+    captions carry. With every caption distinct this is exactly `contrastive_loss`.
+    """
+    logits = logit_scale * image_feats @ text_feats.T  # [B, B]
+    positive = (caption_ids[:, None] == caption_ids[None, :]).to(logits.dtype)  # [B, B], symmetric
+    target = positive / positive.sum(dim=1, keepdim=True)  # [B, B] rows sum to 1
+    return (-(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+            - (target * logits.T.log_softmax(dim=1)).sum(dim=1).mean()) / 2
+
+
+def _caption_ids(captions: list[str]) -> torch.Tensor:
+    first: dict[str, int] = {}
+    return torch.tensor([first.setdefault(c, len(first)) for c in captions], dtype=torch.long)
+
+
+def _already_trained(out_dir: Path, cfg: DemoClipConfig, data_id: str) -> bool:
+    """A finished model of these settings, data and code is reused: stepping through the notebook
+    again (or a `dvc repro` after an unrelated change) never retrains it over the DVC output."""
+    record = out_dir / TRAINED_NAME
+    if not record.is_file() or not (out_dir / "clip").is_dir():
+        return False
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False  # a damaged record: train again
+    return saved.get("config") == to_dict(cfg) and saved.get("data") == data_id
 
 
 def _resume(path: Path, model, opt, cfg: DemoClipConfig, data_id: str, restart_on_change: bool) -> int:

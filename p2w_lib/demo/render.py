@@ -157,10 +157,10 @@ def render_object(spec: ObjectSpec, out_size: int = 64) -> Image.Image:
     if spec.domain == "mosaic":
         bg = np.ones((size, size, 3)) * rng.uniform(150, 210)
         out = _compose(mask, np.array(COLOURS[spec.colour], dtype=np.float32) * np.ones((size, size, 3)), bg)
-        tiles = 12
+        tiles = 16  # a small object still spans about 7 tiles: a mosaic of it, not a blob
         small = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).resize((tiles, tiles), Image.BOX)
         big = np.asarray(small.resize((size, size), Image.NEAREST), dtype=np.float32)
-        grout = ((np.arange(size) % (size // tiles)) < 2)
+        grout = ((np.arange(size) % (size // tiles)) < 1)  # thin grout lines between tiles
         big[grout, :] = 60
         big[:, grout] = 60
         return _to_image(big + _noise(rng, 4, size), out_size)

@@ -54,8 +54,10 @@ def rank_and_score(
     ks: Sequence[int],
     precision_k: int | None = 10,
     exclude: torch.Tensor | None = None,
+    per_query: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Scores per query method: metric@K for each K (+ precision@precision_k)."""
+    """Scores per query method: metric@K for each K (+ precision@precision_k). `per_query`, when
+    given, receives each method's relevance matrix [Q, K] (for paired statistics across methods)."""
     k_max = min(max(ks), gallery.shape[0] - (1 if exclude is not None else 0))
     if k_max < max(ks):  # only on toy galleries (fixtures, tiny profile): say which scores are missing
         log.warning("gallery of %d images: scores at K > %d are left out", gallery.shape[0], k_max)
@@ -63,6 +65,8 @@ def rank_and_score(
     for method, q in queries.items():
         _, idx = topk_search(q, gallery, k=k_max, exclude=exclude)
         rel, n_rel = relevance(idx)
+        if per_query is not None:
+            per_query[method] = rel
         row = score(rel, n_rel, metric, [k for k in ks if k <= k_max])
         if precision_k is not None and precision_k <= k_max:
             row.update(score(rel, n_rel, "precision", [precision_k]))

@@ -23,7 +23,7 @@ import torch
 from ..clip_backbone import FrozenClip
 from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from ..mapper import Mapper
-from ..metrics import relevance_from_labels
+from ..metrics import TRUE_RECALL_EPS, relevance_from_labels
 from ..queries import METHODS, compose_queries, encode_unique_texts
 from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
@@ -69,7 +69,7 @@ def evaluate_domain_conversion(
     log_counts("domain conversion", len(query_labels), int((~ok).sum()))
     log_counts("domain conversion gallery", len(gallery_labels), gallery.skipped, what="images")
 
-    per_domain, no_relevant = {}, {}
+    per_domain, no_relevant, ceiling = {}, {}, {}
     n_label = int(max(gallery_labels.max().item(), query_labels.max().item() + 1000 * len(domains))) + 1
     per_label = torch.bincount(gallery_labels, minlength=n_label)  # gallery images per (domain, class) label
     for p, domain in enumerate(domains):
@@ -87,6 +87,7 @@ def evaluate_domain_conversion(
             return relevance_from_labels(idx, shifted, gallery_labels)
 
         per_domain[domain] = rank_and_score(feats, gallery.feats, relevance, "true_recall", ks)
+        ceiling[domain] = true_recall_ceiling(per_label[shifted[rows]], ks)
     if any(no_relevant.values()):
         log.info("domain conversion: queries without a relevant image per domain %s (%s)", no_relevant,
                  "scored 0 and kept in the mean, as the official metric" if queries == "all" else "left out: queries='evaluable'")
@@ -94,5 +95,12 @@ def evaluate_domain_conversion(
         profile, seed, "true_recall", per_domain, "per_domain",
         n_queries=int(len(query_labels)), n_queries_skipped=int((~ok).sum()),
         n_gallery=int(len(gallery_labels)), n_gallery_skipped=gallery.skipped,
-        queries=queries, n_queries_without_relevant=no_relevant,
+        queries=queries, n_queries_without_relevant=no_relevant, ceiling=ceiling,
     )
+
+
+def true_recall_ceiling(n_relevant: torch.Tensor, ks: Sequence[int]) -> dict[str, float]:
+    """The best true recall@K any ranking can reach (%): a query with R relevant images finds at most
+    min(K, R) of them in its top K (10 of 30 at K=10), and one without any scores 0."""
+    n = n_relevant.double()  # [Q]
+    return {f"R@{k}": (n.clamp(max=k) / (n + TRUE_RECALL_EPS)).mean().item() * 100 for k in ks}

@@ -17,13 +17,14 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import torch
 import torch.nn.functional as F
 
 from ..clip_backbone import FrozenClip
 from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
 from ..images import BadImagesError
 from ..mapper import Mapper
-from ..metrics import relevance_from_sets
+from ..metrics import paired_bootstrap, relevance_from_sets
 from ..queries import METHODS, compose_queries, encode_unique_texts
 from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
@@ -92,8 +93,9 @@ def evaluate_category(
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
     targets = [{row[t.target]} for t in usable_ok]
-    scores = rank_and_score(queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks)
-    return scores, counts
+    rel = {}
+    scores = rank_and_score(queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, per_query=rel)
+    return scores, counts, rel
 
 
 def evaluate_fashion_iq(
@@ -111,10 +113,27 @@ def evaluate_fashion_iq(
 ) -> dict:
     """Hit-rate recall per category and averaged, for the four methods (+ optional oracle)."""
     root = Path(root)
-    per_category, counts = {}, {}
+    per_category, counts, rel = {}, {}, {}
     for category in categories:
         oracle = oracle_texts[category] if oracle_texts is not None else None
-        per_category[category], counts[category] = evaluate_category(
+        per_category[category], counts[category], rel[category] = evaluate_category(
             clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompt_style
         )
-    return results_document(profile, seed, "hit_rate", per_category, "per_category", counts=counts, prompt_style=prompt_style)
+    return results_document(profile, seed, "hit_rate", per_category, "per_category", counts=counts, prompt_style=prompt_style,
+                            paired_difference=paired_differences(rel, ks, seed))
+
+
+COMPARED = ("pic2word", "image_text")  # the paper's claim: composing through the pseudo token beats adding features
+
+
+def paired_differences(rel: dict[str, dict[str, torch.Tensor]], ks: Sequence[int], seed: int = 0) -> dict:
+    """Pic2Word minus image + text in average hit-rate recall@K, with a 95% paired bootstrap interval
+    over queries (resampled within each category): how sure the margin is, not only how large."""
+    a, b = COMPARED
+    out = {}
+    for k in ks:
+        if any(r[a].shape[1] < k for r in rel.values()):
+            continue  # a toy gallery smaller than K: no score, so no difference
+        hits = {m: [r[m][:, :k].any(dim=1).double() * 100 for r in rel.values()] for m in COMPARED}  # per category [Q]
+        out[f"R@{k}"] = paired_bootstrap(hits[a], hits[b], seed=seed)
+    return {"methods": list(COMPARED), **out}

@@ -1,0 +1,138 @@
+"""The application layer a user touches: the command line and the interactive composer."""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from p2w_lib import Mapper, cli
+from p2w_lib.composer import Composer
+from p2w_lib.search import search
+from tests.conftest import write_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_and_program_name():
+    out = subprocess.run([sys.executable, "-m", "p2w_lib", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("python -m p2w_lib 0.1.0")
+    script = Path(sys.executable).parent / "p2w"
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, cwd=ROOT).stdout
+    assert usage.startswith("usage: p2w ") and "python -m p2w_lib" not in usage.split("\n")[0]
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {a.dest}", a) for a in sub._actions)
+        else:
+            yield action.dest, action
+
+
+def test_every_command_line_option_has_help_text():
+    undocumented = [name for name, action in _all_actions(cli.build_parser("p2w")) if not action.help]
+    assert not undocumented, f"options without help: {undocumented}"
+
+
+def test_license_and_citation_match_the_package():
+    import tomllib
+
+    import yaml
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == "Apache-2.0" and "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["license"] == meta["license"] and citation["version"] == meta["version"]
+    assert "Pic2Word" in citation["preferred-citation"]["title"] and citation["preferred-citation"]["year"] == 2023
+
+
+@pytest.fixture
+def trained(clip, tmp_path):
+    torch.manual_seed(0)
+    mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
+    gallery = tmp_path / "gallery"
+    write_images(gallery, 12, seed=3)
+    return clip, mapper, gallery
+
+
+def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
+    clip, mapper, gallery = trained
+    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (clip, mapper))
+    query = gallery / "img_0000.png"
+    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4",
+            "--out", str(tmp_path / "grid.png"), "--json"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = search(clip, mapper, query, "is red", gallery, k=4)
+    assert [(r["path"], r["score"]) for r in printed["results"]] == [(p, round(s, 6)) for p, s in expected]
+    assert printed["prompt"] == "a photo of * , is red"
+    assert Image.open(tmp_path / "grid.png").width > 400
+
+
+def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, capsys):
+    params = ROOT / "params.yaml"
+    write_images(tmp_path / "gallery", 2)
+    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
+            str(tmp_path / "gallery"), "--params", str(params), "--profile", "tiny"]
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(tmp_path)  # no models/ here
+        code = cli.main(argv)
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert code == 2 and "make reproduce" in err and "--mapper" in err and "Traceback" not in err
+
+
+def test_search_refuses_a_grid_name_that_is_not_png_before_loading_models(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda *a: pytest.fail("models loaded first"))
+    write_images(tmp_path / "gallery", 2)
+    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
+            str(tmp_path / "gallery"), "--out", str(tmp_path / "grid.jpg")]
+    assert cli.main(argv) == 2 and ".png" in capsys.readouterr().err
+
+
+def test_composer_callback_ranks_as_search_does_and_draws_the_grid(trained, tmp_path):
+    clip, mapper, gallery = trained
+    composer = Composer(clip, mapper, gallery, k=3)
+    query = str(gallery / "img_0005.png")
+    results = composer.run(image=query, text="is red with a white logo")
+    for method in ("pic2word", "image_text"):  # the same ranking as the tested search() path
+        assert results[method] == search(clip, mapper, query, "is red with a white logo", gallery, k=3, method=method)
+    assert composer.figure is not None and len(composer.figure.axes) == 2 * 4  # 2 methods x (query + top 3)
+    other = tmp_path / "other"
+    write_images(other, 5, seed=9)
+    moved = composer.run(gallery=other, text="a sketch of *", k=2)
+    assert all(Path(p).parent == other for hits in moved.values() for p, _ in hits) and len(moved["pic2word"]) == 2
+
+
+def test_composer_widget_updates_on_events_and_reports_bad_text(trained):
+    pytest.importorskip("ipywidgets")
+    clip, mapper, gallery = trained
+    composer = Composer(clip, mapper, gallery, k=2, text="is blue")
+    box = composer.widget  # built and searched once
+    first = composer.results
+    composer._refresh(text="a sketch of *")  # what typing into the text box triggers
+    assert composer.results != first or composer.text == "a sketch of *"
+    status = box.children[-2]
+    composer._refresh(text="a * and *")
+    assert "placeholders" in status.value  # a bad text is a message in the widget, not a traceback
+    upload = Image.new("RGB", (40, 40), (200, 10, 10))
+    import io
+
+    buf = io.BytesIO()
+    upload.save(buf, format="PNG")
+    path = composer.upload("mine.png", buf.getvalue())
+    composer._refresh(image=path, text="is red")
+    assert composer.image == path and len(composer.results["pic2word"]) == 2
