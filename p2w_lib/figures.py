@@ -104,13 +104,11 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
                 ax.scatter(xs, values, s=9, color="black", zorder=3, linewidths=0)
     _ceiling_marks(ax, first, groups, metric)
     ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylabel(f"{metric} (%)")
     seeds = ", ".join(str(s) for s in by_seed)
-    ax.set_title(title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})")
-    ax.text(1.0, 1.01, f"bars: mean over seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""),
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="#616161")
-    if note:
-        ax.text(0.0, 1.01, note, transform=ax.transAxes, ha="left", va="bottom", fontsize=7, color="#b71c1c")
+    ax.set_ylabel(f"{metric} (%)\nbars: mean of seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""), fontsize=9)
+    ax.set_title(title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})", pad=16 if note else 6)
+    if note:  # one line between the title and the axes
+        ax.text(0.5, 1.01, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5, color="#b71c1c")
     handles, labels = ax.get_legend_handles_labels()
     # Below the axes, so no legend ever covers a bar.
     ax.legend(handles, labels, fontsize=8, ncol=min(len(handles), 6), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
@@ -210,10 +208,12 @@ def world_samples(world_dir: str | Path) -> Figure:
                 first[a["cls"]] = str(world_dir / path)
         rows.append([first[c] for c in meta["classes"] if c in first])
         labels.append(domain)
-    garments = sorted((world_dir / "fashion-iq" / "images").glob("*V*.png"))
+    images = world_dir / "fashion-iq" / "images"
     n = len(rows[0])
+    per_category = [sorted(images.glob(f"{c}V*.png"))[:n] for c in ("D", "S", "T")]  # dress, shirt, toptee
+    mixed = [str(g) for trio in zip(*per_category) for g in trio]
     for r in range(2):
-        rows.append([str(g) for g in garments[r * 37::3][:n]])
+        rows.append(mixed[r * n:(r + 1) * n])
         labels.append("garments")
     return image_grid(rows, labels, title="The demo world: 16 classes x 5 domains, and Fashion-IQ-style garments")
 

@@ -82,3 +82,10 @@ def embedded_images(path: str | Path) -> list[bytes]:
     book = nbformat.read(Path(path), as_version=4)
     return [base64.b64decode(out.data["image/png"]) for cell in book.cells if cell.cell_type == "code"
             for out in cell.outputs if "image/png" in out.get("data", {})]
+
+
+if __name__ == "__main__":  # run_notebook.sh: `python -m p2w_lib.notebook_outputs executed.ipynb ...`
+    import sys as _sys
+
+    for _path in _sys.argv[1:]:
+        tidy_notebook(_path)

@@ -360,7 +360,7 @@ def train_mapper(
             if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
                 writer.writerow([step + 1, step // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"])
                 fh.flush()
-            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # the bar redraws at its own interval
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < stop:
                 checkpoint(step + 1)
     if stop > start or not ckpt_path.exists():

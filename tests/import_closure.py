@@ -71,5 +71,5 @@ def notebook_imports(path: Path) -> set[str]:
 
 
 def notebook_closure(root: Path, notebook: Path) -> set[str]:
-    """Files the notebook's cells run; the CLI that run_notebook.sh calls (tidy-notebook) comes on top."""
-    return closure(root, notebook_imports(notebook) | {"p2w_lib.__main__"})
+    """Files the notebook's cells run, and the tidying that run_notebook.sh runs after them."""
+    return closure(root, notebook_imports(notebook) | {"p2w_lib.notebook_outputs"})

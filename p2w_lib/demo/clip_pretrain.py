@@ -140,7 +140,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
             with torch.no_grad():
                 model.logit_scale.clamp_(0, 4.6052)  # as CLIP: temperature capped at 100
             writer.writerow([step + 1, f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}", f"{lr:.3e}"])
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # the bar redraws at its own interval
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 fh.flush()
                 atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step + 1, "model": model.state_dict(),
