@@ -162,14 +162,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tidy_notebook(args: argparse.Namespace) -> int:
-    from .notebook_outputs import tidy_notebook
-
-    for path in args.notebooks:
-        tidy_notebook(path, args.repo_root)
-    return 0
-
-
 def _rehearse(args: argparse.Namespace) -> int:
     import json
     import tempfile
@@ -254,11 +246,6 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     reh.add_argument("--out", default=None, help="where to build the scratch repository (default: a new temporary folder)")
     reh.add_argument("--reduced", action="store_true", help="only the stages that read annotation files (no figures), as CI runs it")
     reh.set_defaults(func=_rehearse)
-    tidy = sub.add_parser("tidy-notebook", help="an executed notebook as a reader sees it: progress bars in their final "
-                          "state, no paths of this machine (run_notebook.sh calls it)")
-    tidy.add_argument("notebooks", nargs="+", help="executed .ipynb files, rewritten in place")
-    tidy.add_argument("--repo-root", default=".", help="repository root, shown as . in outputs (default: .)")
-    tidy.set_defaults(func=_tidy_notebook)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results", help="results folder to read (default: results, the demo's)")
     rep.add_argument("--readme", default="README.md", help="README whose results section --write-readme replaces")
