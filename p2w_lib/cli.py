@@ -25,6 +25,8 @@ def _search(args: argparse.Namespace) -> int:
     from .search import SearchInputError, build_prompt, check_search_inputs, search
 
     check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
+    if args.nprobe < 1:
+        raise SearchInputError(f"--nprobe {args.nprobe}: scan at least one cell (e.g. --nprobe 32)")
     if args.out and not args.out.lower().endswith(".png"):
         raise SearchInputError(f"--out {args.out}: the grid is written as PNG; name a .png file")
     if args.mapper:
@@ -39,7 +41,8 @@ def _search(args: argparse.Namespace) -> int:
         seed = p.seeds[0] if args.seed is None else args.seed
         pipeline.require_trained(p, seed)
         clip, mapper = pipeline.clip_and_mapper(p, seed)
-    hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir)
+    hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir,
+                  approximate=args.index == "approx", nprobe=args.nprobe)
     if args.out:
         from .figures import save_figure, search_grid
 
@@ -225,6 +228,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     srch.add_argument("--pretrained", default="openai", help="with --mapper: pretrained tag or weights file")
     srch.add_argument("--device", default="cpu", help="with --mapper: torch device for CLIP (default: cpu)")
     srch.add_argument("--cache-dir", default=None, help="embedding cache folder (speeds up repeated searches)")
+    srch.add_argument("--index", default="exact", choices=["exact", "approx"],
+                      help="exact: exhaustive search (default); approx: a faiss IVF index, built once and kept in "
+                           "--cache-dir, for galleries of a million images and more (see make bench)")
+    srch.add_argument("--nprobe", type=int, default=32, help="with --index approx: cells scanned per query (default: 32)")
     srch.set_defaults(func=_search)
     tr = sub.add_parser("train", help="train the profile's mapper(s); run under torchrun for several GPUs/nodes")
     _profile_options(tr, seed_help="train only this seed (default: every seed of the profile)")

@@ -65,6 +65,10 @@ class TrainConfig:
     # False: image embeddings are computed once and cached (CLIP is frozen, so this is exact
     # without augmentation). True: re-encode every step with RandomResizedCrop, as the original.
     recompute_image_features: bool = False
+    # With cached features: 1 = the plain preprocessed image (no augmentation); K > 1 = K
+    # RandomResizedCrop views of every image embedded once, each step drawing one view per image
+    # (the paper's augmentation at K image-encoder passes per image instead of one per epoch).
+    augment_views: int = 1
     crop_scale: tuple[float, float] = (0.9, 1.0)
     checkpoint_every: int = 500
     log_every: int = 1
@@ -159,6 +163,7 @@ RANGES: dict[str, dict[str, tuple[Any, str]]] = {
         "num_workers": (_non_negative, ">= 0"), "embed_batch_size": (_positive, "> 0"),
         "max_bad_fraction": (_fraction, "in [0, 1]"),
         "crop_scale": (lambda v: 0 < v[0] <= v[1] <= 1, "two numbers 0 < low <= high <= 1"),
+        "augment_views": (_positive, "at least 1 (1 = no augmentation)"),
         "cache_dtype": (lambda v: v in ("float32", "float16"), "float32 or float16"),
     },
     "DemoClipConfig": {"steps": (_positive, "at least 1"), "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"),

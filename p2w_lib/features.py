@@ -35,6 +35,48 @@ from .io_utils import atomic_path, atomic_save_npy, atomic_write_json, remove_st
 log = logging.getLogger(__name__)
 
 
+def augment_transform(clip: FrozenClip, scale: tuple[float, float]):
+    """The original training augmentation: RandomResizedCrop(scale), bicubic, then CLIP's normalisation."""
+    from torchvision import transforms
+
+    pre = clip.model.visual.preprocess_cfg
+    return transforms.Compose([
+        transforms.RandomResizedCrop(clip.image_size, scale=tuple(scale), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.ToTensor(),
+        transforms.Normalize(pre["mean"], pre["std"]),
+    ])
+
+
+@dataclass(frozen=True)
+class AugmentedView:
+    """View `index` of the training augmentation: the same crop of an image on every run and in
+    every process (seeded by seed, index and the image's path), so a cache of it is reusable."""
+
+    index: int
+    scale: tuple[float, float]
+    seed: int = 0
+
+    def key(self) -> str:
+        return f"view{self.index}:scale{tuple(self.scale)}:seed{self.seed}"
+
+    def dataset(self, clip: FrozenClip, paths: list[str]) -> "ImageListDataset":
+        return _SeededImages(paths, augment_transform(clip, self.scale), clip.image_size, salt=self.key())
+
+
+class _SeededImages(ImageListDataset):
+    """Images whose random transform draws from a generator seeded by (salt, path)."""
+
+    def __init__(self, paths, transform, image_size: int, salt: str):
+        super().__init__(paths, transform, image_size)
+        self.salt = salt
+
+    def __getitem__(self, i: int):
+        digest = hashlib.blake2b(f"{self.salt}|{self.paths[i]}".encode(), digest_size=8).digest()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+            return super().__getitem__(i)
+
+
 @dataclass
 class ImageEmbeddings:
     """Unnormalised embeddings [N, D] of `paths`; rows of unreadable images are zero and `valid` False."""
@@ -83,17 +125,21 @@ def _file_stamp(path: str) -> list:
 CACHE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
 
-def cache_key(clip: FrozenClip, paths: Sequence[str], dtype: str = "float32") -> str:
-    """Key of an embedding cache entry: changes when the weights, preprocessing, dtype or any file does."""
+def cache_key(clip: FrozenClip, paths: Sequence[str], dtype: str = "float32", view: AugmentedView | None = None) -> str:
+    """Key of an embedding cache entry: changes when the weights, preprocessing, view, dtype or any file does."""
     h = hashlib.sha256()
-    h.update(json.dumps({"clip": clip.identity.fingerprint, "preprocess": repr(clip.preprocess), "dtype": dtype}).encode())
+    settings = {"clip": clip.identity.fingerprint, "preprocess": repr(clip.preprocess), "dtype": dtype}
+    if view is not None:
+        settings["view"] = view.key()
+    h.update(json.dumps(settings).encode())
     for p in paths:
         h.update(json.dumps(_file_stamp(p)).encode())
     return h.hexdigest()[:24]
 
 
-def _compute(clip: FrozenClip, paths: list[str], out: np.ndarray, batch_size: int, num_workers: int, desc: str):
-    dataset = ImageListDataset(paths, clip.preprocess, clip.image_size)
+def _compute(clip: FrozenClip, paths: list[str], out: np.ndarray, batch_size: int, num_workers: int, desc: str,
+             view: AugmentedView | None = None):
+    dataset = view.dataset(clip, paths) if view else ImageListDataset(paths, clip.preprocess, clip.image_size)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     valid = np.ones(len(paths), dtype=bool)
     report = BadImageReport(total=len(paths))
@@ -118,6 +164,7 @@ def embed_images(
     max_bad_fraction: float = 0.01,
     desc: str = "embedding images",
     dtype: str = "float32",
+    view: AugmentedView | None = None,
 ) -> ImageEmbeddings:
     """Embed `paths` with `clip`, reading/writing the cache in `cache_dir` when given.
 
@@ -126,7 +173,8 @@ def embed_images(
 
     Unreadable files are skipped, counted and logged; more than `max_bad_fraction` of them
     raises BadImagesError naming examples. dtype="float16" halves the cache (3M ViT-L/14
-    embeddings: 4.6 GB instead of 9.2 GB); it is memory-mapped either way.
+    embeddings: 4.6 GB instead of 9.2 GB); it is memory-mapped either way. view: embed an
+    augmented view instead of the plain preprocessed image (a cache entry of its own).
     """
     paths = [str(p) for p in paths]
     if not paths:
@@ -135,7 +183,7 @@ def embed_images(
         num_workers = min(8, os.cpu_count() or 1) if clip.device.type == "cuda" else 0
     if dtype not in CACHE_DTYPES:
         raise ValueError(f"cache dtype {dtype!r} is not one of {sorted(CACHE_DTYPES)}")
-    key = cache_key(clip, paths, dtype) if cache_dir is not None else None
+    key = cache_key(clip, paths, dtype, view) if cache_dir is not None else None
     if key is not None:
         cached = _read_cache(Path(cache_dir), key, paths)
         if cached is not None:
@@ -144,18 +192,18 @@ def embed_images(
     dim = clip.embed_dim
     if key is None:
         feats = np.zeros((len(paths), dim), dtype=np.float32)
-        valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc)
+        valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc, view)
     else:
-        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc, dtype)
+        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc, dtype, view)
     if report.n_bad:
         log.warning("%s: %s", desc, report.summary())
     report.check(max_bad_fraction)
     return ImageEmbeddings(paths, feats, valid, report)
 
 
-def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str):
+def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str, view=None):
     return _store_cache(clip, cache_dir, key, len(paths), dtype,
-                        lambda out: _compute(clip, paths, out, batch_size, num_workers, desc))
+                        lambda out: _compute(clip, paths, out, batch_size, num_workers, desc, view))
 
 
 def _store_cache(clip, cache_dir: Path, key: str, n: int, dtype: str, fill):
@@ -204,7 +252,7 @@ def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_di
     paths = [str(p) for p in paths]
     cache_dir = Path(cache_dir)
     dtype = kwargs.get("dtype", "float32")
-    key = cache_key(clip, paths, dtype)
+    key = cache_key(clip, paths, dtype, kwargs.get("view"))
     if (cache_dir / f"{key}.json").is_file():  # complete, e.g. from an earlier run: every rank just reads it
         return embed_images(clip, paths, cache_dir=cache_dir, **kwargs)
     shard_kwargs = {**kwargs, "max_bad_fraction": 1.0, "desc": f"embedding shard {rank}/{world}"}

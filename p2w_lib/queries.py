@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from .clip_backbone import FrozenClip
-from .composed import PLACEHOLDER, encode_composed
+from .composed import PLACEHOLDER, encode_composed_tokens, tokenize_prompts
 from .mapper import Mapper
+from .prefix_cache import PrefixCachedText, supports_prefix_cache
 
 METHODS = ("image_only", "text_only", "image_text", "pic2word")
 
@@ -41,12 +42,16 @@ def pic2word_queries(clip: FrozenClip, mapper: Mapper, image_feats: torch.Tensor
     """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]."""
     was_training = mapper.training
     mapper.eval()
+    # `a {domain} of *`: each domain's prefix runs once, then 2 positions per query (prefix_cache.py).
+    cached = PrefixCachedText(clip.model) if supports_prefix_cache(clip.model) else None
     try:
         out = []
         for i in range(0, len(prompts), batch_size):
             feats = image_feats[i:i + batch_size].to(clip.device)  # [B, D]
-            tokens = mapper(feats)  # [B, W]
-            out.append(encode_composed(clip.model, clip.tokenizer, list(prompts[i:i + batch_size]), tokens).float().cpu())
+            pseudo = mapper(feats)  # [B, W]
+            tokens = tokenize_prompts(clip.model, clip.tokenizer, list(prompts[i:i + batch_size]))
+            text = cached.encode(tokens, pseudo) if cached else encode_composed_tokens(clip.model, tokens, pseudo)  # [B, D]
+            out.append(text.float().cpu())
         return torch.cat(out)
     finally:
         mapper.train(was_training)

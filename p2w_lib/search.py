@@ -9,7 +9,7 @@ import torch
 
 from .clip_backbone import FrozenClip
 from .composed import PLACEHOLDER
-from .features import embed_images
+from .features import cache_key, embed_images
 from .mapper import Mapper
 from .queries import compose_queries
 from .retrieval import topk_search
@@ -54,18 +54,37 @@ def check_search_inputs(image: str | Path, text: str, gallery: str | Path, k: in
 
 @dataclass
 class GalleryIndex:
-    """A folder's images embedded once (normalised [N, D]); searching it again costs one query."""
+    """A folder's images embedded once (normalised [N, D]); searching it again costs one query.
+
+    approx: a faiss IVF index (ann.py) for libraries of a million images and more, stored beside
+    the embedding cache; None searches exhaustively (exact, the default)."""
 
     folder: str
     files: list[str]
     feats: torch.Tensor  # [N, D] normalised
+    approx: object | None = None
 
     @classmethod
-    def build(cls, clip: FrozenClip, folder: str | Path, cache_dir=None) -> "GalleryIndex":
+    def build(cls, clip: FrozenClip, folder: str | Path, cache_dir=None, approximate: bool = False,
+              nprobe: int = 32) -> "GalleryIndex":
         files = gallery_files(folder)
         emb = embed_images(clip, files, cache_dir=cache_dir, max_bad_fraction=1.0, desc="embedding gallery")
         keep = [f for f, ok in zip(files, emb.valid) if ok]
-        return cls(str(folder), keep, emb.tensor(normalize=True)[emb.valid])
+        feats = emb.tensor(normalize=True)[emb.valid]  # [N, D]
+        index = None
+        if approximate:
+            from .ann import IvfConfig, load_or_build_ivf
+
+            key = cache_key(clip, files) if cache_dir is not None else ""
+            index = load_or_build_ivf(feats, cache_dir, key, IvfConfig(nprobe=nprobe))
+        return cls(str(folder), keep, feats, index)
+
+    def _top(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.approx is None:
+            return topk_search(query, self.feats, k=k)
+        from .ann import search_ivf
+
+        return search_ivf(self.approx, query, k)
 
     def search(self, clip: FrozenClip, mapper: Mapper, ref: torch.Tensor, text: str, k: int,
                methods: Sequence[str] = ("pic2word",)) -> dict[str, list[tuple[str, float]]]:
@@ -73,8 +92,8 @@ class GalleryIndex:
         queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods))
         out = {}
         for method in methods:
-            scores, idx = topk_search(queries[method], self.feats, k=min(k, len(self.files)))
-            out[method] = [(self.files[i], s) for i, s in zip(idx[0].tolist(), scores[0].tolist())]
+            scores, idx = self._top(queries[method], min(k, len(self.files)))
+            out[method] = [(self.files[i], s) for i, s in zip(idx[0].tolist(), scores[0].tolist()) if i >= 0]
         return out
 
 
@@ -84,8 +103,11 @@ def embed_query(clip: FrozenClip, image: str | Path) -> torch.Tensor:
 
 
 def search(clip: FrozenClip, mapper: Mapper, image: str | Path, text: str, gallery: str | Path, k: int = 10,
-           method: str = "pic2word", cache_dir=None) -> list[tuple[str, float]]:
-    """The `k` gallery images closest to (image, text), best first, with cosine scores."""
+           method: str = "pic2word", cache_dir=None, approximate: bool = False, nprobe: int = 32) -> list[tuple[str, float]]:
+    """The `k` gallery images closest to (image, text), best first, with cosine scores.
+
+    approximate: search a faiss IVF index (built once, kept in cache_dir) scanning `nprobe` cells,
+    for galleries beyond about a million images; exact search otherwise."""
     check_search_inputs(image, text, gallery, k)
-    index = GalleryIndex.build(clip, gallery, cache_dir)
+    index = GalleryIndex.build(clip, gallery, cache_dir, approximate=approximate, nprobe=nprobe)
     return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method])[method]

@@ -24,19 +24,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from torchvision import transforms
 from tqdm import tqdm
 
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
 from .clip_backbone import FrozenClip
 from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict, validate
-from .features import embed_images, embed_images_sharded
+from .features import AugmentedView, augment_transform, embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
 from .io_utils import trim_step_log
 from .loss import contrastive_loss
 from .provenance import MAPPER_TRAINING, code_fingerprint
 from .mapper import Mapper
+from .prefix_cache import PrefixCachedText, supports_prefix_cache
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +89,42 @@ FeatureStream = Callable[[int, int, Callable[[int], torch.Tensor]], Iterator[tor
 
 
 def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[FeatureStream, int]:
-    """Read embeddings from the cache; returns (feature stream, number of usable images)."""
+    """Read embeddings from the cache; returns (feature stream, number of usable images).
+
+    With cfg.augment_views = K > 1, K augmented views of every image are embedded once and each
+    step takes one view per image, drawn from (seed, step) so a resumed run draws the same."""
     kwargs = dict(batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction,
-                  desc="embedding training images", dtype=cfg.cache_dtype)
+                  dtype=cfg.cache_dtype)
     rank, world = dist_info()
-    if world > 1 and cache_dir is not None:  # every rank embeds its share of the images
-        emb = embed_images_sharded(clip, paths, cache_dir, rank, world, **kwargs)
-    else:
-        emb = embed_images(clip, paths, cache_dir=cache_dir, **kwargs)
-    rows = np.flatnonzero(emb.valid)  # training index -> cache row, bad images left out
+    views = [None] if cfg.augment_views == 1 else [AugmentedView(i, cfg.crop_scale, cfg.seed) for i in range(cfg.augment_views)]
+    embs = []
+    for view in views:
+        desc = "embedding training images" + (f" (view {view.index + 1}/{len(views)})" if view else "")
+        if world > 1 and cache_dir is not None:  # every rank embeds its share of the images
+            embs.append(embed_images_sharded(clip, paths, cache_dir, rank, world, desc=desc, view=view, **kwargs))
+        else:
+            embs.append(embed_images(clip, paths, cache_dir=cache_dir, desc=desc, view=view, **kwargs))
+    rows = np.flatnonzero(np.logical_and.reduce([e.valid for e in embs]))  # training index -> cache row, bad images out
 
     def stream(start: int, stop: int, plan: Callable[[int], torch.Tensor]) -> Iterator[torch.Tensor]:
         for step in range(start, stop):
             # Fancy-indexing the memmap reads only the batch's rows: the cache never has to fit in RAM.
-            yield torch.from_numpy(np.asarray(emb.features[rows[plan(step).numpy()]], dtype=np.float32)).to(clip.device)
+            batch = rows[plan(step).numpy()]
+            if len(embs) == 1:
+                feats = np.asarray(embs[0].features[batch], dtype=np.float32)  # [B, D]
+            else:
+                pick = view_choice(step, len(batch), len(embs), cfg.seed)  # [B] view of each sample
+                feats = np.empty((len(batch), clip.embed_dim), dtype=np.float32)
+                for v in np.unique(pick):
+                    feats[pick == v] = embs[v].features[batch[pick == v]]
+            yield torch.from_numpy(feats).to(clip.device)
 
     return stream, len(rows)
+
+
+def view_choice(step: int, batch: int, n_views: int, seed: int) -> np.ndarray:
+    """Which cached view each sample of `step` uses: a pure function of (seed, step)."""
+    return np.random.default_rng([seed, step, 7_919]).integers(0, n_views, batch)
 
 
 class _PlannedBatches(torch.utils.data.Sampler):
@@ -123,12 +143,7 @@ class _PlannedBatches(torch.utils.data.Sampler):
 def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig) -> tuple[FeatureStream, int]:
     """Re-encode images every step with RandomResizedCrop, as the original recipe does; `num_workers`
     DataLoader processes decode and augment the planned batches ahead of the GPU."""
-    pre = clip.model.visual.preprocess_cfg
-    augment = transforms.Compose([
-        transforms.RandomResizedCrop(clip.image_size, scale=cfg.crop_scale, interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.ToTensor(),
-        transforms.Normalize(pre["mean"], pre["std"]),
-    ])
+    augment = augment_transform(clip, cfg.crop_scale)
     dataset = ImageListDataset(paths, augment, clip.image_size)
     report = BadImageReport(total=len(dataset))
 
@@ -160,17 +175,24 @@ def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
     return ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
 
 
-def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: torch.Tensor, opt, cfg: TrainConfig) -> float:
-    """One optimisation step on unnormalised image embeddings [B, D]; returns the loss."""
+def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: torch.Tensor, opt, cfg: TrainConfig,
+               text: PrefixCachedText | None = None) -> float:
+    """One optimisation step on unnormalised image embeddings [B, D]; returns the loss.
+
+    text: the prompt prefix's keys/values computed once (exact, 3x less text work for `a photo of *`);
+    None runs the (truncated) full prompt every step."""
     amp = cfg.amp and clip.device.type == "cuda"
     if feats.shape[0] < tokens.ids.shape[0]:  # unreadable images were skipped from this batch
         n = feats.shape[0]
         tokens = ComposedTokens(tokens.ids[:n], tokens.star_pos[:n], tokens.pool_pos[:n])
     with torch.autocast(device_type=clip.device.type, dtype=torch.bfloat16, enabled=amp):
         pseudo = mapper(feats)  # [B, W]
-        text = encode_composed_tokens(clip.model, tokens, pseudo, normalize=True)  # [B, D]
+        if text is not None:
+            composed = text.encode(tokens, pseudo, normalize=True)  # [B, D]
+        else:
+            composed = encode_composed_tokens(clip.model, tokens, pseudo, normalize=True)  # [B, D]
         image = gather_batch(F.normalize(feats.float(), dim=-1))  # [W*B, D] over all ranks
-        loss = contrastive_loss(image, gather_batch(text.float()), clip.logit_scale)
+        loss = contrastive_loss(image, gather_batch(composed.float()), clip.logit_scale)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -286,6 +308,9 @@ def train_mapper(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
+    if cfg.recompute_image_features and cfg.augment_views > 1:
+        raise ValueError(f"train.recompute_image_features and train.augment_views={cfg.augment_views} both augment: "
+                         "re-encode every step (recompute) or embed K views once (augment_views), not both")
     if cfg.recompute_image_features:
         source, n = recomputed_feature_source(clip, image_paths, cfg)
     else:
@@ -343,6 +368,7 @@ def train_mapper(
         return batch_indices(step, n, global_batch, cfg.seed)[rank * local_batch:(rank + 1) * local_batch]
 
     tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
+    text = PrefixCachedText(clip.model) if supports_prefix_cache(clip.model) else None
     mapper.train()
     loss = _last_logged_loss(log_path) if start >= stop else float("nan")  # a finished run: what it ended on
     new_log = not log_path.is_file()
@@ -356,7 +382,7 @@ def train_mapper(
             lr = lr_at(step, cfg.lr, cfg.warmup_steps, total)
             for group in opt.param_groups:
                 group["lr"] = lr
-            loss = train_step(clip, model, tokens, next(features), opt, cfg)  # features of plan(step): [B, D]
+            loss = train_step(clip, model, tokens, next(features), opt, cfg, text)  # features of plan(step): [B, D]
             if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
                 writer.writerow([step + 1, step // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"])
                 fh.flush()

@@ -78,6 +78,26 @@ def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
     assert Image.open(tmp_path / "grid.png").width > 400
 
 
+def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(trained, tmp_path, capsys, monkeypatch):
+    clip, mapper, gallery = trained
+    for i in range(12, 100):  # enough images for two k-means cells: a real IVF index, scanned fully at nprobe 2
+        write_images(tmp_path / "more", 1, seed=i)[0]
+        (tmp_path / "more" / "img_0000.png").rename(gallery / f"extra_{i:03d}.png")
+    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (clip, mapper))
+    query, cache = gallery / "img_0000.png", tmp_path / "cache"
+    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
+            "--index", "approx", "--nprobe", "2", "--cache-dir", str(cache)]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = search(clip, mapper, query, "is red", gallery, k=5)
+    assert [r["path"] for r in printed["results"]] == [p for p, _ in expected]
+    assert len(list(cache.glob("*.faiss"))) == 1
+    assert cli.main([*argv[:-6], "--index", "approx", "--nprobe", "0"]) == 2
+    assert "--nprobe 0" in capsys.readouterr().err
+
+
 def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, capsys):
     params = ROOT / "params.yaml"
     write_images(tmp_path / "gallery", 2)
