@@ -341,6 +341,7 @@ def flops_per_sample(model: str = "ViT-L-14", batch: int = 2) -> dict:
         return lambda: _loss(clip, mapper, tokens, feats, encoders[name]).backward()
 
     image = _flops(lambda: clip.encode_image(images)) / batch
+    text_step("prefix")()  # the prefix's keys/values are computed once per training run, not per sample
     text = {name: _flops(text_step(name)) / batch / 1e9 for name in encoders}
     return {"model": model, "image_forward_gflop": image / 1e9, "text_full_context_gflop": text["full"],
             "text_truncated_gflop": text["truncated"], "text_prefix_cached_gflop": text["prefix"],

@@ -96,8 +96,9 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert report["domain_conversion"]["gallery"]["missing"] == 1
 
     run = pipeline.train_mapper_stage(p, 0)
-    assert run.steps == 2 * (24 // 8)  # 24 listed images; the corrupt one is skipped inside its batch
-    assert "skipping unreadable training image data/paper/cc3m/images/00003.jpg" in caplog.text
+    assert p.train.augment_views == 4 and not p.train.recompute_image_features  # the paper default
+    assert run.steps == 2 * (23 // 8)  # 24 listed images; the corrupt one is left out of every view's cache
+    assert "view 4/4): 1 of 24 images skipped (e.g. data/paper/cc3m/images/00003.jpg" in caplog.text
 
     dc = pipeline.evaluate_domain_conversion_stage(p, 0)
     assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
