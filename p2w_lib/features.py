@@ -86,6 +86,7 @@ class ImageEmbeddings:
     valid: np.ndarray  # [N] bool
     report: BadImageReport
     from_cache: bool = False
+    key: str | None = None  # the cache entry's key (None when not cached): what derived indexes are named after
 
     def tensor(self, normalize: bool = False) -> torch.Tensor:
         feats = torch.from_numpy(np.array(self.features, dtype=np.float32))  # [N, D], copied out of the memmap
@@ -198,7 +199,7 @@ def embed_images(
     if report.n_bad:
         log.warning("%s: %s", desc, report.summary())
     report.check(max_bad_fraction)
-    return ImageEmbeddings(paths, feats, valid, report)
+    return ImageEmbeddings(paths, feats, valid, report, key=key)
 
 
 def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str, view=None):
@@ -238,7 +239,7 @@ def _read_cache(cache_dir: Path, key: str, paths: list[str]) -> ImageEmbeddings 
         log.warning("embedding cache entry %s is damaged (%s: %s); recomputing it. To clear the whole cache, "
                     "delete %s", cache_dir / key, type(err).__name__, err, cache_dir)
         return None
-    return ImageEmbeddings(paths, feats, valid, report, from_cache=True)
+    return ImageEmbeddings(paths, feats, valid, report, from_cache=True, key=key)
 
 
 def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_dir: str | Path, rank: int, world: int, **kwargs) -> ImageEmbeddings:

@@ -9,7 +9,7 @@ import torch
 
 from .clip_backbone import FrozenClip
 from .composed import PLACEHOLDER
-from .features import cache_key, embed_images
+from .features import embed_images
 from .mapper import Mapper
 from .queries import compose_queries
 from .retrieval import topk_search
@@ -75,8 +75,8 @@ class GalleryIndex:
         if approximate:
             from .ann import IvfConfig, load_or_build_ivf
 
-            key = cache_key(clip, files) if cache_dir is not None else ""
-            index = load_or_build_ivf(feats, cache_dir, key, IvfConfig(nprobe=nprobe))
+            # Named after the embedding entry, so a changed file or CLIP gets a new index (no second hashing pass).
+            index = load_or_build_ivf(feats, cache_dir, emb.key or "", IvfConfig(nprobe=nprobe))
         return cls(str(folder), keep, feats, index)
 
     def _top(self, query: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

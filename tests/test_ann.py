@@ -56,3 +56,13 @@ def test_index_is_stored_beside_the_cache_and_reused(tmp_path):
     assert path.stat().st_mtime_ns == stamp  # read, not rebuilt
     assert torch.equal(search_ivf(first, queries, 10)[1], search_ivf(again, queries, 10)[1])
     assert index_path(tmp_path, "entry-b", cfg, len(gallery)) != path  # other embeddings, other index
+
+
+def test_gallery_index_is_named_after_the_embedding_entry(clip, image_paths, tmp_path):
+    """A changed gallery file gives a new embedding entry, hence a new index, without hashing twice."""
+    from p2w_lib.features import cache_key, embed_images
+
+    first = embed_images(clip, image_paths, cache_dir=tmp_path)
+    hit = embed_images(clip, image_paths, cache_dir=tmp_path)
+    assert first.key == hit.key == cache_key(clip, image_paths) and hit.from_cache
+    assert embed_images(clip, image_paths).key is None
