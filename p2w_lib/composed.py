@@ -158,12 +158,17 @@ def run_text_tower(
     mask = tower.attn_mask[:length, :length] if tower.is_causal else None
     x = tower.transformer(x, attn_mask=mask)  # [B, L, W]
     x = tower.ln_final(x)
-    pooled = x[rows, pool_pos.to(device)]  # [B, W]
+    feats = project(tower, x[rows, pool_pos.to(device)])  # [B, W] pooled -> [B, D]
+    return F.normalize(feats, dim=-1) if normalize else feats
+
+
+def project(tower: TextTower, pooled: torch.Tensor) -> torch.Tensor:
+    """Pooled text states [B, W] -> embeddings [B, D] (a projection matrix, a module, or none)."""
     if isinstance(tower.text_projection, nn.Module):
-        pooled = tower.text_projection(pooled)
-    elif tower.text_projection is not None:
-        pooled = pooled @ tower.text_projection  # [B, D]
-    return F.normalize(pooled, dim=-1) if normalize else pooled
+        return tower.text_projection(pooled)
+    if tower.text_projection is not None:
+        return pooled @ tower.text_projection  # [B, D]
+    return pooled
 
 
 def run_text_tower_bucketed(model: nn.Module, ids: torch.Tensor, pool_pos: torch.Tensor, n_buckets: int = 4, normalize: bool = True) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .composed import ComposedTokens, text_tower
+from .composed import ComposedTokens, project, text_tower
 
 # Per layer: keys and values of the prefix positions, each [H, P, hd].
 PrefixKV = list[tuple[torch.Tensor, torch.Tensor]]
@@ -66,7 +66,6 @@ class PrefixCachedText:
         if not supports_prefix_cache(model):
             raise ValueError(f"{type(model).__name__}: prefix caching needs an open_clip causal text transformer "
                              "of self-attention blocks; use composed.encode_composed_tokens instead")
-        self.model = model
         self.tower = text_tower(model)
         self.blocks = list(self.tower.transformer.resblocks)
         self._cache: dict[tuple[int, ...], PrefixKV] = {}
@@ -147,9 +146,5 @@ class PrefixCachedText:
                 if out is None:
                     out = pooled.new_empty(ids.shape[0], pooled.shape[1])
                 out = out.index_copy(0, idx, pooled)  # out-of-place keeps autograd simple
-        proj = self.tower.text_projection
-        if isinstance(proj, nn.Module):
-            out = proj(out)
-        elif proj is not None:
-            out = out @ proj  # [B, D]
+        out = project(self.tower, out)  # [B, D]
         return F.normalize(out, dim=-1) if normalize else out
