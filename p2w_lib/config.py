@@ -169,7 +169,8 @@ RANGES: dict[str, dict[str, tuple[Any, str]]] = {
     "DemoClipConfig": {"steps": (_positive, "at least 1"), "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"),
                        "weight_decay": (_non_negative, ">= 0"), "warmup_steps": (_non_negative, ">= 0"),
                        "checkpoint_every": (_positive, "at least 1"),
-                       "hard_negatives": (_fraction, "in [0, 1]")},
+                       "hard_negatives": (_fraction, "in [0, 1]"),
+                       "init_logit_scale": (lambda v: 0 < v <= 100, "in (0, 100] (CLIP caps it at 100)")},
     "LaunchConfig": {"nproc_per_node": (_positive, "at least 1")},
 }
 
@@ -229,6 +230,9 @@ class DemoClipConfig:
     checkpoint_every: int = 100
     hard_negatives: float = 0.0  # share of each batch drawn in groups that differ only in the object (demo/batches.py)
     same_caption_positives: bool = True  # identical captions in a batch are positives of each other
+    # exp(logit scale) at initialisation; 1/0.07 is CLIP's. A higher start keeps the modality gap
+    # real CLIP has, the gap that makes the image + text baseline weak (docs/demo_clip.md, section 3).
+    init_logit_scale: float = 1 / 0.07
 
 
 @dataclass(frozen=True)

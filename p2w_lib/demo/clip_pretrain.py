@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -67,10 +68,10 @@ def _decoded(list_path: str, mtime_ns: int, size: int) -> torch.Tensor:
     return load_image_tensor([p for p, _ in read_image_caption_list(list_path)], size)
 
 
-def build_model(model_cfg: dict, seed: int) -> torch.nn.Module:
+def build_model(model_cfg: dict, seed: int, init_logit_scale: float = 1 / 0.07) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = open_clip.CLIP(**model_cfg)
+        model = open_clip.CLIP(**model_cfg, init_logit_scale=math.log(init_logit_scale))
     return model.to(memory_format=torch.channels_last).train()
 
 
@@ -103,7 +104,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     images = _decoded(str(list_path), Path(list_path).stat().st_mtime_ns, size)  # [N, 3, S, S] uint8
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model_cfg["text_cfg"]["context_length"])
     ids = tokenizer([c for _, c in pairs])  # [N, L]
-    model = build_model(model_cfg, cfg.seed)
+    model = build_model(model_cfg, cfg.seed, cfg.init_logit_scale)
     pool = pool_positions(ids, text_tower(model))  # [N]
     mean = torch.tensor(pre["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
