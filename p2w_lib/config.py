@@ -11,6 +11,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
+from .benchmarks import BENCHMARK_NAMES
+
 T = TypeVar("T")
 
 
@@ -243,9 +245,6 @@ class LaunchConfig:
     nproc_per_node: int = 1
 
 
-PAPER_BENCHMARKS = ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects")
-
-
 @dataclass(frozen=True)
 class PaperDataConfig:
     """Where the paper profile's inputs come from. Datasets live under data/<profile>/ (symlinks are
@@ -261,7 +260,7 @@ class PaperDataConfig:
         from it (sha256-checked). None = the public repository.
     """
 
-    benchmarks: tuple[str, ...] = PAPER_BENCHMARKS
+    benchmarks: tuple[str, ...] = BENCHMARK_NAMES  # all registered (benchmarks.py)
     imagenet_val: str | None = None
     imagenet_r: str | None = None
     imagenet_lists: str = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data/imgnet"

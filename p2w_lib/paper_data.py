@@ -19,7 +19,8 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from .config import PAPER_BENCHMARKS, PaperDataConfig
+from .benchmarks import BENCHMARK_NAMES
+from .config import PaperDataConfig
 from .datasets.errors import DataFormatError
 from .io_utils import atomic_write_json
 
@@ -213,9 +214,9 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
     """
     root = Path(root)
     prepared = root / "prepared"
-    unknown = set(cfg.benchmarks) - set(PAPER_BENCHMARKS)
+    unknown = set(cfg.benchmarks) - set(BENCHMARK_NAMES)
     if unknown:
-        raise ValueError(f"paper_data.benchmarks: unknown {sorted(unknown)}; choose from {PAPER_BENCHMARKS}")
+        raise ValueError(f"paper_data.benchmarks: unknown {sorted(unknown)}; choose from {BENCHMARK_NAMES}")
     steps: dict[str, Callable[[], dict]] = {
         "cc3m": lambda: prepare_cc3m(root, prepared / CC3M_LIST, cfg.n_examples),
         "domain_conversion": lambda: prepare_imagenet_r(root, cfg),

@@ -21,7 +21,8 @@ from .config import (
     from_dict,
 )
 from .io_utils import atomic_write_json
-from .report import SUMMARY_KEYS, sanity_summary, summary_metrics
+from .benchmarks import BENCHMARKS
+from .report import sanity_summary, summary_metrics
 
 log = logging.getLogger(__name__)
 
@@ -314,72 +315,37 @@ def _switched_off(p: Profile, task: str, seed: int) -> dict | None:
     return result
 
 
-def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
-    from .protocols.domain_conversion import evaluate_domain_conversion
+def evaluate_benchmark(p: Profile, name: str, seed: int, clip: FrozenClip | None = None, mapper=None) -> dict:
+    """Evaluate one registered benchmark for `seed` and record its results files (see benchmarks.py)."""
+    from .benchmarks import BENCHMARKS, EvalContext
 
-    if (skipped := _switched_off(p, "domain_conversion", seed)) is not None:
+    if (skipped := _switched_off(p, name, seed)) is not None:
         return skipped
     clip = clip or clip_for(p, seed)
-    result = evaluate_domain_conversion(
-        clip, mapper_for(p, seed, clip), p.world_dir, rendition_domains(p), ks=p.eval.ks, cache_dir=p.cache_dir,
-        oracle_texts=_oracle(p, "domain_conversion"), max_bad_fraction=p.eval.max_bad_fraction,
-        profile=p.name, seed=seed, queries=p.eval.imagenet_r_queries,
-    )
-    _record(p, "domain_conversion", seed, result)
+    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper or mapper_for(p, seed, clip))
+    result = BENCHMARKS[name].evaluate(ctx)
+    _record(p, name, seed, result)
     return result
+
+
+def evaluate_domain_conversion_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
+    return evaluate_benchmark(p, "domain_conversion", seed, clip)
 
 
 def evaluate_fashion_iq_stage(p: Profile, seed: int, clip: FrozenClip | None = None) -> dict:
-    from .protocols.fashion_iq import evaluate_fashion_iq
-
-    if (skipped := _switched_off(p, "fashion_iq", seed)) is not None:
-        return skipped
-    clip = clip or clip_for(p, seed)
-    result = evaluate_fashion_iq(
-        clip, mapper_for(p, seed, clip), p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
-        oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed, prompt_style=p.eval.fashion_iq_prompt,
-        max_bad_fraction=p.eval.max_bad_fraction,
-    )
-    _record(p, "fashion_iq", seed, result)
-    return result
-
-
-MORE_BENCHMARKS = ("cirr", "circo", "coco_objects")  # notebook 08: the benchmarks beyond the design card
+    return evaluate_benchmark(p, "fashion_iq", seed, clip)
 
 
 def evaluate_more_benchmarks(p: Profile, seed: int) -> dict[str, dict]:
-    """CIRR, CIRCO and COCO object composition (those switched on in paper_data.benchmarks), plus
-    the CIRR/CIRCO test submission files. A switched-off benchmark's results file says so."""
+    """Notebook 08's benchmarks (CIRR, CIRCO, COCO object composition), those switched on in
+    paper_data.benchmarks, plus the CIRR/CIRCO test submission files. A switched-off benchmark's
+    results file says so."""
+    from .benchmarks import benchmarks_of_stage
+
     clip = clip_for(p, seed)
     mapper = mapper_for(p, seed, clip)
     (p.results_dir / "submissions").mkdir(parents=True, exist_ok=True)  # a DVC out even when no file is written
-    results = {}
-    for task in MORE_BENCHMARKS:
-        results[task] = _switched_off(p, task, seed)
-        if results[task] is None:
-            results[task] = _evaluate_more(p, task, seed, clip, mapper)
-            _record(p, task, seed, results[task])
-    return results
-
-
-def _evaluate_more(p: Profile, task: str, seed: int, clip: FrozenClip, mapper) -> dict:
-    from .protocols import circo, cirr, coco_objects
-
-    common = dict(cache_dir=p.cache_dir, max_bad_fraction=p.eval.max_bad_fraction)
-    submissions = p.results_dir / "submissions"
-    if task == "cirr":
-        result = cirr.evaluate_cirr(clip, mapper, p.world_dir / "cirr", profile=p.name, seed=seed, **common)
-        if p.eval.test_submissions and seed == p.seeds[0]:
-            files = cirr.write_test_submission(clip, mapper, p.world_dir / "cirr", submissions, **common)
-            result["submissions"] = {k: str(v) for k, v in files.items()}
-        return result
-    if task == "circo":
-        result = circo.evaluate_circo(clip, mapper, p.world_dir / "circo", profile=p.name, seed=seed, **common)
-        if p.eval.test_submissions and seed == p.seeds[0] and (p.world_dir / "circo" / "annotations" / "test.json").is_file():
-            result["submissions"] = {"test": str(circo.write_test_submission(clip, mapper, p.world_dir / "circo", submissions, **common))}
-        return result
-    return coco_objects.evaluate_coco_objects(clip, mapper, p.world_dir / "coco", p.prepared_dir / "coco",
-                                              profile=p.name, seed=seed, prompt=p.eval.coco_prompt, **common)
+    return {name: evaluate_benchmark(p, name, seed, clip, mapper) for name in benchmarks_of_stage("08_more_benchmarks")}
 
 
 def _record(p: Profile, task: str, seed: int, result: dict) -> None:
@@ -393,7 +359,7 @@ def _record(p: Profile, task: str, seed: int, result: dict) -> None:
     everything["seeds"][str(seed)] = result
     everything["seeds"] = {k: everything["seeds"][k] for k in sorted(everything["seeds"], key=int) if int(k) in p.seeds}
     atomic_write_json(path, everything)
-    atomic_write_json(p.summary_path(task), summary_metrics(everything, SUMMARY_KEYS.get(task, ("R@10",))))
+    atomic_write_json(p.summary_path(task), summary_metrics(everything, BENCHMARKS[task].summary_keys))
 
 
 # -- per-notebook steps over all seeds ---------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .benchmarks import BENCHMARKS
 from .report import METHOD_LABELS, load_result, markdown_table, metrics_frame, paper_comparison
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -108,14 +109,11 @@ def readme_section(results_dir: str | Path = "results") -> str:
     return "\n".join(parts)
 
 
-PAPER_TASKS = ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects")
-
-
 def paper_section(results_dir: str | Path = "results/paper") -> str:
     """Markdown tables of a paper-kind run: each benchmark's scores, and the paper's numbers beside ours."""
     metrics = Path(results_dir) / "metrics"
     parts = []
-    for task in PAPER_TASKS:
+    for task in BENCHMARKS:
         path = metrics / f"{task}.json"
         if not path.is_file():
             continue

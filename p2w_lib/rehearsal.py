@@ -30,6 +30,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from .benchmarks import BENCHMARKS
+
 log = logging.getLogger(__name__)
 
 PROJECT_FILES = ("params.yaml", "dvc.yaml", ".dvcignore", "notebooks", "pipelines", "p2w_lib")
@@ -228,7 +230,7 @@ def check_outputs(repo: Path, reference: Path) -> dict:
 
     results = repo / "results" / "paper"
     summary = {}
-    for task in ("domain_conversion", "fashion_iq", "cirr", "circo", "coco_objects"):
+    for task in BENCHMARKS:
         doc = json.loads((results / "metrics" / f"{task}.json").read_text())
         if "methods" not in doc:
             raise AssertionError(f"{task}: no scores in the results file: {doc}")

@@ -99,10 +99,6 @@ def margin_note(results: dict[int, dict], key: str = "R@10") -> str:
 
 
 # The headline metric of each evaluation stage's summary (what `dvc metrics show` prints).
-SUMMARY_KEYS = {"domain_conversion": ("R@10",), "fashion_iq": ("R@10",), "cirr": ("R@10",), "circo": ("mAP@10",),
-                "coco_objects": ("R@10",)}
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return round(mean, 2), round((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5, 2)
@@ -114,7 +110,7 @@ SHORT_NAMES = {"image_only": "img", "text_only": "txt", "image_text": "img+txt",
 
 def summary_metrics(all_seeds: dict, keys: tuple[str, ...] = ("R@10",)) -> dict:
     """The small DVC metrics file of an evaluation stage: per method, the mean over seeds of the
-    headline metric (SUMMARY_KEYS) and (`<method> sd`) its standard deviation (population, 2 decimals)."""
+    headline metric (the benchmark's `summary_keys`) and (`<method> sd`) its standard deviation (population, 2 decimals)."""
     runs = [r for r in all_seeds["seeds"].values() if "methods" in r]
     out: dict = {}
     if runs:  # a toy gallery smaller than K has no score at K: fall back to the first score it has

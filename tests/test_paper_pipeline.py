@@ -14,7 +14,7 @@ import yaml
 
 from p2w_lib import downloads, pipeline
 from p2w_lib.cli import main as cli_main
-from p2w_lib.config import PAPER_BENCHMARKS
+from p2w_lib.benchmarks import BENCHMARK_NAMES as PAPER_BENCHMARKS
 from p2w_lib.protocols import circo
 from p2w_lib.readme import paper_section
 from tests import paper_fixtures as fx
