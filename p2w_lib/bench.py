@@ -53,14 +53,7 @@ def matmul_gflops(n: int = 1024, repeats: int = 5) -> float:
 
 
 def _median_time(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return _interleaved_median_times({"only": fn}, warmup, repeats)["only"]
 
 
 def _interleaved_median_times(fns: dict, warmup: int, repeats: int) -> dict[str, float]:
