@@ -15,14 +15,40 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from tqdm import tqdm
 
 from .benchmarks import BENCHMARK_NAMES
-from .config import PaperDataConfig
 from .datasets.errors import DataFormatError
 from .io_utils import atomic_write_json
+
+
+@dataclass(frozen=True)
+class PaperDataConfig:
+    """Where the paper profile's inputs come from. Datasets live under data/<profile>/ (symlinks are
+    fine); the two paths below are linked into place by the data preparation.
+
+    imagenet_val: folder of ImageNet validation images sorted by synset (`n01440764/ILSVRC2012_val_*.JPEG`);
+        linked as `imgnet/real`. ImageNet may not be redistributed: point this at your copy.
+    imagenet_r: ImageNet-R's public `imagenet-r.tar` (a path or its URL), or the folder it extracts
+        to; linked (or downloaded and extracted) as `imgnet/imagenet-r`.
+    imagenet_lists: base URL, or a local folder, holding Pic2Word's two list files (sha256-checked).
+    fashion_iq_annotations: base URL, or a local folder, of Fashion-IQ's `captions/` and
+        `image_splits/`; the validation files missing under data/<profile>/fashion-iq are fetched
+        from it (sha256-checked). None = the public repository.
+    """
+
+    benchmarks: tuple[str, ...] = BENCHMARK_NAMES  # every registered one (benchmarks.py)
+    imagenet_val: str | None = None
+    imagenet_r: str | None = None
+    imagenet_lists: str = "https://raw.githubusercontent.com/google-research/composed_image_retrieval/main/data/imgnet"
+    fashion_iq_annotations: str | None = None
+    coco_seed: int = 0
+    coco_query_rule: str = "official"  # the original's box rule; "relative": 5-50% of the image, no crowd (extra)
+    n_examples: int = 5  # missing files named in the report, per dataset
+
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import yaml
 
+from .benchmarks import BENCHMARKS
 from .clip_backbone import FrozenClip, load_clip
 from .config import (
-    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, MapperConfig, PaperDataConfig, TrainConfig,
+    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, MapperConfig, TrainConfig,
     from_dict,
 )
 from .io_utils import atomic_write_json
-from .benchmarks import BENCHMARKS
+from .paper_data import PaperDataConfig
 from .report import sanity_summary, summary_metrics
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import yaml
 
 from p2w_lib import paper_data, pipeline, readme, rehearsal
 from p2w_lib.benchmarks import BENCHMARK_NAMES, BENCHMARKS, Benchmark, EvalContext, benchmarks_of_stage
-from p2w_lib.config import PaperDataConfig
+from p2w_lib.paper_data import PaperDataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from p2w_lib import ClipConfig, load_clip
 from p2w_lib import pretrained_weights as pw
-from p2w_lib.config import PaperDataConfig
+from p2w_lib.paper_data import PaperDataConfig
 from p2w_lib.datasets.cc3m import read_training_pairs
 from p2w_lib.datasets.coco import build_object_queries, query_crop_path, read_queries
 from p2w_lib.datasets.webdataset import read_member, read_shards
