@@ -1,4 +1,5 @@
-"""The paper's four ways to turn (reference image, text) into one query embedding.
+"""The registry of query methods: the paper's four ways to turn (reference image, text) into one
+query embedding, in report order.
 
 - image_only: the normalised image embedding;
 - text_only: the normalised embedding of the prompt with `*` removed (e.g. `a origami of`),
@@ -6,11 +7,16 @@
 - image_text: normalise(normalise(image) + normalise(text));
 - pic2word: the prompt encoded with the mapper's pseudo token in place of `*`.
 All outputs are L2-normalised [Q, D].
+
+Adding a method: a function `QueryInputs -> [Q, D]` (in its own module if it is more than a line)
+and one `QueryMethod(...)` line in `QUERY_METHODS`; every protocol then scores it (docs/extending.md).
 """
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +26,6 @@ from .composed import PLACEHOLDER, encode_composed_tokens, tokenize_prompts
 from .mapper import Mapper
 from .prefix_cache import PrefixCachedText, supports_prefix_cache
 
-METHODS = ("image_only", "text_only", "image_text", "pic2word")
 
 
 def text_only_prompt(prompt: str) -> str:
@@ -57,6 +62,56 @@ def pic2word_queries(clip: FrozenClip, mapper: Mapper, image_feats: torch.Tensor
         mapper.train(was_training)
 
 
+@dataclass
+class QueryInputs:
+    """What a method composes from: Q reference images and their texts. The encodings that several
+    methods share (the normalised image, the text-only text) are computed once, when first asked."""
+
+    clip: FrozenClip
+    mapper: Mapper | None
+    image_feats: torch.Tensor  # [Q, D] unnormalised CLIP image embeddings
+    prompts: Sequence[str]  # Q prompts with `*`
+    texts: Sequence[str]  # Q text-only strings
+    batch_size: int = 256
+
+    @cached_property
+    def image(self) -> torch.Tensor:
+        return F.normalize(self.image_feats.float(), dim=-1)  # [Q, D]
+
+    @cached_property
+    def text(self) -> torch.Tensor:
+        return encode_unique_texts(self.clip, self.texts, self.batch_size)  # [Q, D], normalised
+
+    def require_mapper(self, method: str) -> Mapper:
+        if self.mapper is None:
+            raise ValueError(f"the {method} method needs a trained mapper")
+        return self.mapper
+
+
+@dataclass(frozen=True)
+class QueryMethod:
+    name: str
+    label: str  # how tables and figures name it
+    compose: Callable[[QueryInputs], torch.Tensor]  # [Q, D], L2-normalised
+
+
+def _image_text(q: QueryInputs) -> torch.Tensor:
+    return F.normalize(q.image + q.text, dim=-1)  # [Q, D]
+
+
+def _pic2word(q: QueryInputs) -> torch.Tensor:
+    return pic2word_queries(q.clip, q.require_mapper("pic2word"), q.image_feats, q.prompts, q.batch_size)
+
+
+QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
+    QueryMethod("image_only", "image only", lambda q: q.image),
+    QueryMethod("text_only", "text only", lambda q: q.text),
+    QueryMethod("image_text", "image + text", _image_text),
+    QueryMethod("pic2word", "Pic2Word", _pic2word),
+)}
+METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
+
+
 def compose_queries(
     clip: FrozenClip,
     mapper: Mapper | None,
@@ -77,18 +132,5 @@ def compose_queries(
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {METHODS}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    image = F.normalize(image_feats.float(), dim=-1)
-    out: dict[str, torch.Tensor] = {}
-    if "image_only" in methods:
-        out["image_only"] = image
-    if "text_only" in methods or "image_text" in methods:
-        text = encode_unique_texts(clip, texts, batch_size)
-        if "text_only" in methods:
-            out["text_only"] = text
-        if "image_text" in methods:
-            out["image_text"] = F.normalize(image + text, dim=-1)
-    if "pic2word" in methods:
-        if mapper is None:
-            raise ValueError("the pic2word method needs a trained mapper")
-        out["pic2word"] = pic2word_queries(clip, mapper, image_feats, prompts, batch_size)
-    return out
+    inputs = QueryInputs(clip, mapper, image_feats, prompts, texts, batch_size)
+    return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

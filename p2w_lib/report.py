@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-METHOD_LABELS = {"image_only": "image only", "text_only": "text only", "image_text": "image + text",
-                 "pic2word": "Pic2Word", "oracle_text": "oracle text"}
+from .queries import QUERY_METHODS
+
+# The oracle is not a query method: demo protocols add it as a text that names the answer.
+METHOD_LABELS = {**{name: m.label for name, m in QUERY_METHODS.items()}, "oracle_text": "oracle text"}
 
 
 def load_result(path: str | Path) -> dict:

@@ -1,4 +1,5 @@
-"""The benchmark registry: one list the pipelines, reports and data preparation all read."""
+"""The registries of benchmarks and query methods: one list each that pipelines, protocols, reports and
+data preparation all read."""
 from __future__ import annotations
 
 import inspect
@@ -7,11 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from p2w_lib import paper_data, pipeline, readme, rehearsal
 from p2w_lib.benchmarks import BENCHMARK_NAMES, BENCHMARKS, Benchmark, EvalContext, benchmarks_of_stage
+from p2w_lib.config import MapperConfig
+from p2w_lib.mapper import Mapper
 from p2w_lib.paper_data import PaperDataConfig
+from p2w_lib.queries import METHODS, QUERY_METHODS, compose_queries
+from p2w_lib.report import METHOD_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +69,28 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
     assert seen["ctx"].common == {"cache_dir": p.cache_dir, "max_bad_fraction": p.eval.max_bad_fraction}
     summary = json.loads((tmp_path / "results" / "metrics" / "summary" / "toy.json").read_text())
     assert summary["p2w"] == 70.0  # the R@5 it was registered with, not the default R@10
+
+
+# -- the query-method registry ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", METHODS)
+def test_each_query_method_gives_one_unit_vector_per_query(name, clip):
+    mapper = Mapper.from_config(MapperConfig(hidden_dim=16), clip.embed_dim, clip.token_dim)
+    feats = torch.randn(5, clip.embed_dim)
+    out = compose_queries(clip, mapper, feats, ["a sketch of *"] * 3 + ["a photo of * , is red"] * 2, methods=[name])
+    assert list(out) == [name] and out[name].shape == (5, clip.embed_dim)
+    assert torch.allclose(out[name].norm(dim=-1), torch.ones(5), atol=1e-5)
+    assert QUERY_METHODS[name].label in METHOD_LABELS.values()
+
+
+def test_methods_share_one_text_encoding_and_come_back_in_registry_order(clip, monkeypatch):
+    from p2w_lib import queries
+
+    calls = []
+    real = queries.encode_unique_texts
+    monkeypatch.setattr(queries, "encode_unique_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2,
+                          methods=["image_text", "text_only", "image_only"])
+    assert list(out) == ["image_only", "text_only", "image_text"] and len(calls) == 1
+    with pytest.raises(ValueError, match=r"unknown query method\(s\) \['slerp'\]; choose from"):
+        compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2, methods=["slerp"])
