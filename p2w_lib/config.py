@@ -11,7 +11,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
-
 T = TypeVar("T")
 
 

@@ -14,8 +14,8 @@ import logging
 import os
 import shutil
 import tarfile
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from tqdm import tqdm

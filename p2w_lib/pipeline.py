@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .benchmarks import BENCHMARKS
+from .benchmarks import BENCHMARKS, EvalContext, benchmarks_of_stage
 from .clip_backbone import FrozenClip, load_clip
 from .config import (
     ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, MapperConfig, TrainConfig,
@@ -318,12 +318,10 @@ def _switched_off(p: Profile, task: str, seed: int) -> dict | None:
 
 def evaluate_benchmark(p: Profile, name: str, seed: int, clip: FrozenClip | None = None, mapper=None) -> dict:
     """Evaluate one registered benchmark for `seed` and record its results files (see benchmarks.py)."""
-    from .benchmarks import BENCHMARKS, EvalContext
-
     if (skipped := _switched_off(p, name, seed)) is not None:
         return skipped
     clip = clip or clip_for(p, seed)
-    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper or mapper_for(p, seed, clip))
+    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper if mapper is not None else mapper_for(p, seed, clip))
     result = BENCHMARKS[name].evaluate(ctx)
     _record(p, name, seed, result)
     return result
@@ -341,8 +339,6 @@ def evaluate_more_benchmarks(p: Profile, seed: int) -> dict[str, dict]:
     """Notebook 08's benchmarks (CIRR, CIRCO, COCO object composition), those switched on in
     paper_data.benchmarks, plus the CIRR/CIRCO test submission files. A switched-off benchmark's
     results file says so."""
-    from .benchmarks import benchmarks_of_stage
-
     clip = clip_for(p, seed)
     mapper = mapper_for(p, seed, clip)
     (p.results_dir / "submissions").mkdir(parents=True, exist_ok=True)  # a DVC out even when no file is written

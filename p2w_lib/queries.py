@@ -27,7 +27,6 @@ from .mapper import Mapper
 from .prefix_cache import PrefixCachedText, supports_prefix_cache
 
 
-
 def text_only_prompt(prompt: str) -> str:
     """The prompt without its placeholder, whitespace collapsed ('a photo of * , is red' -> 'a photo of , is red')."""
     return re.sub(r"\s+", " ", prompt.replace(PLACEHOLDER, "")).strip()
@@ -92,6 +91,7 @@ class QueryInputs:
 class QueryMethod:
     name: str
     label: str  # how tables and figures name it
+    short: str  # its key in the small summary files `dvc metrics show` prints
     compose: Callable[[QueryInputs], torch.Tensor]  # [Q, D], L2-normalised
 
 
@@ -104,10 +104,10 @@ def _pic2word(q: QueryInputs) -> torch.Tensor:
 
 
 QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
-    QueryMethod("image_only", "image only", lambda q: q.image),
-    QueryMethod("text_only", "text only", lambda q: q.text),
-    QueryMethod("image_text", "image + text", _image_text),
-    QueryMethod("pic2word", "Pic2Word", _pic2word),
+    QueryMethod("image_only", "image only", "img", lambda q: q.image),
+    QueryMethod("text_only", "text only", "txt", lambda q: q.text),
+    QueryMethod("image_text", "image + text", "img+txt", _image_text),
+    QueryMethod("pic2word", "Pic2Word", "p2w", _pic2word),
 )}
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
 

@@ -100,14 +100,13 @@ def margin_note(results: dict[int, dict], key: str = "R@10") -> str:
     return f"Pic2Word - image + text, {key} (95% CI): " + "; ".join(parts) if parts else ""
 
 
-# The headline metric of each evaluation stage's summary (what `dvc metrics show` prints).
 def _mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return round(mean, 2), round((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5, 2)
 
 
 # Short column names: `dvc metrics show --md` prints one column per key, and it must fit a screen.
-SHORT_NAMES = {"image_only": "img", "text_only": "txt", "image_text": "img+txt", "pic2word": "p2w", "oracle_text": "oracle"}
+SHORT_NAMES = {**{name: m.short for name, m in QUERY_METHODS.items()}, "oracle_text": "oracle"}
 
 
 def summary_metrics(all_seeds: dict, keys: tuple[str, ...] = ("R@10",)) -> dict:
