@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EvalContext:
-    """One evaluation: the profile's settings and paths, the seed, and its frozen CLIP and mapper."""
+    """One evaluation: the profile's settings and paths, the seed, its frozen CLIP, and the trained
+    networks ({method: network}, or Pic2Word's mapper alone) that the protocols pass to compose_queries."""
 
     profile: Profile
     seed: int

@@ -134,8 +134,10 @@ def run_text_tower(
 ) -> torch.Tensor:
     """Text features [B, D] of token ids [B, L], pooled at `pool_pos` [B].
 
-    inject: optional (positions [B], embeddings [B, W]) written over the token embeddings
-        before the positional embedding is added (Pic2Word's pseudo-token insertion).
+    inject: optional (positions, embeddings [B, W]) written over the token embeddings before the
+        positional embedding is added (Pic2Word's pseudo-token insertion). positions is [B], one
+        position per row, or a bool mask [B, L] whose every marked position takes the row's
+        embedding (LinCIR's captions, where several keyword spans share one pseudo token).
     truncate: run only `max(pool_pos) + 1` positions when the tower is causal (exact);
         False runs the full context (the reference the truncated path is tested against).
     """
@@ -152,8 +154,12 @@ def run_text_tower(
     x = tower.token_embedding(ids).to(cast_dtype)  # [B, L, W]
     if inject is not None:
         positions, values = inject
+        values = values.to(device, cast_dtype)  # [B, W]
         # Out-of-place, so gradients reach the injected values (and nothing is written into CLIP).
-        x = x.index_put((rows, positions.to(device)), values.to(device, cast_dtype))
+        if positions.dtype == torch.bool:
+            x = torch.where(positions[:, :length, None].to(device), values[:, None, :], x)  # [B, L, W]
+        else:
+            x = x.index_put((rows, positions.to(device)), values)
     x = x + tower.positional_embedding[:length].to(cast_dtype)  # [B, L, W]
     mask = tower.attn_mask[:length, :length] if tower.is_causal else None
     x = tower.transformer(x, attn_mask=mask)  # [B, L, W]

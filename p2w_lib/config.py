@@ -79,6 +79,27 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA only; CPU always runs float32
 
 
+@dataclass(frozen=True)
+class LinCIRConfig:
+    """LinCIR's language-only training of phi (navervision/lincir `train_phi.py`). Defaults are its
+    published recipe for ViT-L/14: 8 GPUs x 64 captions, AdamW lr 1e-4 (constant, no warm-up),
+    weight decay 0.01, 20,000 steps, phi dropout 0.5, hidden width 4 x the CLIP embedding width, and
+    noise of per-sample scale U(0, 1) x N(0, I) added to the caption embedding."""
+
+    enabled: bool = True  # False: the pipeline neither trains nor evaluates LinCIR
+    hidden_mult: int = 4
+    dropout: float = 0.5
+    batch_size: int = 512
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    steps: int = 20000
+    warmup_steps: int = 0
+    noise_scale: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 1
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     """Validate `value` against a (simple) type hint; tuples/lists become tuples."""
     origin = typing.get_origin(hint)
@@ -172,6 +193,11 @@ RANGES: dict[str, dict[str, tuple[Any, str]]] = {
                        "hard_negatives": (_fraction, "in [0, 1]"),
                        "init_logit_scale": (lambda v: 0 < v <= 100, "in (0, 100] (CLIP caps it at 100)")},
     "LaunchConfig": {"nproc_per_node": (_positive, "at least 1")},
+    "LinCIRConfig": {"hidden_mult": (_positive, "at least 1"), "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+                     "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"), "weight_decay": (_non_negative, ">= 0"),
+                     "steps": (_positive, "at least 1"), "warmup_steps": (_non_negative, ">= 0"),
+                     "noise_scale": (_non_negative, ">= 0"), "checkpoint_every": (_positive, "at least 1"),
+                     "log_every": (_positive, "at least 1")},
 }
 
 

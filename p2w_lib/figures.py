@@ -17,9 +17,10 @@ from matplotlib.patches import Patch, Rectangle
 
 from .images import load_rgb
 from .io_utils import atomic_path
+from .queries import QUERY_METHODS
 from .report import METHOD_LABELS
 
-COLOURS = {"image_only": "#9e9e9e", "text_only": "#bdbdbd", "image_text": "#64b5f6", "pic2word": "#e53935", "oracle_text": "#4caf50"}
+COLOURS = {**{name: m.colour for name, m in QUERY_METHODS.items()}, "oracle_text": "#4caf50"}
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:

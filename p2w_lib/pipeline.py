@@ -18,7 +18,7 @@ import yaml
 from .benchmarks import BENCHMARKS, EvalContext, benchmarks_of_stage
 from .clip_backbone import FrozenClip, load_clip
 from .config import (
-    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, MapperConfig, TrainConfig,
+    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, LinCIRConfig, MapperConfig, TrainConfig,
     from_dict,
 )
 from .io_utils import atomic_write_json
@@ -67,6 +67,7 @@ class Profile:
     eval: EvalConfig = field(default_factory=EvalConfig)
     paper_data: PaperDataConfig = field(default_factory=PaperDataConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    lincir: LinCIRConfig = field(default_factory=LinCIRConfig)
     results_root: str | None = None  # where metrics/figures go; None: the committed folder (see results_dir)
 
     # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
@@ -100,6 +101,9 @@ class Profile:
     def mapper_dir(self, seed: int) -> Path:
         return Path(self.models_dir) / "mapper" / f"seed{seed}"
 
+    def lincir_dir(self, seed: int) -> Path:
+        return Path(self.models_dir) / "lincir" / f"seed{seed}"
+
     def metrics_path(self, task: str) -> Path:
         """The headline results file of `task` (first seed), in the schema external checks read."""
         return self.results_dir / "metrics" / f"{task}.json"
@@ -113,7 +117,8 @@ class Profile:
 
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
-             "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig, "launch": LaunchConfig}
+             "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig, "launch": LaunchConfig,
+             "lincir": LinCIRConfig}
 
 
 TOP_LEVEL_KEYS = ("profile", "demo_profile", "profiles")
@@ -258,14 +263,25 @@ def clip_for(p: Profile, seed: int) -> FrozenClip:
     return load_clip(p.clip)
 
 
-def training_images(p: Profile) -> list[str]:
-    """The demo's CC3M-like list, or the paper's list of present CC3M images written by prepare_data."""
+def _training_list(p: Profile) -> list[tuple[str, str]]:
+    """(image, caption) of the demo's CC3M-like list, or of the paper's present CC3M images (prepare_data)."""
     from .datasets.cc3m import read_image_caption_list
     from .paper_data import CC3M_LIST
 
     if p.kind == "demo":
-        return [path for path, _ in read_image_caption_list(p.world_dir / "cc3m" / "train.tsv")]
-    return [path for path, _ in read_image_caption_list(p.prepared_dir / CC3M_LIST, root=".")]
+        return read_image_caption_list(p.world_dir / "cc3m" / "train.tsv")
+    return read_image_caption_list(p.prepared_dir / CC3M_LIST, root=".")
+
+
+def training_images(p: Profile) -> list[str]:
+    """Pic2Word's training set: the images of the CC3M(-like) list."""
+    return [path for path, _ in _training_list(p)]
+
+
+def training_captions(p: Profile) -> list[str]:
+    """LinCIR's training set: the captions of the same list, never its images. (LinCIR itself trains on
+    CC3M's captions plus two prompt collections; the paper profile uses CC3M's alone, a deviation.)"""
+    return [caption for _, caption in _training_list(p)]
 
 
 def steps_per_epoch(p: Profile, batch_size: int) -> int:
@@ -286,6 +302,28 @@ def train_mapper_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
                         restart_on_change=True)
 
 
+def train_lincir_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
+    from dataclasses import replace
+
+    from .lincir import train_lincir
+
+    clip = clip or clip_for(p, seed)
+    return train_lincir(clip, training_captions(p), replace(p.lincir, seed=seed), p.lincir_dir(seed), restart_on_change=True)
+
+
+def masked_caption_examples(p: Profile, n: int = 8):
+    """A table of `n` distinct training captions and LinCIR's masked form of each."""
+    import random
+
+    import pandas as pd
+
+    from .keywords import mask_keywords
+
+    captions = sorted(set(training_captions(p)))
+    picked = random.Random(0).sample(captions, min(n, len(captions)))
+    return pd.DataFrame({"caption": picked, "masked for training": [mask_keywords(c) for c in picked]})
+
+
 def _oracle(p: Profile, name: str):
     path = p.world_dir / "oracle" / f"{name}.json"
     return json.loads(path.read_text()) if p.kind == "demo" and path.is_file() else None
@@ -297,6 +335,17 @@ def mapper_for(p: Profile, seed: int, clip: FrozenClip):
     from .train import CHECKPOINT_NAME
 
     return load_mapper(p.eval.mapper_checkpoint or p.mapper_dir(seed) / CHECKPOINT_NAME, clip)
+
+
+def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
+    """{method: network} of every trained query method switched on: Pic2Word's mapper, and LinCIR's
+    phi when `lincir.enabled` (the protocols then score each, beside the training-free methods)."""
+    from .lincir import CHECKPOINT_NAME, load_phi
+
+    mappers = {"pic2word": mapper_for(p, seed, clip)}
+    if p.lincir.enabled:
+        mappers["lincir"] = load_phi(p.lincir_dir(seed) / CHECKPOINT_NAME, clip)
+    return mappers
 
 
 def rendition_domains(p: Profile) -> tuple[str, ...]:
@@ -321,7 +370,7 @@ def evaluate_benchmark(p: Profile, name: str, seed: int, clip: FrozenClip | None
     if (skipped := _switched_off(p, name, seed)) is not None:
         return skipped
     clip = clip or clip_for(p, seed)
-    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper if mapper is not None else mapper_for(p, seed, clip))
+    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper if mapper is not None else token_mappers(p, seed, clip))
     result = BENCHMARKS[name].evaluate(ctx)
     _record(p, name, seed, result)
     return result
@@ -340,7 +389,7 @@ def evaluate_more_benchmarks(p: Profile, seed: int) -> dict[str, dict]:
     paper_data.benchmarks, plus the CIRR/CIRCO test submission files. A switched-off benchmark's
     results file says so."""
     clip = clip_for(p, seed)
-    mapper = mapper_for(p, seed, clip)
+    mapper = token_mappers(p, seed, clip)
     (p.results_dir / "submissions").mkdir(parents=True, exist_ok=True)  # a DVC out even when no file is written
     return {name: evaluate_benchmark(p, name, seed, clip, mapper) for name in benchmarks_of_stage("08_more_benchmarks")}
 
@@ -395,6 +444,24 @@ def train_mappers(p: Profile) -> dict:
     return runs
 
 
+def train_lincirs(p: Profile) -> dict:
+    """Train LinCIR's phi per seed; loss logs are copied to results/plots. Switched off
+    (`lincir.enabled: false`), it trains nothing and leaves a note where the models would be."""
+    import shutil
+
+    runs, plots = {}, p.results_dir / "plots" / "lincir_loss"
+    plots.mkdir(parents=True, exist_ok=True)
+    if not p.lincir.enabled:
+        folder = p.models_dir / "lincir"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "SWITCHED_OFF.txt").write_text("lincir.enabled is false in params.yaml: no LinCIR model was trained\n")
+        return runs
+    for seed in p.seeds:
+        runs[seed] = train_lincir_stage(p, seed)
+        shutil.copyfile(runs[seed].log_csv, plots / f"seed{seed}.csv")
+    return runs
+
+
 def _torchrun_training(p: Profile, seed: int):
     """Train under torchrun, one process per GPU (`python -m p2w_lib train`), then read the result back."""
     import csv
@@ -419,7 +486,11 @@ def require_trained(p: Profile, seed: int) -> None:
     """FileNotFoundError saying how to get them when the run's CLIP or mapper is not there yet."""
     from .train import CHECKPOINT_NAME
 
+    from .lincir import CHECKPOINT_NAME as PHI_CHECKPOINT
+
     needed = [] if p.eval.mapper_checkpoint else [p.mapper_dir(seed) / CHECKPOINT_NAME]
+    if p.lincir.enabled:
+        needed.append(p.lincir_dir(seed) / PHI_CHECKPOINT)
     if p.kind == "demo":
         needed.insert(0, p.clip_dir(seed) / "clip")
     missing = [str(path) for path in needed if not path.exists()]

@@ -11,6 +11,7 @@ import importlib.util
 from typing import Sequence
 
 MAPPER_TRAINING = ("train", "mapper", "composed", "loss", "features", "images", "checkpoint", "clip_backbone")
+LINCIR_TRAINING = ("lincir", "phi", "keywords", "composed", "train", "checkpoint", "clip_backbone")
 CLIP_PRETRAINING = ("demo.clip_pretrain", "composed", "loss", "images", "train")
 
 

@@ -1,12 +1,16 @@
-"""The registry of query methods: the paper's four ways to turn (reference image, text) into one
-query embedding, in report order.
+"""The registry of query methods: the ways to turn (reference image, text) into one query embedding,
+in report order: the paper's four, and LinCIR.
 
 - image_only: the normalised image embedding;
 - text_only: the normalised embedding of the prompt with `*` removed (e.g. `a origami of`),
   as the official ImageNet-R evaluation does;
 - image_text: normalise(normalise(image) + normalise(text));
-- pic2word: the prompt encoded with the mapper's pseudo token in place of `*`.
+- pic2word: the prompt encoded with the mapper's pseudo token in place of `*`;
+- lincir: the same prompt with LinCIR's phi (trained on captions only, lincir.py) making the token.
 All outputs are L2-normalised [Q, D].
+
+The trained methods read their network from `QueryInputs.mappers` under their own name; a
+protocol asked for no particular methods scores every method whose network it was given.
 
 Adding a method: a function `QueryInputs -> [Q, D]` (in its own module if it is more than a line)
 and one `QueryMethod(...)` line in `QUERY_METHODS`; every protocol then scores it (docs/extending.md).
@@ -16,14 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .clip_backbone import FrozenClip
 from .composed import PLACEHOLDER, encode_composed_tokens, tokenize_prompts
-from .mapper import Mapper
 from .prefix_cache import PrefixCachedText, supports_prefix_cache
 
 
@@ -42,8 +46,9 @@ def encode_unique_texts(clip: FrozenClip, texts: Sequence[str], batch_size: int 
 
 
 @torch.no_grad()
-def pic2word_queries(clip: FrozenClip, mapper: Mapper, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-    """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]."""
+def pic2word_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]; `mapper` is any
+    network from image embedding to pseudo token (Pic2Word's mapper, LinCIR's phi)."""
     was_training = mapper.training
     mapper.eval()
     # `a {domain} of *`: each domain's prefix runs once, then 2 positions per query (prefix_cache.py).
@@ -63,11 +68,12 @@ def pic2word_queries(clip: FrozenClip, mapper: Mapper, image_feats: torch.Tensor
 
 @dataclass
 class QueryInputs:
-    """What a method composes from: Q reference images and their texts. The encodings that several
-    methods share (the normalised image, the text-only text) are computed once, when first asked."""
+    """What a method composes from: Q reference images and their texts, and the trained networks
+    (method name -> network). The encodings that several methods share (the normalised image, the
+    text-only text) are computed once, when first asked."""
 
     clip: FrozenClip
-    mapper: Mapper | None
+    mappers: Mapping[str, nn.Module]
     image_feats: torch.Tensor  # [Q, D] unnormalised CLIP image embeddings
     prompts: Sequence[str]  # Q prompts with `*`
     texts: Sequence[str]  # Q text-only strings
@@ -81,10 +87,10 @@ class QueryInputs:
     def text(self) -> torch.Tensor:
         return encode_unique_texts(self.clip, self.texts, self.batch_size)  # [Q, D], normalised
 
-    def require_mapper(self, method: str) -> Mapper:
-        if self.mapper is None:
-            raise ValueError(f"the {method} method needs a trained mapper")
-        return self.mapper
+    def require_mapper(self, method: str) -> nn.Module:
+        if method not in self.mappers:
+            raise ValueError(f"the {method} method needs its trained network; got networks for {sorted(self.mappers)}")
+        return self.mappers[method]
 
 
 @dataclass(frozen=True)
@@ -93,44 +99,70 @@ class QueryMethod:
     label: str  # how tables and figures name it
     short: str  # its key in the small summary files `dvc metrics show` prints
     compose: Callable[[QueryInputs], torch.Tensor]  # [Q, D], L2-normalised
+    colour: str  # its bars and lines in every figure
+    trained: bool = False  # needs a network in QueryInputs.mappers under its name
 
 
 def _image_text(q: QueryInputs) -> torch.Tensor:
     return F.normalize(q.image + q.text, dim=-1)  # [Q, D]
 
 
-def _pic2word(q: QueryInputs) -> torch.Tensor:
-    return pic2word_queries(q.clip, q.require_mapper("pic2word"), q.image_feats, q.prompts, q.batch_size)
+def _pseudo_token(method: str) -> Callable[[QueryInputs], torch.Tensor]:
+    """Compose the prompt with the token of `method`'s network (Pic2Word, LinCIR: same prompt, other token)."""
+    return lambda q: pic2word_queries(q.clip, q.require_mapper(method), q.image_feats, q.prompts, q.batch_size)
 
 
 QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
-    QueryMethod("image_only", "image only", "img", lambda q: q.image),
-    QueryMethod("text_only", "text only", "txt", lambda q: q.text),
-    QueryMethod("image_text", "image + text", "img+txt", _image_text),
-    QueryMethod("pic2word", "Pic2Word", "p2w", _pic2word),
+    QueryMethod("image_only", "image only", "img", lambda q: q.image, "#9e9e9e"),
+    QueryMethod("text_only", "text only", "txt", lambda q: q.text, "#bdbdbd"),
+    QueryMethod("image_text", "image + text", "img+txt", _image_text, "#64b5f6"),
+    QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
+    QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
 )}
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
+
+TokenMappers = Mapping[str, nn.Module]
+
+
+def as_mappers(mapper: nn.Module | TokenMappers | None) -> dict[str, nn.Module]:
+    """{method: network}; a bare network is Pic2Word's mapper (the single-method call of earlier versions)."""
+    if mapper is None:
+        return {}
+    if isinstance(mapper, nn.Module):
+        return {"pic2word": mapper}
+    unknown = set(mapper) - {n for n, m in QUERY_METHODS.items() if m.trained}
+    if unknown:
+        raise ValueError(f"networks given for {sorted(unknown)}, which are not trained query methods")
+    return dict(mapper)
+
+
+def available_methods(mapper: nn.Module | TokenMappers | None) -> tuple[str, ...]:
+    """Every method that can run with these networks, in registry order."""
+    have = as_mappers(mapper)
+    return tuple(n for n, m in QUERY_METHODS.items() if not m.trained or n in have)
 
 
 def compose_queries(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: nn.Module | TokenMappers | None,
     image_feats: torch.Tensor,
     prompts: Sequence[str],
     text_only: Sequence[str] | None = None,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     batch_size: int = 256,
 ) -> dict[str, torch.Tensor]:
-    """Query embeddings for each method in `methods`.
+    """Query embeddings for each method in `methods` (None: every method `mapper` allows).
 
+    mapper: Pic2Word's mapper, or {method: network} for the trained methods (see QueryInputs).
     image_feats: [Q, D] unnormalised CLIP embeddings of the reference images.
     prompts: Q prompts with `*`; text_only: the text-only strings (default: prompts without `*`).
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
+    methods = available_methods(mapper) if methods is None else methods
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {METHODS}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, mapper, image_feats, prompts, texts, batch_size)
+    inputs = QueryInputs(clip, as_mappers(mapper), image_feats, prompts, texts, batch_size)
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

@@ -220,20 +220,20 @@ def gather_batch(feats: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(feats))
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     state = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _last_logged_loss(path: Path) -> float:
+def last_logged_loss(path: Path) -> float:
     if not path.is_file():
         return float("nan")
     with open(path, newline="") as fh:
@@ -245,7 +245,7 @@ class StaleCheckpointError(CheckpointError):
     """A resumable checkpoint of another run: other settings, CLIP or training images."""
 
 
-def _list_id(paths: Sequence[str]) -> str:
+def list_id(paths: Sequence[str]) -> str:
     """Identity of a training list (its paths, in order): a changed list is another run."""
     h = hashlib.sha256()
     for p in paths:
@@ -280,7 +280,7 @@ def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainCo
         )
     mapper.load_state_dict(ckpt["mapper"])
     opt.load_state_dict(ckpt["optimizer"])
-    _set_rng_state(ckpt["rng"])
+    set_rng_state(ckpt["rng"])
     return int(ckpt["step"]), list(ckpt.get("resumed_at", []))
 
 
@@ -331,7 +331,7 @@ def train_mapper(
     mapper = Mapper.from_config(mapper_cfg, clip.embed_dim, clip.token_dim).to(clip.device)
     opt = make_optimizer(mapper, cfg)
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
-    data_id, code_id = _list_id(image_paths), code_fingerprint(MAPPER_TRAINING)
+    data_id, code_id = list_id(image_paths), code_fingerprint(MAPPER_TRAINING)
     start, resumed_at = 0, []
     if ckpt_path.exists():
         try:
@@ -361,7 +361,7 @@ def train_mapper(
             return
         save_mapper_checkpoint(
             ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
-            n_images=n, data=data_id, code=code_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=_rng_state(),
+            n_images=n, data=data_id, code=code_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=rng_state(),
         )
 
     def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`
@@ -370,7 +370,7 @@ def train_mapper(
     tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
     text = PrefixCachedText(clip.model) if supports_prefix_cache(clip.model) else None
     mapper.train()
-    loss = _last_logged_loss(log_path) if start >= stop else float("nan")  # a finished run: what it ended on
+    loss = last_logged_loss(log_path) if start >= stop else float("nan")  # a finished run: what it ended on
     new_log = not log_path.is_file()
     with open(log_path if rank == 0 else os.devnull, "a", newline="") as fh:
         writer = csv.writer(fh)

@@ -75,9 +75,10 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
 
 @pytest.mark.parametrize("name", METHODS)
 def test_each_query_method_gives_one_unit_vector_per_query(name, clip):
-    mapper = Mapper.from_config(MapperConfig(hidden_dim=16), clip.embed_dim, clip.token_dim)
+    net = Mapper.from_config(MapperConfig(hidden_dim=16), clip.embed_dim, clip.token_dim)  # any image -> token network
+    mappers = {n: net for n, m in QUERY_METHODS.items() if m.trained}
     feats = torch.randn(5, clip.embed_dim)
-    out = compose_queries(clip, mapper, feats, ["a sketch of *"] * 3 + ["a photo of * , is red"] * 2, methods=[name])
+    out = compose_queries(clip, mappers, feats, ["a sketch of *"] * 3 + ["a photo of * , is red"] * 2, methods=[name])
     assert list(out) == [name] and out[name].shape == (5, clip.embed_dim)
     assert torch.allclose(out[name].norm(dim=-1), torch.ones(5), atol=1e-5)
     assert QUERY_METHODS[name].label in METHOD_LABELS.values()

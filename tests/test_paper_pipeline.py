@@ -21,7 +21,8 @@ from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word"}
+METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir"}
+LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
 
 
 def test_paper_profile_is_the_papers_recipe():
@@ -32,13 +33,16 @@ def test_paper_profile_is_the_papers_recipe():
     assert (t.batch_size, t.lr, t.weight_decay, t.epochs, t.warmup_steps) == (512, 1e-4, 0.1, 30, 10000)
     assert (t.betas, t.eps, t.crop_scale, t.prompt) == ((0.9, 0.98), 1e-6, (0.9, 1.0), "a photo of *")
     assert (p.mapper.hidden_dim, p.mapper.n_layers, p.mapper.dropout) == (512, 2, 0.1)
+    c = p.lincir  # LinCIR's published recipe: 8 GPUs x 64, constant lr 1e-4, wd 0.01, 20k steps, phi 4x wide, dropout 0.5
+    assert (c.enabled, c.batch_size, c.lr, c.weight_decay, c.steps, c.warmup_steps) == (True, 512, 1e-4, 0.01, 20000, 0)
+    assert (c.hidden_mult, c.dropout, c.noise_scale) == (4, 0.5, 1.0)
     assert p.paper_data.benchmarks == PAPER_BENCHMARKS and p.results_dir == Path("results/paper")
 
 
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
     stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
+    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
     for name, stage in stages.items():
         assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
@@ -79,6 +83,7 @@ def paper_repo(tmp_path, monkeypatch):
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
+    paper["lincir"].update(LINCIR_TINY)
     paper["eval"]["max_bad_fraction"] = 0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
     paper["paper_data"].update(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
                                imagenet_lists=str(sources / "lists"))
@@ -99,6 +104,7 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert p.train.augment_views == 4 and not p.train.recompute_image_features  # the paper default
     assert run.steps == 2 * (23 // 8)  # 24 listed images; the corrupt one is left out of every view's cache
     assert "view 4/4): 1 of 24 images skipped (e.g. data/paper/cc3m/images/00003.jpg" in caplog.text
+    assert pipeline.train_lincir_stage(p, 0).steps == 3  # captions only: the corrupt image does not matter
 
     dc = pipeline.evaluate_domain_conversion_stage(p, 0)
     assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
@@ -131,6 +137,7 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
 def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["cirr"]
+    params["profiles"]["paper"]["lincir"]["enabled"] = False  # and LinCIR switched off: not trained, not scored
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p = pipeline.load_profile()
     pipeline.prepare_data(p)
@@ -143,7 +150,7 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     assert Path("results/paper/notebooks/08_more_benchmarks.html").is_file()
     circo = json.loads(Path("results/paper/metrics/circo.json").read_text())
     assert circo["skipped"].startswith("not in paper_data.benchmarks")
-    assert "methods" in json.loads(Path("results/paper/metrics/cirr.json").read_text())
+    assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {"lincir"}
 
 
 def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
@@ -160,12 +167,13 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=1, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
+    paper["lincir"].update(LINCIR_TINY)
     paper["eval"].update(max_bad_fraction=0.4, ks=[1, 5])  # 2 of 6 shirt triplets lack an image; galleries hold 7 to 16
     paper["paper_data"]["benchmarks"] = ["fashion_iq", "cirr", "circo", "coco_objects"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
-    for stage in ("prepare_data", "train_mapper", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
+    for stage in ("prepare_data", "train_mapper", "train_lincir", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
         assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
     metrics = repo / "results" / "paper" / "metrics"
     assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")

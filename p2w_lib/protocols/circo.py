@@ -20,7 +20,7 @@ from ..clip_backbone import FrozenClip
 from ..datasets.circo import CircoQuery, read_gallery, read_queries
 from ..mapper import Mapper
 from ..metrics import average_precision, relevance_from_sets
-from ..queries import METHODS
+from ..queries import TokenMappers
 from ..retrieval import topk_search
 from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
 from .submissions import check_circo_submission, write_submission
@@ -43,14 +43,14 @@ def _gallery(clip: FrozenClip, root: Path, cache_dir, max_bad_fraction: float) -
 
 def evaluate_circo(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: Mapper | TokenMappers | None,
     root: str | Path,
     ks: Sequence[int] = KS,
     cache_dir: str | Path | None = None,
     max_bad_fraction: float = 0.01,
     profile: str = "paper",
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,  # None: every method the given networks allow
 ) -> dict:
     """mAP@K on the val split for each query method."""
     root = Path(root)
@@ -102,7 +102,7 @@ def aspect_map(rel_and_n_gt, queries: Sequence[CircoQuery]) -> dict[str, float]:
 
 def write_test_submission(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: Mapper | TokenMappers | None,
     root: str | Path,
     out_dir: str | Path,
     method: str = "pic2word",

@@ -18,7 +18,7 @@ from ..clip_backbone import FrozenClip
 from ..datasets.cirr import CirrQuery, read_image_split, read_queries
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
-from ..queries import METHODS
+from ..queries import TokenMappers
 from ..retrieval import topk_search
 from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
 from .submissions import CIRR_LIST_LENGTH, check_cirr_submission, write_submission
@@ -56,7 +56,7 @@ def recall_subset(feats: torch.Tensor, gallery: Gallery, queries: Sequence[CirrQ
 
 def evaluate_cirr(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: Mapper | TokenMappers | None,
     root: str | Path,
     ks: Sequence[int] = KS,
     subset_ks: Sequence[int] = SUBSET_KS,
@@ -64,7 +64,7 @@ def evaluate_cirr(
     max_bad_fraction: float = 0.01,
     profile: str = "paper",
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,  # None: every method the given networks allow
 ) -> dict:
     """Recall@K and Recall_subset@K on the val split for each query method."""
     root = Path(root)
@@ -88,7 +88,7 @@ def evaluate_cirr(
 
 def write_test_submission(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: Mapper | TokenMappers | None,
     root: str | Path,
     out_dir: str | Path,
     method: str = "pic2word",

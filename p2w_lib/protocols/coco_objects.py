@@ -19,7 +19,7 @@ from ..clip_backbone import FrozenClip
 from ..datasets.coco import ObjectQuery, query_crop_path, read_queries
 from ..mapper import Mapper
 from ..metrics import relevance_from_sets
-from ..queries import METHODS, compose_queries
+from ..queries import TokenMappers, compose_queries
 from .common import embed_gallery, embed_queries, log_counts, methods_document, rank_and_score
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def texts_for(q: ObjectQuery, prompt: str = "with_class") -> tuple[str, str]:
 
 def evaluate_coco_objects(
     clip: FrozenClip,
-    mapper: Mapper | None,
+    mapper: Mapper | TokenMappers | None,
     root: str | Path,
     queries_dir: str | Path,
     ks: Sequence[int] = KS,
@@ -49,7 +49,7 @@ def evaluate_coco_objects(
     max_bad_fraction: float = 0.01,
     profile: str = "paper",
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,  # None: every method the given networks allow
     prompt: str = "with_class",
 ) -> dict:
     """Recall@K per method; `root` holds val2017/, `queries_dir` the prepared coco_eval.csv and query_crops/."""

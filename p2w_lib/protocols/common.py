@@ -103,7 +103,7 @@ def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -
 
 
 def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequence, captions: Sequence[str],
-                    prompt: str, methods: Sequence[str]) -> dict[str, torch.Tensor]:
+                    prompt: str, methods: Sequence[str] | None) -> dict[str, torch.Tensor]:
     """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
     prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
     from ..queries import compose_queries

@@ -24,7 +24,7 @@ from ..clip_backbone import FrozenClip
 from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from ..mapper import Mapper
 from ..metrics import TRUE_RECALL_EPS, relevance_from_labels
-from ..queries import METHODS, compose_queries, encode_unique_texts
+from ..queries import TokenMappers, compose_queries, encode_unique_texts
 from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ QUERY_SETS = ("all", "evaluable")  # "all": official; "evaluable": only queries 
 
 def evaluate_domain_conversion(
     clip: FrozenClip,
-    mapper: Mapper,
+    mapper: Mapper | TokenMappers,
     root: str | Path,
     domains: Sequence[str],
     ks: Sequence[int] = (10, 50),
@@ -48,7 +48,7 @@ def evaluate_domain_conversion(
     target_list: str = TARGET_LIST,
     queries: str = "all",
 ) -> dict:
-    """Evaluate the four query methods (+ an optional oracle text row) per domain.
+    """Evaluate every query method `mapper` allows (+ an optional oracle text row) per domain.
 
     domains: domain names in label-index order (index p = the rendition domain index p).
     oracle_texts: domain -> one text per query line (e.g. naming the true class), scored as text-only.
@@ -78,7 +78,7 @@ def evaluate_domain_conversion(
         no_relevant[domain] = int((~has_relevant).sum())
         rows = torch.ones_like(has_relevant) if queries == "all" else has_relevant
         prompts = [PROMPT.format(domain=domain)] * int(rows.sum())
-        feats = compose_queries(clip, mapper, ref_feats[rows], prompts, methods=METHODS)
+        feats = compose_queries(clip, mapper, ref_feats[rows], prompts, methods=None)
         if oracle_texts is not None:
             texts = [t for t, keep in zip(oracle_texts[domain], ok.tolist()) if keep]
             feats["oracle_text"] = encode_unique_texts(clip, [t for t, r in zip(texts, rows.tolist()) if r])

@@ -25,7 +25,7 @@ from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_trip
 from ..images import BadImagesError
 from ..mapper import Mapper
 from ..metrics import paired_bootstrap, relevance_from_sets
-from ..queries import METHODS, compose_queries, encode_unique_texts
+from ..queries import TokenMappers, compose_queries, encode_unique_texts
 from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
 
 log = logging.getLogger(__name__)
@@ -52,18 +52,18 @@ def searle_query_texts(triplet) -> list[tuple[str, str]]:
 def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
     if style == "pic2word":
         prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
-        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS)
+        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None)
     if style != "searle":
         raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
     per_order = []
     for order in (0, 1):
         prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
-        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=METHODS))
+        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None))
     return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
 
 
 def evaluate_category(
-    clip: FrozenClip, mapper: Mapper, root: Path, category: str, ks: Sequence[int], cache_dir,
+    clip: FrozenClip, mapper: Mapper | TokenMappers, root: Path, category: str, ks: Sequence[int], cache_dir,
     oracle_texts: list[str] | None, max_bad_fraction: float, prompt_style: str = "pic2word",
 ) -> tuple[dict, dict]:
     """Scores per method for one category, and the evaluable/skipped counts."""
@@ -100,7 +100,7 @@ def evaluate_category(
 
 def evaluate_fashion_iq(
     clip: FrozenClip,
-    mapper: Mapper,
+    mapper: Mapper | TokenMappers,
     root: str | Path,
     categories: Sequence[str] = CATEGORIES,
     ks: Sequence[int] = (10, 50),
@@ -111,7 +111,7 @@ def evaluate_fashion_iq(
     seed: int = 0,
     prompt_style: str = "pic2word",
 ) -> dict:
-    """Hit-rate recall per category and averaged, for the four methods (+ optional oracle)."""
+    """Hit-rate recall per category and averaged, for every query method `mapper` allows (+ optional oracle)."""
     root = Path(root)
     per_category, counts, rel = {}, {}, {}
     for category in categories:
