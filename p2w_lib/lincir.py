@@ -14,7 +14,6 @@ dropout RNG, so a resumed run equals an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,9 @@ from .composed import (
     PLACEHOLDER, placeholder_token_id, pool_positions, run_text_tower, run_text_tower_bucketed, text_tower, warn_if_truncated,
 )
 from .config import LinCIRConfig, to_dict, validate
-from .io_utils import atomic_torch_save, trim_step_log
+from .io_utils import atomic_torch_save
 from .keywords import mask_keywords
+from .loop import Loop, StepLog
 from .phi import Phi, PhiShape, shape_of_state
 from .provenance import LINCIR_TRAINING, code_fingerprint
 from .train import batch_indices, last_logged_loss, list_id, rng_state, set_rng_state
@@ -141,6 +141,32 @@ def lr_at(step: int, cfg: LinCIRConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
+def _caption_data(clip: FrozenClip, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, MaskedCaptions]:
+    """(row of each caption among the distinct ones [N], their embeddings [U, D], their masked tokens):
+    CLIP is frozen, so each distinct caption is embedded and masked once."""
+    unique = sorted(set(captions))
+    row = {c: i for i, c in enumerate(unique)}
+    sample_rows = torch.tensor([row[c] for c in captions])  # [N]
+    return sample_rows, caption_embeddings(clip, unique), tokenize_masked(clip, [mask_keywords(c) for c in unique])
+
+
+def _start_step(ckpt_path: Path, log_path: Path, phi: Phi, opt, clip: FrozenClip, cfg: LinCIRConfig, data_id: str,
+                code_id: str, restart_on_change: bool) -> int:
+    """The step to start from: 0, or the checkpoint's when it is of this run (a stale one raises, or is
+    deleted with its log when `restart_on_change`)."""
+    if not ckpt_path.exists():
+        return 0
+    try:
+        return _resume(ckpt_path, phi, opt, clip, cfg, data_id, code_id)
+    except StaleLinCIRCheckpoint as err:
+        if not restart_on_change:
+            raise
+        log.warning("%s; starting over", err)
+        ckpt_path.unlink()
+        log_path.unlink(missing_ok=True)
+        return 0
+
+
 def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, out_dir: str | Path,
                  until_step: int | None = None, restart_on_change: bool = False) -> LinCIRResult:
     """Train (or resume) LinCIR's phi on `captions`; checkpoint and loss log go to `out_dir`.
@@ -153,11 +179,7 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
     out_dir.mkdir(parents=True, exist_ok=True)
     if len(captions) < cfg.batch_size:
         raise ValueError(f"{len(captions)} captions but a batch of {cfg.batch_size}; lower lincir.batch_size")
-    unique = sorted(set(captions))
-    row = {c: i for i, c in enumerate(unique)}
-    sample_rows = torch.tensor([row[c] for c in captions])  # [N] caption -> distinct caption
-    targets = caption_embeddings(clip, unique)  # [U, D]
-    masked = tokenize_masked(clip, [mask_keywords(c) for c in unique])
+    sample_rows, targets, masked = _caption_data(clip, captions)
 
     torch.manual_seed(cfg.seed)  # phi's initialisation and its dropout
     phi = Phi(phi_shape(clip, cfg)).to(clip.device)
@@ -165,50 +187,32 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
     opt = torch.optim.AdamW(phi.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_path, log_path = out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
     data_id, code_id = list_id(captions), code_fingerprint(LINCIR_TRAINING)
-    start = 0
-    if ckpt_path.exists():
-        try:
-            start = _resume(ckpt_path, phi, opt, clip, cfg, data_id, code_id)
-        except StaleLinCIRCheckpoint as err:
-            if not restart_on_change:
-                raise
-            log.warning("%s; starting over", err)
-            ckpt_path.unlink()
-            log_path.unlink(missing_ok=True)
-    trim_step_log(log_path, start)
+    start = _start_step(ckpt_path, log_path, phi, opt, clip, cfg, data_id, code_id, restart_on_change)
     stop = cfg.steps if until_step is None else min(cfg.steps, until_step)
 
     def checkpoint(step: int) -> None:
         _save(ckpt_path, phi, clip, cfg, step=step, total_steps=cfg.steps, data=data_id, code=code_id,
               optimizer=opt.state_dict(), rng=rng_state())
 
+    def step(i: int) -> StepLog:
+        lr = lr_at(i, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        rows = sample_rows[batch_indices(i, len(captions), cfg.batch_size, cfg.seed)]  # [B]
+        noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        e = targets[rows].to(clip.device)  # [B, D]
+        loss = lincir_loss(clip, phi, e, noisy(e, cfg.noise_scale, noise), masked.ids[rows], masked.star[rows],
+                           masked.pool_pos[rows])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return StepLog((i * cfg.batch_size // len(captions), f"{loss.item():.6f}", f"{lr:.3e}"), loss.item())
+
     phi.train()
-    loss = last_logged_loss(log_path) if start >= stop else float("nan")
-    new_log = not log_path.is_file()
-    with open(log_path, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new_log:
-            writer.writerow(["step", "epoch", "loss", "lr"])
-        bar = tqdm(range(start, stop), desc="training LinCIR phi", unit="step", initial=start, total=cfg.steps)
-        for step in bar:
-            lr = lr_at(step, cfg)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            rows = sample_rows[batch_indices(step, len(captions), cfg.batch_size, cfg.seed)]  # [B]
-            noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            e = targets[rows].to(clip.device)  # [B, D]
-            loss_t = lincir_loss(clip, phi, e, noisy(e, cfg.noise_scale, noise), masked.ids[rows],
-                                 masked.star[rows], masked.pool_pos[rows])
-            opt.zero_grad(set_to_none=True)
-            loss_t.backward()
-            opt.step()
-            loss = loss_t.item()
-            if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
-                writer.writerow([step + 1, step * cfg.batch_size // len(captions), f"{loss:.6f}", f"{lr:.3e}"])
-                fh.flush()
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < stop:
-                checkpoint(step + 1)
+    loop = Loop(log_path, ("epoch", "loss", "lr"), cfg.steps, "training LinCIR phi", cfg.checkpoint_every, cfg.log_every)
+    loss = loop.run(start, stop, step, checkpoint)
+    if start >= stop:
+        loss = last_logged_loss(log_path)  # a finished run: what it ended on
     if stop > start or not ckpt_path.exists():
         checkpoint(stop)
     phi.eval()

@@ -40,6 +40,7 @@ class EvalConfig:
         "class_free" (`a photo of * and {others}`).
     mapper_checkpoint: evaluate this checkpoint (ours, or the official Pic2Word release) instead of
         the profile's trained mapper.
+    lincir_checkpoint: the same for LinCIR's phi (ours, or the official release, `{"Phi": ...}`).
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
     """
 
@@ -49,6 +50,7 @@ class EvalConfig:
     imagenet_r_queries: str = "all"
     coco_prompt: str = "with_class"
     mapper_checkpoint: str | None = None
+    lincir_checkpoint: str | None = None
     test_submissions: bool = True
 
 
@@ -344,7 +346,7 @@ def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
 
     mappers = {"pic2word": mapper_for(p, seed, clip)}
     if p.lincir.enabled:
-        mappers["lincir"] = load_phi(p.lincir_dir(seed) / CHECKPOINT_NAME, clip)
+        mappers["lincir"] = load_phi(p.eval.lincir_checkpoint or p.lincir_dir(seed) / CHECKPOINT_NAME, clip)
     return mappers
 
 
@@ -489,7 +491,7 @@ def require_trained(p: Profile, seed: int) -> None:
     from .lincir import CHECKPOINT_NAME as PHI_CHECKPOINT
 
     needed = [] if p.eval.mapper_checkpoint else [p.mapper_dir(seed) / CHECKPOINT_NAME]
-    if p.lincir.enabled:
+    if p.lincir.enabled and not p.eval.lincir_checkpoint:
         needed.append(p.lincir_dir(seed) / PHI_CHECKPOINT)
     if p.kind == "demo":
         needed.insert(0, p.clip_dir(seed) / "clip")

@@ -10,9 +10,9 @@ import hashlib
 import importlib.util
 from typing import Sequence
 
-MAPPER_TRAINING = ("train", "mapper", "composed", "loss", "features", "images", "checkpoint", "clip_backbone")
-LINCIR_TRAINING = ("lincir", "phi", "keywords", "composed", "train", "checkpoint", "clip_backbone")
-CLIP_PRETRAINING = ("demo.clip_pretrain", "composed", "loss", "images", "train")
+MAPPER_TRAINING = ("train", "loop", "mapper", "composed", "loss", "features", "images", "checkpoint", "clip_backbone")
+LINCIR_TRAINING = ("lincir", "loop", "phi", "keywords", "composed", "train", "checkpoint", "clip_backbone")
+CLIP_PRETRAINING = ("demo.clip_pretrain", "loop", "composed", "loss", "images", "train")
 
 
 def code_fingerprint(modules: Sequence[str]) -> str:

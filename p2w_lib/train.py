@@ -15,7 +15,6 @@ import functools
 import hashlib
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, save_mapper_checkpoint
 from .clip_backbone import FrozenClip
@@ -32,7 +30,7 @@ from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict, validate
 from .features import AugmentedView, augment_transform, embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
-from .io_utils import trim_step_log
+from .loop import Loop, StepLog
 from .loss import contrastive_loss
 from .provenance import MAPPER_TRAINING, code_fingerprint
 from .mapper import Mapper
@@ -344,8 +342,6 @@ def train_mapper(
             if rank == 0:  # every rank sees the stale checkpoint; one deletes it
                 ckpt_path.unlink(missing_ok=True)
                 log_path.unlink(missing_ok=True)
-    if rank == 0:
-        trim_step_log(log_path, start)
     stop = total if until_step is None else min(total, until_step)
     if 0 < start < stop:
         resumed_at = [*resumed_at, start]  # provenance: the checkpoint says where a run was picked up
@@ -370,25 +366,20 @@ def train_mapper(
     tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
     text = PrefixCachedText(clip.model) if supports_prefix_cache(clip.model) else None
     mapper.train()
-    loss = last_logged_loss(log_path) if start >= stop else float("nan")  # a finished run: what it ended on
-    new_log = not log_path.is_file()
-    with open(log_path if rank == 0 else os.devnull, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new_log:
-            writer.writerow(["step", "epoch", "loss", "lr"])
-        bar = tqdm(range(start, stop), desc="training mapper", unit="step", initial=start, total=total, disable=rank != 0)
-        features = source(start, stop, plan)
-        for step in bar:
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps, total)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            loss = train_step(clip, model, tokens, next(features), opt, cfg, text)  # features of plan(step): [B, D]
-            if (step + 1) % cfg.log_every == 0 or step + 1 == stop:
-                writer.writerow([step + 1, step // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"])
-                fh.flush()
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)  # the bar redraws at its own interval
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < stop:
-                checkpoint(step + 1)
+    features = source(start, stop, plan)
+
+    def step(i: int) -> StepLog:
+        lr = lr_at(i, cfg.lr, cfg.warmup_steps, total)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = train_step(clip, model, tokens, next(features), opt, cfg, text)  # features of plan(i): [B, D]
+        return StepLog((i // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"), loss)
+
+    loop = Loop(log_path, ("epoch", "loss", "lr"), total, "training mapper", cfg.checkpoint_every, cfg.log_every,
+                write=rank == 0)
+    loss = loop.run(start, stop, step, checkpoint)
+    if start >= stop:
+        loss = last_logged_loss(log_path)  # a finished run: what it ended on
     if stop > start or not ckpt_path.exists():
         checkpoint(stop)
     mapper.eval()

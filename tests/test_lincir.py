@@ -163,3 +163,22 @@ def test_an_official_phi_file_loads_and_a_foreign_clip_is_refused(clip, clip_see
     torch.save({"Phi": {k: v for k, v in phi.state_dict().items() if not k.startswith("layers.6")}}, tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match="not a SEARLE/LinCIR phi state dict"):
         load_phi(tmp_path / "cut.pt", clip)
+
+
+def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tmp_path, monkeypatch):
+    """eval.lincir_checkpoint: the released phi stands in for a trained one; switched off, LinCIR is left out."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from p2w_lib import pipeline
+
+    phi = Phi(phi_shape(clip, LinCIRConfig(hidden_mult=1)))
+    torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "lincir_large.pt")
+    p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
+    p = replace(p, eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")))
+    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
+    mappers = pipeline.token_mappers(p, 0, clip)
+    x = torch.randn(2, clip.embed_dim)
+    assert mappers["pic2word"] == "pic2word's mapper" and torch.equal(mappers["lincir"](x), phi.eval()(x))
+    off = replace(p, lincir=replace(p.lincir, enabled=False))
+    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word"]

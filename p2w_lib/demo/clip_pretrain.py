@@ -8,7 +8,6 @@ channels-last (about 2x faster on CPU).
 """
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import json
@@ -29,7 +28,8 @@ from ..composed import pool_positions, run_text_tower_bucketed, text_tower
 from ..config import DemoClipConfig, to_dict, validate
 from ..datasets.cc3m import read_image_caption_list
 from ..images import load_rgb
-from ..io_utils import atomic_torch_save, atomic_write_json, trim_step_log
+from ..io_utils import atomic_torch_save, atomic_write_json
+from ..loop import Loop, StepLog
 from ..provenance import CLIP_PRETRAINING, code_fingerprint
 from ..loss import contrastive_loss
 from ..train import lr_at
@@ -110,42 +110,37 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     std = torch.tensor(pre["std"]).view(1, 3, 1, 1)
     opt = make_optimizer(model, cfg)
     start = _resume(out_dir / STATE_NAME, model, opt, cfg, data_id, restart_on_change)
-    if start:
-        trim_step_log(out_dir / LOG_NAME, start)
     n = len(pairs)
     groups = caption_groups([c for _, c in pairs], OBJECT_WORDS) if cfg.hard_negatives else []
     caption_ids = _caption_ids([c for _, c in pairs])  # [N] equal ids for equal captions
     if n < cfg.batch_size:
         raise ValueError(f"{list_path}: {n} images, fewer than batch_size={cfg.batch_size}")
 
-    with open(out_dir / LOG_NAME, "a" if start else "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if not start:
-            writer.writerow(["step", "loss", "logit_scale", "lr"])
-        bar = tqdm(range(start, cfg.steps), desc="pretraining demo CLIP", unit="step", initial=start, total=cfg.steps)
-        for step in bar:
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            idx = mixed_batch(step, n, cfg.batch_size, cfg.seed, groups, cfg.hard_negatives)  # [B]
-            x = ((images[idx].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
-            img = F.normalize(model.encode_image(x), dim=-1)  # [B, D]
-            txt = run_text_tower_bucketed(model, ids[idx], pool[idx], n_buckets=4)  # [B, D]
-            if cfg.same_caption_positives:
-                loss = same_caption_loss(img, txt, model.logit_scale.exp(), caption_ids[idx])
-            else:
-                loss = contrastive_loss(img, txt, model.logit_scale.exp())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, 4.6052)  # as CLIP: temperature capped at 100
-            writer.writerow([step + 1, f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}", f"{lr:.3e}"])
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)  # the bar redraws at its own interval
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                fh.flush()
-                atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step + 1, "model": model.state_dict(),
-                                   "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
+    def step(i: int) -> StepLog:
+        lr = lr_at(i, cfg.lr, cfg.warmup_steps, cfg.steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = mixed_batch(i, n, cfg.batch_size, cfg.seed, groups, cfg.hard_negatives)  # [B]
+        x = ((images[idx].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
+        img = F.normalize(model.encode_image(x), dim=-1)  # [B, D]
+        txt = run_text_tower_bucketed(model, ids[idx], pool[idx], n_buckets=4)  # [B, D]
+        if cfg.same_caption_positives:
+            loss = same_caption_loss(img, txt, model.logit_scale.exp(), caption_ids[idx])
+        else:
+            loss = contrastive_loss(img, txt, model.logit_scale.exp())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, 4.6052)  # as CLIP: temperature capped at 100
+        return StepLog((f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}", f"{lr:.3e}"), loss.item())
+
+    def checkpoint(step: int) -> None:
+        atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step, "model": model.state_dict(),
+                           "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
+
+    loop = Loop(out_dir / LOG_NAME, ("loss", "logit_scale", "lr"), cfg.steps, "pretraining demo CLIP", cfg.checkpoint_every)
+    loop.run(start, cfg.steps, step, checkpoint)
     model.eval()
     (out_dir / TRAINED_NAME).unlink(missing_ok=True)  # the record goes last: a half-saved model is never reused
     folder = save_clip(model, model_cfg, pre, out_dir / "clip")
