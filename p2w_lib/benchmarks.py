@@ -60,23 +60,23 @@ class Benchmark:
 
 
 def _domain_conversion(ctx: EvalContext) -> dict:
-    from .pipeline import _oracle, rendition_domains
+    from .pipeline import oracle_texts, rendition_domains
     from .protocols.domain_conversion import evaluate_domain_conversion
 
     p = ctx.profile
     return evaluate_domain_conversion(
         ctx.clip, ctx.mapper, p.world_dir, rendition_domains(p), ks=p.eval.ks,
-        oracle_texts=_oracle(p, "domain_conversion"), queries=p.eval.imagenet_r_queries, **ctx.common, **ctx.labels,
+        oracle_texts=oracle_texts(p, "domain_conversion"), queries=p.eval.imagenet_r_queries, **ctx.common, **ctx.labels,
     )
 
 
 def _fashion_iq(ctx: EvalContext) -> dict:
-    from .pipeline import _oracle
+    from .pipeline import oracle_texts
     from .protocols.fashion_iq import evaluate_fashion_iq
 
     p = ctx.profile
     return evaluate_fashion_iq(
-        ctx.clip, ctx.mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, oracle_texts=_oracle(p, "fashion_iq"),
+        ctx.clip, ctx.mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, oracle_texts=oracle_texts(p, "fashion_iq"),
         prompt_style=p.eval.fashion_iq_prompt, **ctx.common, **ctx.labels,
     )
 

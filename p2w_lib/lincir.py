@@ -34,7 +34,7 @@ from .keywords import mask_keywords
 from .loop import Loop, StepLog
 from .phi import Phi, PhiShape, shape_of_state
 from .provenance import LINCIR_TRAINING, code_fingerprint
-from .train import batch_indices, last_logged_loss, list_id, rng_state, set_rng_state
+from .train import batch_indices, list_id, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +195,6 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
               optimizer=opt.state_dict(), rng=rng_state())
 
     def step(i: int) -> StepLog:
-        lr = lr_at(i, cfg)
-        for group in opt.param_groups:
-            group["lr"] = lr
         rows = sample_rows[batch_indices(i, len(captions), cfg.batch_size, cfg.seed)]  # [B]
         noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
         e = targets[rows].to(clip.device)  # [B, D]
@@ -206,13 +203,11 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return StepLog((i * cfg.batch_size // len(captions), f"{loss.item():.6f}", f"{lr:.3e}"), loss.item())
+        return StepLog((i * cfg.batch_size // len(captions), f"{loss.item():.6f}"), loss.item())
 
     phi.train()
-    loop = Loop(log_path, ("epoch", "loss", "lr"), cfg.steps, "training LinCIR phi", cfg.checkpoint_every, cfg.log_every)
-    loss = loop.run(start, stop, step, checkpoint)
-    if start >= stop:
-        loss = last_logged_loss(log_path)  # a finished run: what it ended on
+    loop = Loop(log_path, ("epoch", "loss"), cfg.steps, "training LinCIR phi", cfg.checkpoint_every, cfg.log_every)
+    loss = loop.run(start, stop, opt, lambda i: lr_at(i, cfg), step, checkpoint)
     if stop > start or not ckpt_path.exists():
         checkpoint(stop)
     phi.eval()

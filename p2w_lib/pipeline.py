@@ -326,7 +326,8 @@ def masked_caption_examples(p: Profile, n: int = 8):
     return pd.DataFrame({"caption": picked, "masked for training": [mask_keywords(c) for c in picked]})
 
 
-def _oracle(p: Profile, name: str):
+def oracle_texts(p: Profile, name: str):
+    """The demo world's oracle texts of benchmark `name` (one per query, naming the truth); None elsewhere."""
     path = p.world_dir / "oracle" / f"{name}.json"
     return json.loads(path.read_text()) if p.kind == "demo" and path.is_file() else None
 

@@ -10,7 +10,6 @@ checkpoint carries the RNG state, so a resumed run equals an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import logging
@@ -231,14 +230,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def last_logged_loss(path: Path) -> float:
-    if not path.is_file():
-        return float("nan")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return float(rows[-1]["loss"]) if rows else float("nan")
-
-
 class StaleCheckpointError(CheckpointError):
     """A resumable checkpoint of another run: other settings, CLIP or training images."""
 
@@ -369,17 +360,12 @@ def train_mapper(
     features = source(start, stop, plan)
 
     def step(i: int) -> StepLog:
-        lr = lr_at(i, cfg.lr, cfg.warmup_steps, total)
-        for group in opt.param_groups:
-            group["lr"] = lr
         loss = train_step(clip, model, tokens, next(features), opt, cfg, text)  # features of plan(i): [B, D]
-        return StepLog((i // steps_per_epoch, f"{loss:.6f}", f"{lr:.3e}"), loss)
+        return StepLog((i // steps_per_epoch, f"{loss:.6f}"), loss)
 
-    loop = Loop(log_path, ("epoch", "loss", "lr"), total, "training mapper", cfg.checkpoint_every, cfg.log_every,
+    loop = Loop(log_path, ("epoch", "loss"), total, "training mapper", cfg.checkpoint_every, cfg.log_every,
                 write=rank == 0)
-    loss = loop.run(start, stop, step, checkpoint)
-    if start >= stop:
-        loss = last_logged_loss(log_path)  # a finished run: what it ended on
+    loss = loop.run(start, stop, opt, lambda i: lr_at(i, cfg.lr, cfg.warmup_steps, total), step, checkpoint)
     if stop > start or not ckpt_path.exists():
         checkpoint(stop)
     mapper.eval()

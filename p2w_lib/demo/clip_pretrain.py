@@ -117,9 +117,6 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
         raise ValueError(f"{list_path}: {n} images, fewer than batch_size={cfg.batch_size}")
 
     def step(i: int) -> StepLog:
-        lr = lr_at(i, cfg.lr, cfg.warmup_steps, cfg.steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
         idx = mixed_batch(i, n, cfg.batch_size, cfg.seed, groups, cfg.hard_negatives)  # [B]
         x = ((images[idx].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)  # [B, 3, S, S]
         img = F.normalize(model.encode_image(x), dim=-1)  # [B, D]
@@ -133,14 +130,14 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)  # as CLIP: temperature capped at 100
-        return StepLog((f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}", f"{lr:.3e}"), loss.item())
+        return StepLog((f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}"), loss.item())
 
     def checkpoint(step: int) -> None:
         atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step, "model": model.state_dict(),
                            "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
 
-    loop = Loop(out_dir / LOG_NAME, ("loss", "logit_scale", "lr"), cfg.steps, "pretraining demo CLIP", cfg.checkpoint_every)
-    loop.run(start, cfg.steps, step, checkpoint)
+    loop = Loop(out_dir / LOG_NAME, ("loss", "logit_scale"), cfg.steps, "pretraining demo CLIP", cfg.checkpoint_every)
+    loop.run(start, cfg.steps, opt, lambda i: lr_at(i, cfg.lr, cfg.warmup_steps, cfg.steps), step, checkpoint)
     model.eval()
     (out_dir / TRAINED_NAME).unlink(missing_ok=True)  # the record goes last: a half-saved model is never reused
     folder = save_clip(model, model_cfg, pre, out_dir / "clip")

@@ -24,7 +24,7 @@ from ..clip_backbone import FrozenClip, load_clip
 from ..config import ClipConfig
 from ..datasets.imagenet_r import TARGET_LIST, read_label_list
 from ..features import embed_images
-from ..pipeline import _oracle, load_profile, rendition_domains, training_images
+from ..pipeline import oracle_texts, load_profile, rendition_domains, training_images
 from ..protocols.domain_conversion import evaluate_domain_conversion
 from ..protocols.fashion_iq import evaluate_fashion_iq
 from ..queries import encode_unique_texts
@@ -62,9 +62,9 @@ def run(params: Path, init_logit_scale: float, seed: int, work: Path, profile: s
     train_mapper(clip, training_images(p), replace(p.train, seed=seed), p.mapper, work / "mapper", cache_dir=cache)
     mapper = load_mapper(work / "mapper" / CHECKPOINT_NAME, clip)
     result = evaluate_domain_conversion(clip, mapper, p.world_dir, domains, ks=p.eval.ks, cache_dir=cache,
-                                        oracle_texts=_oracle(p, "domain_conversion"), profile=p.name, seed=seed)
+                                        oracle_texts=oracle_texts(p, "domain_conversion"), profile=p.name, seed=seed)
     fashion = evaluate_fashion_iq(clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=cache,
-                                  oracle_texts=_oracle(p, "fashion_iq"), profile=p.name, seed=seed,
+                                  oracle_texts=oracle_texts(p, "fashion_iq"), profile=p.name, seed=seed,
                                   prompt_style=p.eval.fashion_iq_prompt)
     margin = fashion["paired_difference"]["R@10"]  # Pic2Word minus image + text, paired bootstrap
     zero_shot = zero_shot_table(clip, p.world_dir, cache)
