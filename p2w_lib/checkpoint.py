@@ -35,22 +35,24 @@ def save_mapper_checkpoint(path: str | Path, mapper: Mapper, mapper_cfg: MapperC
     atomic_torch_save(payload, path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, what: str = "mapper checkpoint",
+                    how: str = "train one first (p2w_lib.train)") -> dict:
     """The checkpoint's contents, unpickled safely: only tensors and plain containers (dict, list,
-    tuple, str, numbers, None) are allowed, which is all that ours and the official Pic2Word
-    checkpoints hold. A file that asks for anything else (a pickled object can run code when it is
-    loaded) is refused before any of it runs."""
+    tuple, str, numbers, None) are allowed, which is all that ours and the official Pic2Word,
+    SEARLE and LinCIR checkpoints hold. A file that asks for anything else (a pickled object can run
+    code when it is loaded) is refused before any of it runs. `what` and `how` word the error for a
+    missing file: what was looked for, and how to get it."""
     import pickle
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"mapper checkpoint {path} does not exist; train one first (p2w_lib.train).")
+        raise FileNotFoundError(f"{what} {path} does not exist; {how}.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused: the file holds objects other than tensors and plain containers, which could run "
-            f"code when loaded ({str(err).splitlines()[0]}). Mapper checkpoints never need them; use a checkpoint "
+            f"code when loaded ({str(err).splitlines()[0]}). Our checkpoints never need them; use a checkpoint "
             "from a source you trust."
         ) from err
     except Exception as err:  # torch raises many types for a damaged file; name the file and re-raise
@@ -71,16 +73,20 @@ def _infer_official_config(state: dict[str, torch.Tensor]) -> tuple[MapperConfig
     return MapperConfig(hidden_dim=hidden_dim, n_layers=n_layers), embed_dim, token_dim
 
 
-def _check_fits(path: Path, clip: FrozenClip, saved: dict | None, embed_dim: int, token_dim: int, strict: bool) -> None:
+def check_fits(path: Path, clip: FrozenClip, saved: dict | None, embed_dim: int, token_dim: int, strict: bool,
+               network: str = "mapper") -> None:
+    """Refuse a trained `network` (mapper, phi) of other widths than `clip`, or, when `strict` and the
+    checkpoint names its CLIP (`saved`, a ClipIdentity dict; official releases name none), of
+    other CLIP weights."""
     if (embed_dim, token_dim) != (clip.embed_dim, clip.token_dim):
         raise CheckpointError(
-            f"{path}: mapper maps {embed_dim}-d image embeddings to {token_dim}-d tokens, but the CLIP in use "
+            f"{path}: {network} maps {embed_dim}-d image embeddings to {token_dim}-d tokens, but the CLIP in use "
             f"({clip.identity.model}) has embed_dim={clip.embed_dim}, text width={clip.token_dim}. "
-            "Load the CLIP this mapper was trained with."
+            f"Load the CLIP this {network} was trained with."
         )
     if strict and saved is not None and saved.get("fingerprint") != clip.identity.fingerprint:
         raise CheckpointError(
-            f"{path}: mapper was trained on CLIP {saved.get('model')}/{saved.get('pretrained')} "
+            f"{path}: {network} was trained on CLIP {saved.get('model')}/{saved.get('pretrained')} "
             f"(weights {saved.get('fingerprint')}), but the CLIP in use is {clip.identity.model}/"
             f"{clip.identity.pretrained} (weights {clip.identity.fingerprint}). Load the matching CLIP, "
             "or pass strict_clip=False if you really mean to mix them."
@@ -104,7 +110,7 @@ def load_mapper(path: str | Path, clip: FrozenClip, strict_clip: bool = True) ->
             f"{path}: unknown checkpoint format (top-level keys {keys}); expected a p2w_lib mapper "
             "checkpoint or an official Pic2Word checkpoint with 'state_dict_img2text'."
         )
-    _check_fits(path, clip, saved_clip, embed_dim, token_dim, strict_clip)
+    check_fits(path, clip, saved_clip, embed_dim, token_dim, strict_clip)
     mapper = Mapper.from_config(cfg, embed_dim, token_dim)
     mapper.load_state_dict(state)
     return mapper.to(clip.device).eval()

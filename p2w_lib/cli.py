@@ -18,10 +18,43 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_networks(args: argparse.Namespace):
+    """(CLIP, {method: network}) for `search`: the checkpoints named on the command line, or the
+    profile's trained ones. A trained method without its network is refused with what to pass."""
+    from . import pipeline
+    from .queries import QUERY_METHODS
+    from .search import SearchInputError
+
+    if args.method not in QUERY_METHODS:
+        raise SearchInputError(f"--method {args.method}: choose one of {', '.join(QUERY_METHODS)}")
+    phi_methods = [n for n, m in QUERY_METHODS.items() if m.trained and n != "pic2word"]
+    if args.phi and args.method not in phi_methods:
+        raise SearchInputError(f"--phi is the network of {' or '.join(phi_methods)}; pass --method with one of them")
+    if args.mapper or args.phi:
+        from .checkpoint import load_mapper
+        from .clip_backbone import load_clip
+        from .config import ClipConfig
+        from .phi_runs import load_phi
+
+        clip = load_clip(ClipConfig(model=args.clip, pretrained=args.pretrained, device=args.device))
+        mappers = {"pic2word": load_mapper(args.mapper, clip)} if args.mapper else {}
+        if args.phi:
+            mappers[args.method] = load_phi(args.phi, clip)
+    else:
+        p = pipeline.load_profile(args.params, args.profile)
+        seed = p.seeds[0] if args.seed is None else args.seed
+        pipeline.require_trained(p, seed)
+        clip = pipeline.clip_for(p, seed)
+        mappers = pipeline.token_mappers(p, seed, clip)
+    if QUERY_METHODS[args.method].trained and args.method not in mappers:
+        how = "--mapper" if args.method == "pic2word" else f"--phi (or switch {args.method} on in params.yaml)"
+        raise SearchInputError(f"--method {args.method} needs its trained network; pass {how}")
+    return clip, mappers
+
+
 def _search(args: argparse.Namespace) -> int:
     import json
 
-    from . import pipeline
     from .search import SearchInputError, build_prompt, check_search_inputs, search
 
     check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
@@ -29,18 +62,7 @@ def _search(args: argparse.Namespace) -> int:
         raise SearchInputError(f"--nprobe {args.nprobe}: scan at least one cell (e.g. --nprobe 32)")
     if args.out and not args.out.lower().endswith(".png"):
         raise SearchInputError(f"--out {args.out}: the grid is written as PNG; name a .png file")
-    if args.mapper:
-        from .checkpoint import load_mapper
-        from .clip_backbone import load_clip
-        from .config import ClipConfig
-
-        clip = load_clip(ClipConfig(model=args.clip, pretrained=args.pretrained, device=args.device))
-        mapper = load_mapper(args.mapper, clip)
-    else:
-        p = pipeline.load_profile(args.params, args.profile)
-        seed = p.seeds[0] if args.seed is None else args.seed
-        pipeline.require_trained(p, seed)
-        clip, mapper = pipeline.clip_and_mapper(p, seed)
+    clip, mapper = _search_networks(args)
     hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir,
                   approximate=args.index == "approx", nprobe=args.nprobe)
     if args.out:
@@ -218,15 +240,18 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     srch.add_argument("--text", required=True, help="modification text, or a prompt containing *")
     srch.add_argument("--gallery", required=True, help="folder of images to search (recursively)")
     srch.add_argument("--k", type=int, default=10, help="number of results (default: 10)")
-    srch.add_argument("--method", default="pic2word", choices=["pic2word", "image_text", "image_only", "text_only"],
-                      help="how the query is composed (default: pic2word)")
+    srch.add_argument("--method", default="pic2word", metavar="METHOD",
+                      help="how the query is composed: pic2word (default), lincir, searle, image_text, image_only, "
+                           "text_only (the registry in p2w_lib/queries.py)")
     srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
     srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
     _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")
     srch.add_argument("--mapper", default=None, help="a mapper checkpoint (ours or official); overrides the profile")
-    srch.add_argument("--clip", default="ViT-L-14", help="with --mapper: open_clip model name or CLIP folder")
-    srch.add_argument("--pretrained", default="openai", help="with --mapper: pretrained tag or weights file")
-    srch.add_argument("--device", default="cpu", help="with --mapper: torch device for CLIP (default: cpu)")
+    srch.add_argument("--phi", default=None, help="with --method lincir or searle: a phi checkpoint (ours or official); "
+                                                  "overrides the profile")
+    srch.add_argument("--clip", default="ViT-L-14", help="with --mapper/--phi: open_clip model name or CLIP folder")
+    srch.add_argument("--pretrained", default="openai", help="with --mapper/--phi: pretrained tag or weights file")
+    srch.add_argument("--device", default="cpu", help="with --mapper/--phi: torch device for CLIP (default: cpu)")
     srch.add_argument("--cache-dir", default=None, help="embedding cache folder (speeds up repeated searches)")
     srch.add_argument("--index", default="exact", choices=["exact", "approx"],
                       help="exact: exhaustive search (default); approx: a faiss IVF index, built once and kept in "

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from .clip_backbone import FrozenClip
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +240,15 @@ def encode_composed(
     """
     tokens = tokenize_prompts(model, tokenizer, prompts)
     return encode_composed_tokens(model, tokens, pseudo_tokens, normalize=normalize)
+
+
+@torch.no_grad()
+def caption_embeddings(clip: FrozenClip, captions: Sequence[str], batch_size: int = 512) -> torch.Tensor:
+    """Unnormalised text embeddings [N, D] (LinCIR's targets and phi's clean inputs, SEARLE's
+    phrases); each batch runs only up to its longest caption (exact, run_text_tower_bucketed)."""
+    tower = text_tower(clip.model)
+    out = []
+    for i in tqdm(range(0, len(captions), batch_size), desc="embedding captions", unit="batch", leave=False):
+        ids = clip.tokenizer(list(captions[i:i + batch_size]))  # [B, L]
+        out.append(run_text_tower_bucketed(clip.model, ids, pool_positions(ids, tower), normalize=False).float().cpu())
+    return torch.cat(out)  # [N, D]

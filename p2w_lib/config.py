@@ -100,6 +100,47 @@ class LinCIRConfig:
     log_every: int = 1
 
 
+@dataclass(frozen=True)
+class SEARLEConfig:
+    """SEARLE (miccunifi/SEARLE): optimisation-based textual inversion (OTI) of each training image,
+    then phi distilled from the OTI tokens. Defaults are its published recipe: OTI 350 AdamW steps
+    (lr 2e-2, weight decay 0.01) on batches of 32, tokens initialised N(0, 0.02^2), an EMA of decay
+    0.99 kept, loss (1 x cosine(template, image) + 0.5 x phrase regulariser) / 1.5 over the image's
+    top 15 concepts; phi of hidden 4 x the embedding width and dropout 0.5, AdamW lr 1e-4, weight
+    decay 0.01, batches of 256, loss 1 x contrastive distillation (temperature 0.25) + 0.75 x the
+    phrase regulariser over the top 150 concepts, 100 epochs of the original's 100,000 images."""
+
+    enabled: bool = True  # False: the pipeline neither trains nor evaluates SEARLE
+    # Concepts and phrases: the offline substitute for GPT phrases of Open Images classes (concepts.py).
+    min_concept_count: int = 5
+    phrases_per_concept: int = 32
+    # OTI of the training images.
+    oti_images: int | None = 100000  # a random subset of the training list of this size (None: all of it)
+    oti_steps: int = 350
+    oti_lr: float = 2e-2
+    oti_weight_decay: float = 0.01
+    oti_batch_size: int = 32
+    oti_top_k: int = 15
+    oti_lambda_cos: float = 1.0
+    oti_lambda_reg: float = 0.5
+    ema_decay: float = 0.99
+    # phi, distilled from the OTI tokens.
+    hidden_mult: int = 4
+    dropout: float = 0.5
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    steps: int = 39000
+    lambda_distil: float = 1.0
+    lambda_reg: float = 0.75
+    temperature: float = 0.25
+    top_k: int = 150
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 1
+    max_bad_fraction: float = 0.01  # unreadable training images: skipped and counted; more than this share raises
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     """Validate `value` against a (simple) type hint; tuples/lists become tuples."""
     origin = typing.get_origin(hint)
@@ -198,6 +239,19 @@ RANGES: dict[str, dict[str, tuple[Any, str]]] = {
                      "steps": (_positive, "at least 1"), "warmup_steps": (_non_negative, ">= 0"),
                      "noise_scale": (_non_negative, ">= 0"), "checkpoint_every": (_positive, "at least 1"),
                      "log_every": (_positive, "at least 1")},
+    "SEARLEConfig": {
+        "min_concept_count": (_positive, "at least 1"), "phrases_per_concept": (_positive, "at least 1"),
+        "oti_images": (lambda v: v is None or v > 0, "null or at least 1"), "oti_steps": (_positive, "at least 1"),
+        "oti_lr": (_positive, "> 0"), "oti_weight_decay": (_non_negative, ">= 0"),
+        "oti_batch_size": (_positive, "> 0"), "oti_top_k": (_positive, "at least 1"),
+        "oti_lambda_cos": (_non_negative, ">= 0"), "oti_lambda_reg": (_non_negative, ">= 0"),
+        "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"), "hidden_mult": (_positive, "at least 1"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"), "batch_size": (_positive, "> 0"), "lr": (_positive, "> 0"),
+        "weight_decay": (_non_negative, ">= 0"), "steps": (_positive, "at least 1"),
+        "lambda_distil": (_non_negative, ">= 0"), "lambda_reg": (_non_negative, ">= 0"),
+        "temperature": (_positive, "> 0"), "top_k": (_positive, "at least 1"),
+        "checkpoint_every": (_positive, "at least 1"), "log_every": (_positive, "at least 1"),
+        "max_bad_fraction": (_fraction, "in [0, 1]")},
 }
 
 

@@ -18,8 +18,8 @@ import yaml
 from .benchmarks import BENCHMARKS, EvalContext, benchmarks_of_stage
 from .clip_backbone import FrozenClip, load_clip
 from .config import (
-    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, LinCIRConfig, MapperConfig, TrainConfig,
-    from_dict,
+    ClipConfig, ConfigError, DemoClipConfig, DemoWorldConfig, LaunchConfig, LinCIRConfig, MapperConfig, SEARLEConfig,
+    TrainConfig, from_dict,
 )
 from .io_utils import atomic_write_json
 from .paper_data import PaperDataConfig
@@ -41,6 +41,7 @@ class EvalConfig:
     mapper_checkpoint: evaluate this checkpoint (ours, or the official Pic2Word release) instead of
         the profile's trained mapper.
     lincir_checkpoint: the same for LinCIR's phi (ours, or the official release, `{"Phi": ...}`).
+    searle_checkpoint: the same for SEARLE's phi (ours, or the official SEARLE / SEARLE-XL release).
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
     """
 
@@ -51,6 +52,7 @@ class EvalConfig:
     coco_prompt: str = "with_class"
     mapper_checkpoint: str | None = None
     lincir_checkpoint: str | None = None
+    searle_checkpoint: str | None = None
     test_submissions: bool = True
 
 
@@ -70,6 +72,7 @@ class Profile:
     paper_data: PaperDataConfig = field(default_factory=PaperDataConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
     lincir: LinCIRConfig = field(default_factory=LinCIRConfig)
+    searle: SEARLEConfig = field(default_factory=SEARLEConfig)
     results_root: str | None = None  # where metrics/figures go; None: the committed folder (see results_dir)
 
     # -- paths, all derived from the profile name (dvc.yaml uses the same conventions) ---
@@ -106,6 +109,15 @@ class Profile:
     def lincir_dir(self, seed: int) -> Path:
         return Path(self.models_dir) / "lincir" / f"seed{seed}"
 
+    def searle_dir(self, seed: int) -> Path:
+        return Path(self.models_dir) / "searle" / f"seed{seed}"
+
+    def phi_methods(self) -> dict[str, tuple[bool, str | None, str]]:
+        """{method: (switched on, released phi to evaluate instead or None, models subfolder)} of the
+        methods whose network is a phi (phi.py)."""
+        return {"lincir": (self.lincir.enabled, self.eval.lincir_checkpoint, "lincir"),
+                "searle": (self.searle.enabled, self.eval.searle_checkpoint, "searle")}
+
     def metrics_path(self, task: str) -> Path:
         """The headline results file of `task` (first seed), in the schema external checks read."""
         return self.results_dir / "metrics" / f"{task}.json"
@@ -120,7 +132,7 @@ class Profile:
 
 _SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "mapper": MapperConfig,
              "train": TrainConfig, "eval": EvalConfig, "paper_data": PaperDataConfig, "launch": LaunchConfig,
-             "lincir": LinCIRConfig}
+             "lincir": LinCIRConfig, "searle": SEARLEConfig}
 
 
 TOP_LEVEL_KEYS = ("profile", "demo_profile", "profiles")
@@ -313,6 +325,47 @@ def train_lincir_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
     return train_lincir(clip, training_captions(p), replace(p.lincir, seed=seed), p.lincir_dir(seed), restart_on_change=True)
 
 
+def searle_images(p: Profile) -> list[str]:
+    """SEARLE's training images: a random subset of the training list of `searle.oti_images` (the
+    same for every seed), in list order."""
+    import random
+
+    images = training_images(p)
+    n = p.searle.oti_images
+    if n is None or n >= len(images):
+        return images
+    keep = set(random.Random(0).sample(range(len(images)), n))
+    return [path for i, path in enumerate(images) if i in keep]
+
+
+def train_searle_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
+    from dataclasses import replace
+
+    from .concepts import concept_phrases
+    from .features import embed_images
+    from .searle import train_searle
+
+    clip = clip or clip_for(p, seed)
+    cfg = replace(p.searle, seed=seed)
+    emb = embed_images(clip, searle_images(p), cache_dir=p.cache_dir, max_bad_fraction=cfg.max_bad_fraction,
+                       desc="embedding SEARLE's images")
+    valid = emb.valid.nonzero()[0]  # unreadable images were counted and logged by embed_images
+    phrases = concept_phrases(clip, training_captions(p), cfg.min_concept_count, cfg.phrases_per_concept)
+    return train_searle(clip, emb.tensor()[valid], [emb.paths[i] for i in valid], phrases, cfg, p.searle_dir(seed),
+                        restart_on_change=True)
+
+
+def concept_examples(p: Profile, n: int = 8):
+    """A table of `n` of SEARLE's concepts (the list's frequent content words), how many captions use
+    each, and one of them as a phrase with the concept masked."""
+    import pandas as pd
+
+    from .concepts import concept_examples as examples
+
+    rows = examples(training_captions(p), p.searle.min_concept_count, n)
+    return pd.DataFrame(rows, columns=["concept", "captions using it", "a phrase", "masked for OTI"])
+
+
 def masked_caption_examples(p: Profile, n: int = 8):
     """A table of `n` distinct training captions and LinCIR's masked form of each."""
     import random
@@ -341,13 +394,14 @@ def mapper_for(p: Profile, seed: int, clip: FrozenClip):
 
 
 def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
-    """{method: network} of every trained query method switched on: Pic2Word's mapper, and LinCIR's
-    phi when `lincir.enabled` (the protocols then score each, beside the training-free methods)."""
-    from .lincir import CHECKPOINT_NAME, load_phi
+    """{method: network} of every trained query method switched on: Pic2Word's mapper, and the phi of
+    LinCIR and SEARLE when enabled (the protocols then score each, beside the training-free methods)."""
+    from .phi_runs import CHECKPOINT_NAME, load_phi
 
     mappers = {"pic2word": mapper_for(p, seed, clip)}
-    if p.lincir.enabled:
-        mappers["lincir"] = load_phi(p.eval.lincir_checkpoint or p.lincir_dir(seed) / CHECKPOINT_NAME, clip)
+    for method, (enabled, released, folder) in p.phi_methods().items():
+        if enabled:
+            mappers[method] = load_phi(released or p.models_dir / folder / f"seed{seed}" / CHECKPOINT_NAME, clip)
     return mappers
 
 
@@ -447,22 +501,42 @@ def train_mappers(p: Profile) -> dict:
     return runs
 
 
-def train_lincirs(p: Profile) -> dict:
-    """Train LinCIR's phi per seed; loss logs are copied to results/plots. Switched off
-    (`lincir.enabled: false`), it trains nothing and leaves a note where the models would be."""
+def _switch_note(folder: Path, enabled: bool, note: str) -> bool:
+    """`enabled`, after leaving `note` in `folder` when a method is switched off (a DVC output must
+    exist) and removing it when the method is switched back on."""
+    marker = folder / "SWITCHED_OFF.txt"
+    if enabled:
+        marker.unlink(missing_ok=True)
+        return True
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(note + "\n")
+    return False
+
+
+def _train_each_seed(p: Profile, method: str, label: str, enabled: bool, stage) -> dict:
+    """Train `method` per seed with `stage(p, seed)`; loss logs are copied to results/plots/<method>_loss.
+    Switched off (`<method>.enabled: false`), it trains nothing and leaves a note where the models would be."""
     import shutil
 
-    runs, plots = {}, p.results_dir / "plots" / "lincir_loss"
+    runs, plots = {}, p.results_dir / "plots" / f"{method}_loss"
     plots.mkdir(parents=True, exist_ok=True)
-    if not p.lincir.enabled:
-        folder = p.models_dir / "lincir"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "SWITCHED_OFF.txt").write_text("lincir.enabled is false in params.yaml: no LinCIR model was trained\n")
+    if not _switch_note(p.models_dir / method, enabled, f"{method}.enabled is false in params.yaml: no {label} "
+                        "model was trained"):
         return runs
     for seed in p.seeds:
-        runs[seed] = train_lincir_stage(p, seed)
+        runs[seed] = stage(p, seed)
         shutil.copyfile(runs[seed].log_csv, plots / f"seed{seed}.csv")
     return runs
+
+
+def train_lincirs(p: Profile) -> dict:
+    """LinCIR's phi per seed (captions only)."""
+    return _train_each_seed(p, "lincir", "LinCIR", p.lincir.enabled, train_lincir_stage)
+
+
+def train_searles(p: Profile) -> dict:
+    """SEARLE per seed: OTI of its images, then phi distilled from the tokens."""
+    return _train_each_seed(p, "searle", "SEARLE", p.searle.enabled, train_searle_stage)
 
 
 def _torchrun_training(p: Profile, seed: int):
@@ -489,11 +563,11 @@ def require_trained(p: Profile, seed: int) -> None:
     """FileNotFoundError saying how to get them when the run's CLIP or mapper is not there yet."""
     from .train import CHECKPOINT_NAME
 
-    from .lincir import CHECKPOINT_NAME as PHI_CHECKPOINT
+    from .phi_runs import CHECKPOINT_NAME as PHI_CHECKPOINT
 
     needed = [] if p.eval.mapper_checkpoint else [p.mapper_dir(seed) / CHECKPOINT_NAME]
-    if p.lincir.enabled and not p.eval.lincir_checkpoint:
-        needed.append(p.lincir_dir(seed) / PHI_CHECKPOINT)
+    needed += [p.models_dir / folder / f"seed{seed}" / PHI_CHECKPOINT
+               for enabled, released, folder in p.phi_methods().values() if enabled and not released]
     if p.kind == "demo":
         needed.insert(0, p.clip_dir(seed) / "clip")
     missing = [str(path) for path in needed if not path.exists()]

@@ -11,7 +11,9 @@ import importlib.util
 from typing import Sequence
 
 MAPPER_TRAINING = ("train", "loop", "mapper", "composed", "loss", "features", "images", "checkpoint", "clip_backbone")
-LINCIR_TRAINING = ("lincir", "loop", "phi", "keywords", "composed", "train", "checkpoint", "clip_backbone")
+LINCIR_TRAINING = ("lincir", "loop", "phi", "phi_runs", "keywords", "composed", "train", "checkpoint", "clip_backbone")
+SEARLE_TRAINING = ("searle", "oti", "concepts", "keywords", "loop", "phi", "phi_runs", "composed", "train", "checkpoint",
+                   "clip_backbone")
 CLIP_PRETRAINING = ("demo.clip_pretrain", "loop", "composed", "loss", "images", "train")
 
 

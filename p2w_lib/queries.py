@@ -1,12 +1,13 @@
 """The registry of query methods: the ways to turn (reference image, text) into one query embedding,
-in report order: the paper's four, and LinCIR.
+in report order: the paper's four, LinCIR and SEARLE.
 
 - image_only: the normalised image embedding;
 - text_only: the normalised embedding of the prompt with `*` removed (e.g. `a origami of`),
   as the official ImageNet-R evaluation does;
 - image_text: normalise(normalise(image) + normalise(text));
 - pic2word: the prompt encoded with the mapper's pseudo token in place of `*`;
-- lincir: the same prompt with LinCIR's phi (trained on captions only, lincir.py) making the token.
+- lincir: the same prompt with LinCIR's phi (trained on captions only, lincir.py) making the token;
+- searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle.py).
 All outputs are L2-normalised [Q, D].
 
 The trained methods read their network from `QueryInputs.mappers` under their own name; a
@@ -46,7 +47,7 @@ def encode_unique_texts(clip: FrozenClip, texts: Sequence[str], batch_size: int 
 
 
 @torch.no_grad()
-def pic2word_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+def pseudo_token_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]; `mapper` is any
     network from image embedding to pseudo token (Pic2Word's mapper, LinCIR's phi)."""
     was_training = mapper.training
@@ -109,7 +110,7 @@ def _image_text(q: QueryInputs) -> torch.Tensor:
 
 def _pseudo_token(method: str) -> Callable[[QueryInputs], torch.Tensor]:
     """Compose the prompt with the token of `method`'s network (Pic2Word, LinCIR: same prompt, other token)."""
-    return lambda q: pic2word_queries(q.clip, q.require_mapper(method), q.image_feats, q.prompts, q.batch_size)
+    return lambda q: pseudo_token_queries(q.clip, q.require_mapper(method), q.image_feats, q.prompts, q.batch_size)
 
 
 QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
@@ -118,6 +119,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
     QueryMethod("image_text", "image + text", "img+txt", _image_text, "#64b5f6"),
     QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
     QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
+    QueryMethod("searle", "SEARLE", "srl", _pseudo_token("searle"), "#fb8c00", trained=True),
 )}
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
 
@@ -159,10 +161,11 @@ def compose_queries(
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
-    methods = available_methods(mapper) if methods is None else methods
+    mappers = as_mappers(mapper)
+    methods = available_methods(mappers) if methods is None else methods
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {METHODS}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, as_mappers(mapper), image_feats, prompts, texts, batch_size)
+    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size)
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

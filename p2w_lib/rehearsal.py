@@ -183,6 +183,7 @@ def _params(repo: Path, reference: Path, sources: Path) -> None:
     paper["train"].update(batch_size=32, epochs=1, warmup_steps=1, num_workers=0, recompute_image_features=True,
                           augment_views=1)
     paper["lincir"].update(batch_size=32, steps=2, hidden_mult=1)
+    paper["searle"].update(oti_images=64, oti_steps=2, oti_batch_size=32, batch_size=32, steps=2, hidden_mult=1)
     paper["paper_data"].update(
         imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r"),
         imagenet_lists=str(reference / "pic2word-imagenet-r"), fashion_iq_annotations=str(reference / "fashion-iq"))

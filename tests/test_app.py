@@ -66,7 +66,8 @@ def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
     clip, mapper, gallery = trained
     monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
     monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (clip, mapper))
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
     query = gallery / "img_0000.png"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4",
             "--out", str(tmp_path / "grid.png"), "--json"]
@@ -78,6 +79,34 @@ def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
     assert Image.open(tmp_path / "grid.png").width > 400
 
 
+def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, monkeypatch):
+    """--method searle --phi FILE (an official {"Phi": ...} release): composed with that phi's token."""
+    from p2w_lib.phi import Phi, PhiShape
+
+    clip, _, gallery = trained
+    phi = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()
+    torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "SEARLE.pt")
+    monkeypatch.setattr("p2w_lib.clip_backbone.load_clip", lambda cfg: clip)
+    query = gallery / "img_0000.png"
+    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
+            "--method", "searle", "--phi", str(tmp_path / "SEARLE.pt"), "--clip", "p2w-tiny"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = search(clip, {"searle": phi}, query, "is red", gallery, k=4, method="searle")
+    assert printed["method"] == "searle" and [r["path"] for r in printed["results"]] == [p for p, _ in expected]
+    assert cli.main([*argv[:-4], "--method", "lincir", "--phi", str(tmp_path / "SEARLE.pt")]) == 0  # the same file as LinCIR's
+    capsys.readouterr()
+    torch.save({"state_dict_img2text": Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).state_dict()},
+               tmp_path / "pic2word.pt")
+    assert cli.main([*argv[:-6], "--method", "lincir", "--mapper", str(tmp_path / "pic2word.pt")]) == 2
+    assert cli.main([*argv[:-6], "--method", "nearest", "--mapper", "m.pt"]) == 2
+    assert cli.main([*argv[:-6], "--method", "image_text", "--phi", "p.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "choose one of image_only, text_only, image_text, pic2word, lincir, searle" in err
+    assert "--method lincir needs its trained network; pass --phi" in err
+    assert "--phi is the network of lincir or searle" in err and "Traceback" not in err
+
+
 def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(trained, tmp_path, capsys, monkeypatch):
     clip, mapper, gallery = trained
     for i in range(12, 100):  # enough images for two k-means cells: a real IVF index, scanned fully at nprobe 2
@@ -85,7 +114,8 @@ def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(t
         (tmp_path / "more" / "img_0000.png").rename(gallery / f"extra_{i:03d}.png")
     monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
     monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (clip, mapper))
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
     query, cache = gallery / "img_0000.png", tmp_path / "cache"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
             "--index", "approx", "--nprobe", "2", "--cache-dir", str(cache)]
@@ -116,7 +146,7 @@ def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, cap
 
 
 def test_search_refuses_a_grid_name_that_is_not_png_before_loading_models(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda *a: pytest.fail("models loaded first"))
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda *a: pytest.fail("models loaded first"))
     write_images(tmp_path / "gallery", 2)
     argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
             str(tmp_path / "gallery"), "--out", str(tmp_path / "grid.jpg")]

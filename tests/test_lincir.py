@@ -3,7 +3,6 @@ written from the paper's definition, training (learns, resumes exactly, never re
 and loading an official phi file."""
 from __future__ import annotations
 
-import copy
 import random
 
 import pytest
@@ -11,13 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from p2w_lib.checkpoint import CheckpointError
-from p2w_lib.composed import PLACEHOLDER, placeholder_token_id
+from p2w_lib.composed import PLACEHOLDER
 from p2w_lib.config import LinCIRConfig
 from p2w_lib.keywords import keyword_runs, mask_keywords
-from p2w_lib.lincir import (
-    StaleLinCIRCheckpoint, caption_embeddings, lincir_loss, load_phi, noisy, phi_shape, tokenize_masked, train_lincir,
-)
+from p2w_lib.lincir import caption_embeddings, lincir_loss, noisy, tokenize_masked, train_lincir
 from p2w_lib.phi import Phi, PhiShape
+from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi, phi_shape
+from tests.text_reference import swapped_embedding_encode
 
 CAPTIONS = [
     "a photo of a green dress", "a cartoon of a arrow , is blue", "a man riding a horse on the beach",
@@ -50,19 +49,6 @@ def test_captions_without_keywords_and_empty_captions_fall_back_as_the_original(
 
 # -- composing several `*` with one token: against swapping the placeholder's embedding row ---------
 
-def _swapped_embedding_encode(clip, texts, tokens):
-    """Slow reference: for each text, a copy of CLIP whose `*` embedding row *is* the pseudo token,
-    run through the plain text encoder (full context, no truncation)."""
-    star = placeholder_token_id(clip.tokenizer)
-    out = []
-    for text, token in zip(texts, tokens):
-        model = copy.deepcopy(clip.model)
-        with torch.no_grad():
-            model.token_embedding.weight[star] = token
-        out.append(model.encode_text(clip.tokenizer([text]), normalize=False)[0])
-    return torch.stack(out)  # [B, D]
-
-
 def test_lincir_loss_equals_the_reference_built_from_the_definition(clip):
     torch.manual_seed(0)
     phi = Phi(PhiShape(clip.embed_dim, 32, clip.token_dim, 0.0)).eval()
@@ -79,7 +65,7 @@ def test_lincir_loss_equals_the_reference_built_from_the_definition(clip):
         g = torch.Generator().manual_seed(5)
         u, n = torch.rand(len(caps), 1, generator=g), torch.randn(plain.shape, generator=g)
         ref_tokens = phi(plain + u * n)
-        ref = F.mse_loss(_swapped_embedding_encode(clip, masked, ref_tokens), plain)
+        ref = F.mse_loss(swapped_embedding_encode(clip, masked, ref_tokens), plain)
     assert torch.allclose(targets, plain, atol=1e-5)
     assert torch.allclose(loss, ref, rtol=1e-4, atol=1e-6)
 
@@ -118,7 +104,7 @@ def test_training_resumes_to_the_same_weights(clip, tmp_path):
 def test_a_checkpoint_of_other_settings_is_refused_unless_restart_is_asked(clip, tmp_path):
     train_lincir(clip, CAPTIONS, SMALL, tmp_path / "run", until_step=5)
     other = LinCIRConfig(**{**vars(SMALL), "lr": 1e-4})
-    with pytest.raises(StaleLinCIRCheckpoint, match=r"\['lr'\]"):
+    with pytest.raises(StalePhiCheckpoint, match=r"\['lr'\]"):
         train_lincir(clip, CAPTIONS, other, tmp_path / "run")
     assert train_lincir(clip, CAPTIONS, other, tmp_path / "run", restart_on_change=True).steps == 12
 
@@ -158,7 +144,7 @@ def test_an_official_phi_file_loads_and_a_foreign_clip_is_refused(clip, clip_see
     assert torch.equal(loaded(x), phi.eval()(x)) and not loaded.training
 
     ours = train_lincir(clip, CAPTIONS, SMALL, tmp_path / "run").checkpoint
-    with pytest.raises(CheckpointError, match="not the CLIP in use"):
+    with pytest.raises(CheckpointError, match="phi was trained on CLIP"):
         load_phi(ours, clip_seed1)
     torch.save({"Phi": {k: v for k, v in phi.state_dict().items() if not k.startswith("layers.6")}}, tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match="not a SEARLE/LinCIR phi state dict"):
@@ -175,7 +161,8 @@ def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tm
     phi = Phi(phi_shape(clip, LinCIRConfig(hidden_mult=1)))
     torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "lincir_large.pt")
     p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
-    p = replace(p, eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")))
+    p = replace(p, eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
+                searle=replace(p.searle, enabled=False))
     monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
     mappers = pipeline.token_mappers(p, 0, clip)
     x = torch.randn(2, clip.embed_dim)

@@ -21,8 +21,10 @@ from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir"}
+METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "searle"}
 LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
+SEARLE_TINY = {"oti_images": None, "oti_steps": 2, "oti_batch_size": 8, "batch_size": 8, "steps": 3, "hidden_mult": 1,
+               "phrases_per_concept": 4, "max_bad_fraction": 0.1}
 
 
 def test_paper_profile_is_the_papers_recipe():
@@ -36,13 +38,19 @@ def test_paper_profile_is_the_papers_recipe():
     c = p.lincir  # LinCIR's published recipe: 8 GPUs x 64, constant lr 1e-4, wd 0.01, 20k steps, phi 4x wide, dropout 0.5
     assert (c.enabled, c.batch_size, c.lr, c.weight_decay, c.steps, c.warmup_steps) == (True, 512, 1e-4, 0.01, 20000, 0)
     assert (c.hidden_mult, c.dropout, c.noise_scale) == (4, 0.5, 1.0)
+    s = p.searle  # SEARLE's published recipe (README and argument defaults of oti_inversion.py, train_phi.py)
+    assert (s.enabled, s.oti_images, s.oti_steps, s.oti_lr, s.oti_weight_decay, s.oti_batch_size, s.oti_top_k) == (
+        True, 100000, 350, 2e-2, 0.01, 32, 15)
+    assert (s.oti_lambda_cos, s.oti_lambda_reg, s.ema_decay) == (1.0, 0.5, 0.99)
+    assert (s.hidden_mult, s.dropout, s.batch_size, s.lr, s.weight_decay, s.steps) == (4, 0.5, 256, 1e-4, 0.01, 39000)
+    assert (s.lambda_distil, s.lambda_reg, s.temperature, s.top_k) == (1.0, 0.75, 0.25, 150)
     assert p.paper_data.benchmarks == PAPER_BENCHMARKS and p.results_dir == Path("results/paper")
 
 
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
     stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
+    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "train_searle", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
     for name, stage in stages.items():
         assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
@@ -84,6 +92,7 @@ def paper_repo(tmp_path, monkeypatch):
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
     paper["lincir"].update(LINCIR_TINY)
+    paper["searle"].update(SEARLE_TINY)
     paper["eval"]["max_bad_fraction"] = 0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
     paper["paper_data"].update(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
                                imagenet_lists=str(sources / "lists"))
@@ -105,6 +114,8 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert run.steps == 2 * (23 // 8)  # 24 listed images; the corrupt one is left out of every view's cache
     assert "view 4/4): 1 of 24 images skipped (e.g. data/paper/cc3m/images/00003.jpg" in caplog.text
     assert pipeline.train_lincir_stage(p, 0).steps == 3  # captions only: the corrupt image does not matter
+    searle = pipeline.train_searle_stage(p, 0)  # the corrupt image is skipped and counted
+    assert searle.steps == 3 and "embedding SEARLE's images: 1 of 24 images skipped" in caplog.text
 
     dc = pipeline.evaluate_domain_conversion_stage(p, 0)
     assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
@@ -137,7 +148,8 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
 def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["cirr"]
-    params["profiles"]["paper"]["lincir"]["enabled"] = False  # and LinCIR switched off: not trained, not scored
+    params["profiles"]["paper"]["lincir"]["enabled"] = False  # and LinCIR, SEARLE switched off: not trained, not scored
+    params["profiles"]["paper"]["searle"]["enabled"] = False
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p = pipeline.load_profile()
     pipeline.prepare_data(p)
@@ -150,7 +162,7 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     assert Path("results/paper/notebooks/08_more_benchmarks.html").is_file()
     circo = json.loads(Path("results/paper/metrics/circo.json").read_text())
     assert circo["skipped"].startswith("not in paper_data.benchmarks")
-    assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {"lincir"}
+    assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {"lincir", "searle"}
 
 
 def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
@@ -168,12 +180,13 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     paper["mapper"]["hidden_dim"] = 32
     paper["train"].update(batch_size=8, epochs=1, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
     paper["lincir"].update(LINCIR_TINY)
+    paper["searle"].update(SEARLE_TINY)
     paper["eval"].update(max_bad_fraction=0.4, ks=[1, 5])  # 2 of 6 shirt triplets lack an image; galleries hold 7 to 16
     paper["paper_data"]["benchmarks"] = ["fashion_iq", "cirr", "circo", "coco_objects"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
-    for stage in ("prepare_data", "train_mapper", "train_lincir", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
+    for stage in ("prepare_data", "train_mapper", "train_lincir", "train_searle", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
         assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
     metrics = repo / "results" / "paper" / "metrics"
     assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")

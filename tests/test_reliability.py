@@ -85,7 +85,8 @@ def test_12_search_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypat
     forged = "x.png\n  1  1.0000  /etc/passwd"
     escape = "\x1b[2J\x1b]0;owned\x07y.png"
     monkeypatch.setattr("p2w_lib.search.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)])
-    monkeypatch.setattr("p2w_lib.pipeline.clip_and_mapper", lambda p, seed: (None, None))
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, clip: {"pic2word": None})
     monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
     monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
     assert cli.main(["search", "--image", str(gallery / "img_0000.png"), "--text", "is red", "--gallery", str(gallery)]) == 0
@@ -466,7 +467,7 @@ def test_coco_annotation_with_an_unknown_id_names_it(tmp_path):
 def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, monkeypatch, args, message):
     from p2w_lib import cli, pipeline
 
-    monkeypatch.setattr(pipeline, "clip_and_mapper", lambda *a: pytest.fail("models loaded before the inputs were checked"))
+    monkeypatch.setattr(pipeline, "clip_for", lambda *a: pytest.fail("models loaded before the inputs were checked"))
     write_images(tmp_path / "gallery", 2)
     (tmp_path / "EMPTY").mkdir()
     base = {"--image": str(tmp_path / "gallery" / "img_0000.png"), "--text": "is red", "--gallery": str(tmp_path / "gallery")}

@@ -130,7 +130,8 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, 4.6052)  # as CLIP: temperature capped at 100
-        return StepLog((f"{loss.item():.5f}", f"{model.logit_scale.exp().item():.3f}"), loss.item())
+        value = loss.item()
+        return StepLog((f"{value:.5f}", f"{model.logit_scale.exp().item():.3f}"), value)
 
     def checkpoint(step: int) -> None:
         atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step, "model": model.state_dict(),

@@ -1,0 +1,280 @@
+"""SEARLE: the concept substitute, OTI and the distilled phi, each against a slow reference written
+from the original's definition (miccunifi/SEARLE), plus training (learns, resumes exactly) and
+the pipeline's switch."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from p2w_lib.composed import PLACEHOLDER
+from p2w_lib.concepts import (
+    TEMPLATES, concept_embeddings, concept_phrases, content_words, mask_concept, top_concepts,
+)
+from p2w_lib.config import SEARLEConfig
+from p2w_lib.oti import Draw, draw, invert, oti_loss, template_tokens
+from p2w_lib.phi import Phi, PhiShape
+from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi
+from p2w_lib.searle import distillation_loss, draw_phrases, searle_phi_loss, train_searle
+from tests.text_reference import swapped_embedding_encode
+
+CAPTIONS = [
+    "a photo of a red dress", "a red car on the road", "a sketch of a small red house", "the house by the lake",
+    "a dress with long sleeves", "a small dog and a small cat", "a cat on the red sofa", "an old house",
+    "a dog in the snow", "a car near a house", "the lake at night", "two dogs and a car",
+]
+
+
+@pytest.fixture(scope="module")
+def phrases(clip):
+    return concept_phrases(clip, CAPTIONS, min_count=2, per_concept=3)
+
+
+# -- concepts: the offline substitute ----------------------------------------------------------------
+
+def test_concepts_are_content_words_that_enough_captions_use(phrases):
+    assert phrases.concepts == ["car", "cat", "dog", "dress", "house", "lake", "red", "small"]  # no determiner
+    assert content_words("the cat is on a mat") == ["cat", "mat"]
+    for c, o, n in zip(phrases.concepts, phrases.offset.tolist(), phrases.count.tolist()):
+        assert 1 <= n <= 3
+        assert all(c in content_words(p) for p in phrases.phrases[o:o + n])
+
+
+def test_masking_replaces_whole_words_first_or_every_occurrence():
+    assert mask_concept("a small dog and a small cat", "small", first_only=True) == "a * dog and a small cat"
+    assert mask_concept("a small dog and a small cat", "small", first_only=False) == "a * dog and a * cat"
+    assert mask_concept("a reddish red car", "red", first_only=False) == "a reddish * car"
+
+
+def test_a_phrase_whose_concept_is_cut_by_the_context_is_dropped(clip):
+    long = "a " + " ".join(["big"] * 90) + " zebra"
+    ph = concept_phrases(clip, [long, "a zebra", "the zebra"], min_count=2, per_concept=5)
+    zebra = ph.concepts.index("zebra")
+    assert long not in ph.phrases[ph.offset[zebra]:ph.offset[zebra] + ph.count[zebra]]
+    assert ph.first.star.any(dim=1).all() and ph.every.star.any(dim=1).all()
+
+
+def test_concept_embeddings_average_the_templates_and_top_concepts_rank_by_cosine(clip):
+    concepts = ["cat", "dog", "house"]
+    feats = concept_embeddings(clip, concepts)
+    for row, c in zip(feats, concepts):
+        ref = F.normalize(F.normalize(clip.encode_text([t.format(c) for t in TEMPLATES], normalize=False), dim=-1)
+                          .mean(0), dim=0)
+        assert torch.allclose(row, ref, atol=1e-5)
+    images = torch.randn(5, clip.embed_dim)
+    top = top_concepts(images, feats, k=2)
+    for img, row in zip(images, top):
+        sims = [float(F.cosine_similarity(img, f, dim=0)) for f in feats]
+        assert row.tolist() == sorted(range(3), key=lambda i: -sims[i])[:2]
+
+
+def test_oti_draws_are_uniform_over_each_images_phrases(phrases):
+    # Image 0 has concepts {dress, small}; the original flattens their phrases and picks one uniformly.
+    concepts_of = torch.tensor([[phrases.concepts.index("dress"), phrases.concepts.index("small")]])
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.cat([draw(concepts_of, phrases, len(TEMPLATES), gen).phrase for _ in range(3000)])
+    allowed = {r for c in concepts_of[0].tolist()
+               for r in range(int(phrases.offset[c]), int(phrases.offset[c] + phrases.count[c]))}
+    assert set(rows.tolist()) == allowed
+    expected = 3000 / len(allowed)
+    assert all(abs((rows == r).sum().item() - expected) < 5 * math.sqrt(expected) for r in allowed)
+
+
+# -- the losses, against references from the definition ---------------------------------------------
+
+def test_distillation_loss_equals_the_originals_definition():
+    torch.manual_seed(0)
+    a, b, tau = torch.randn(6, 16), torch.randn(6, 16), 0.25
+    v1, v2 = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    joint = torch.cat([v1, v2])
+    num = torch.exp(torch.cat([(v1 * v2).sum(1), (v1 * v2).sum(1)]) / tau)  # each token's partner
+    den = torch.stack([sum(torch.exp(joint[i] @ joint[j] / tau) for j in range(12) if j != i) for i in range(12)])
+    ref = -torch.log(num / den).mean()
+    assert torch.allclose(distillation_loss(a, b, tau), ref, rtol=1e-5)
+
+
+def test_oti_loss_equals_the_reference_built_from_the_definition(clip, phrases):
+    torch.manual_seed(1)
+    tokens = torch.randn(3, clip.token_dim) * 0.02
+    images = torch.randn(3, clip.embed_dim)
+    d = Draw(template=torch.tensor([0, 4, 10]), phrase=torch.tensor([0, 5, 9]))
+    loss = oti_loss(clip, tokens, images, d, template_tokens(clip), phrases, 1.0, 0.5)
+
+    owner = [max(c for c in range(len(phrases.concepts)) if phrases.offset[c] <= r) for r in d.phrase.tolist()]
+    with torch.no_grad():
+        t = swapped_embedding_encode(clip, [TEMPLATES[i].format(PLACEHOLDER) for i in d.template.tolist()], tokens)
+        texts = [phrases.phrases[r] for r in d.phrase.tolist()]
+        masked = [mask_concept(p, phrases.concepts[o], first_only=True) for p, o in zip(texts, owner)]
+        r = swapped_embedding_encode(clip, masked, tokens)
+        p = torch.stack([clip.model.encode_text(clip.tokenizer([x]), normalize=False)[0] for x in texts])
+    ref = ((1 - F.cosine_similarity(t, images)).mean() + 0.5 * (1 - F.cosine_similarity(r, p)).mean()) / 1.5
+    assert torch.allclose(loss, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_phi_loss_equals_the_reference_built_from_the_definition(clip, phrases):
+    torch.manual_seed(2)
+    phi = Phi(PhiShape(clip.embed_dim, 32, clip.token_dim, 0.0)).eval()
+    feats, oti = torch.randn(4, clip.embed_dim), torch.randn(4, clip.token_dim)
+    small = phrases.concepts.index("small")
+    twice = [r for r in range(int(phrases.offset[small]), int(phrases.offset[small] + phrases.count[small]))
+             if phrases.phrases[r] == "a small dog and a small cat"]
+    rows = torch.tensor(twice * 2 + [0, 3])  # "small ... small": every occurrence masked
+    cfg = SEARLEConfig(lambda_distil=1.0, lambda_reg=0.75, temperature=0.25)
+    loss = searle_phi_loss(clip, phi, feats, oti, rows, phrases, cfg)
+
+    owner = [max(c for c in range(len(phrases.concepts)) if phrases.offset[c] <= r) for r in rows.tolist()]
+    texts = [phrases.phrases[r] for r in rows.tolist()]
+    masked = [mask_concept(p, phrases.concepts[o], first_only=False) for p, o in zip(texts, owner)]
+    assert any(m.count(PLACEHOLDER) > 1 for m in masked)
+    with torch.no_grad():
+        tokens = phi(feats)
+        r = swapped_embedding_encode(clip, masked, tokens)
+        p = torch.stack([clip.model.encode_text(clip.tokenizer([x]), normalize=False)[0] for x in texts])
+        ref = distillation_loss(oti, tokens, 0.25) + 0.75 * (1 - F.cosine_similarity(r, p)).mean()
+    assert torch.allclose(loss.total, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_phi_phrases_come_from_the_images_top_concepts(phrases):
+    concepts_of = torch.tensor([[0, 1], [2, 3]])
+    rows = draw_phrases(concepts_of.repeat(500, 1), phrases, torch.Generator().manual_seed(0)).view(500, 2)
+    for col, concepts in enumerate(([0, 1], [2, 3])):
+        lo, hi = int(phrases.offset[concepts[0]]), int(phrases.offset[concepts[1]] + phrases.count[concepts[1]])
+        assert rows[:, col].min() >= lo and rows[:, col].max() < hi and len(set(rows[:, col].tolist())) == hi - lo
+
+
+# -- OTI and training --------------------------------------------------------------------------------
+
+OTI = SEARLEConfig(oti_steps=30, oti_batch_size=4, oti_lr=2e-2, oti_top_k=2, batch_size=4, steps=12, lr=1e-3,
+                   hidden_mult=1, checkpoint_every=5, top_k=3)
+
+
+def test_oti_makes_the_templates_read_as_the_image(clip, phrases):
+    images = torch.randn(6, clip.embed_dim)
+    concepts_of = top_concepts(images, concept_embeddings(clip, phrases.concepts), 2)
+    tokens = invert(clip, images, concepts_of, phrases, OTI, seed=0)
+    assert tokens.shape == (6, clip.token_dim)
+    templates = template_tokens(clip)
+
+    def template_similarity(tok):  # mean cosine of "a photo of a *" (template 0) with the image
+        with torch.no_grad():
+            d = Draw(template=torch.zeros(6, dtype=torch.long), phrase=torch.zeros(6, dtype=torch.long))
+            return 1 - oti_loss(clip, tok, images, d, templates, phrases, 1.0, 0.0).item()
+
+    start = torch.empty_like(tokens).normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+    assert template_similarity(tokens) > template_similarity(start) + 0.2
+
+
+def test_a_stopped_inversion_resumes_to_the_same_tokens(clip, phrases, tmp_path):
+    images = torch.randn(10, clip.embed_dim)
+    concepts_of = top_concepts(images, concept_embeddings(clip, phrases.concepts), 2)
+    cfg = SEARLEConfig(**{**vars(OTI), "oti_steps": 4})
+    straight = invert(clip, images, concepts_of, phrases, cfg, seed=3)
+    store = tmp_path / "oti.pt"
+    invert(clip, images[:4], concepts_of[:4], phrases, cfg, seed=3, store=store, identity={"data": "x"})  # batch 0 only
+    resumed = invert(clip, images, concepts_of, phrases, cfg, seed=3, store=store, identity={"data": "x"}, save_every=1)
+    assert torch.equal(straight, resumed)
+    other = invert(clip, images, concepts_of, phrases, cfg, seed=3, store=store, identity={"data": "y"})  # other images
+    assert torch.equal(other, straight)  # recomputed, not read back
+
+
+def test_training_learns_resumes_and_refuses_another_runs_checkpoint(clip, phrases, tmp_path):
+    images = torch.randn(12, clip.embed_dim)
+    paths = [f"img{i}.png" for i in range(12)]
+    cfg = SEARLEConfig(**{**vars(OTI), "steps": 40, "dropout": 0.0})
+    rows = train_searle(clip, images, paths, phrases, cfg, tmp_path / "learn").log_csv.read_text().splitlines()[1:]
+    losses = [float(r.split(",")[2]) for r in rows]
+    assert len(losses) == 40 and sum(losses[-5:]) < 0.8 * sum(losses[:5])
+
+    straight = train_searle(clip, images, paths, phrases, OTI, tmp_path / "a")  # dropout on: its RNG must resume too
+    assert train_searle(clip, images, paths, phrases, OTI, tmp_path / "b", until_step=7).steps == 7
+    resumed = train_searle(clip, images, paths, phrases, OTI, tmp_path / "b")
+    for (name, a), b in zip(straight.phi.state_dict().items(), resumed.phi.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = SEARLEConfig(**{**vars(OTI), "temperature": 0.5})
+    with pytest.raises(StalePhiCheckpoint, match=r"\['temperature'\]"):
+        train_searle(clip, images, paths, phrases, other, tmp_path / "b")
+    loaded = load_phi(resumed.checkpoint, clip)
+    x = torch.randn(2, clip.embed_dim)
+    assert torch.equal(loaded(x), resumed.phi(x))
+
+
+def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip, tmp_path, monkeypatch):
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
+    from p2w_lib import pipeline
+    from p2w_lib.demo.build import build_world
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    p = pipeline.load_profile("params.yaml", "tiny")
+    build_world(p.world_dir, p.world)
+    images = pipeline.searle_images(p)
+    assert len(images) == p.searle.oti_images and set(images) < set(pipeline.training_images(p))
+    run = pipeline.train_searle_stage(p, 0, clip=clip)
+    assert run.steps == p.searle.steps and run.checkpoint.is_file() and run.oti_tokens.is_file()
+    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
+    on = replace(p, lincir=replace(p.lincir, enabled=False))
+    assert list(pipeline.token_mappers(on, 0, clip)) == ["pic2word", "searle"]
+    off = replace(on, searle=replace(p.searle, enabled=False))
+    assert pipeline.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
+    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word"]
+    monkeypatch.setattr(pipeline, "train_searle_stage", lambda *a: run)
+    assert pipeline.train_searles(on) == {0: run}  # switched back on: the note goes
+    assert not (p.models_dir / "searle" / "SWITCHED_OFF.txt").exists()
+
+
+def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tmp_path, monkeypatch):
+    """eval.searle_checkpoint: the released phi (SEARLE's `{"epoch", "Phi"}` file) stands in for a trained one."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from p2w_lib import pipeline
+
+    phi = Phi(PhiShape(clip.embed_dim, 4 * clip.embed_dim, clip.token_dim, 0.5))
+    torch.save({"epoch": 100, "Phi": phi.state_dict()}, tmp_path / "SEARLE_ViTL14.pt")
+    p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
+    p = replace(p, eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
+                lincir=replace(p.lincir, enabled=False))
+    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
+    mappers = pipeline.token_mappers(p, 0, clip)
+    x = torch.randn(2, clip.embed_dim)
+    assert list(mappers) == ["pic2word", "searle"] and torch.equal(mappers["searle"](x), phi.eval()(x))
+
+
+def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path, monkeypatch):
+    """`python -m p2w_lib.demo.searle_ablation` on the tiny profile: its images are not the pipeline's,
+    its run lands under runs/, and its scores are the protocols' on the same networks."""
+    import argparse
+    import shutil
+    from pathlib import Path
+
+    from p2w_lib import pipeline
+    from p2w_lib.benchmarks import BENCHMARKS, EvalContext
+    from p2w_lib.demo import searle_ablation
+    from p2w_lib.demo.build import build_world
+    from p2w_lib.mapper import Mapper
+    from p2w_lib.phi_runs import load_phi
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    p = pipeline.load_profile("params.yaml", "tiny")
+    build_world(p.world_dir, p.world)
+    n = p.searle.oti_images
+    assert searle_ablation.ablation_images(pipeline.training_images(p), n, 1) != pipeline.searle_images(p)
+    mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
+    monkeypatch.setattr(searle_ablation, "clip_for", lambda *a: clip)
+    monkeypatch.setattr(searle_ablation, "mapper_for", lambda *a: mapper)
+    args = argparse.Namespace(params="params.yaml", profile="tiny", images=n, oti_steps=3, ema_decay=0.9, steps=4,
+                              lr=1e-3, seed=0, subset_seed=1)
+    row = searle_ablation.run(args)
+    run = tmp_path / "runs" / "searle_ablation" / row["setting"]
+    phi = load_phi(run / "phi.pt", clip)
+    ctx = EvalContext(profile=p, seed=0, clip=clip, mapper={"pic2word": mapper, "searle": phi})
+    expected = BENCHMARKS["fashion_iq"].evaluate(ctx)["methods"]
+    for method in searle_ablation.SHOWN:
+        assert row[f"fashion_iq R@10 {method}"] == round(expected[method]["R@10"], 2)
+    assert {f"domain_conversion R@10 {m}" for m in searle_ablation.SHOWN} <= set(row)
