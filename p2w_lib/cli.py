@@ -18,6 +18,9 @@ def _smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+PHI_METHODS = ("lincir", "searle")  # the methods whose network --phi loads
+
+
 def _search_networks(args: argparse.Namespace):
     """(CLIP, {method: network}) for `search`: the checkpoints named on the command line, or the
     profile's trained ones. A trained method without its network is refused with what to pass."""
@@ -27,9 +30,11 @@ def _search_networks(args: argparse.Namespace):
 
     if args.method not in QUERY_METHODS:
         raise SearchInputError(f"--method {args.method}: choose one of {', '.join(QUERY_METHODS)}")
-    phi_methods = [n for n, m in QUERY_METHODS.items() if m.trained and n != "pic2word"]
-    if args.phi and args.method not in phi_methods:
-        raise SearchInputError(f"--phi is the network of {' or '.join(phi_methods)}; pass --method with one of them")
+    if args.phi and args.method not in PHI_METHODS:
+        raise SearchInputError(f"--phi is the network of {' or '.join(PHI_METHODS)}; pass --method with one of them")
+    if args.method == "searle_oti" and (args.mapper or args.phi):
+        raise SearchInputError("--method searle_oti fits the query's token by OTI with the profile's CLIP and "
+                               "concepts; drop --mapper/--phi (it uses the profile of params.yaml)")
     if args.mapper or args.phi:
         from .checkpoint import load_mapper
         from .clip_backbone import load_clip
@@ -46,6 +51,8 @@ def _search_networks(args: argparse.Namespace):
         pipeline.require_trained(p, seed)
         clip = pipeline.clip_for(p, seed)
         mappers = pipeline.token_mappers(p, seed, clip)
+        if args.method == "searle_oti" and args.method not in mappers:  # asked for by name: on even where
+            mappers[args.method] = pipeline.oti_query_tokens(p, seed, clip)  # evaluation leaves it off
     if QUERY_METHODS[args.method].trained and args.method not in mappers:
         how = "--mapper" if args.method == "pic2word" else f"--phi (or switch {args.method} on in params.yaml)"
         raise SearchInputError(f"--method {args.method} needs its trained network; pass {how}")
@@ -241,8 +248,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     srch.add_argument("--gallery", required=True, help="folder of images to search (recursively)")
     srch.add_argument("--k", type=int, default=10, help="number of results (default: 10)")
     srch.add_argument("--method", default="pic2word", metavar="METHOD",
-                      help="how the query is composed: pic2word (default), lincir, searle, image_text, image_only, "
-                           "text_only (the registry in p2w_lib/queries.py)")
+                      help="how the query is composed: pic2word (default), lincir, searle, searle_oti, image_text, "
+                           "image_only, text_only (the registry in p2w_lib/queries.py)")
     srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
     srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
     _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")

@@ -42,6 +42,8 @@ class EvalConfig:
         the profile's trained mapper.
     lincir_checkpoint: the same for LinCIR's phi (ours, or the official release, `{"Phi": ...}`).
     searle_checkpoint: the same for SEARLE's phi (ours, or the official SEARLE / SEARLE-XL release).
+    searle_oti: also score SEARLE-OTI, the inversion of every query's reference image at evaluation
+        time with the `searle` settings (no training; costly: README, "Other methods").
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
     """
 
@@ -53,6 +55,7 @@ class EvalConfig:
     mapper_checkpoint: str | None = None
     lincir_checkpoint: str | None = None
     searle_checkpoint: str | None = None
+    searle_oti: bool = True
     test_submissions: bool = True
 
 
@@ -394,15 +397,31 @@ def mapper_for(p: Profile, seed: int, clip: FrozenClip):
 
 
 def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
-    """{method: network} of every trained query method switched on: Pic2Word's mapper, and the phi of
-    LinCIR and SEARLE when enabled (the protocols then score each, beside the training-free methods)."""
+    """{method: network} of every trained query method switched on: Pic2Word's mapper, the phi of
+    LinCIR and SEARLE when enabled, and SEARLE-OTI's inversion when eval.searle_oti (the protocols
+    then score each, beside the training-free methods)."""
     from .phi_runs import CHECKPOINT_NAME, load_phi
 
     mappers = {"pic2word": mapper_for(p, seed, clip)}
     for method, (enabled, released, folder) in p.phi_methods().items():
         if enabled:
             mappers[method] = load_phi(released or p.models_dir / folder / f"seed{seed}" / CHECKPOINT_NAME, clip)
+    if p.eval.searle_oti:
+        mappers["searle_oti"] = oti_query_tokens(p, seed, clip)
     return mappers
+
+
+def oti_query_tokens(p: Profile, seed: int, clip: FrozenClip):
+    """SEARLE-OTI's stand-in network: OTI of each reference image it is given, with SEARLE's settings
+    and the concepts of the training captions."""
+    from dataclasses import replace
+
+    from .concepts import concept_phrases
+    from .oti_queries import OTIQueryTokens
+
+    cfg = replace(p.searle, seed=seed)
+    phrases = concept_phrases(clip, training_captions(p), cfg.min_concept_count, cfg.phrases_per_concept)
+    return OTIQueryTokens(clip, phrases, cfg, seed)
 
 
 def rendition_domains(p: Profile) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """The registry of query methods: the ways to turn (reference image, text) into one query embedding,
-in report order: the paper's four, LinCIR and SEARLE.
+in report order: the paper's four, LinCIR, SEARLE and SEARLE-OTI.
 
 - image_only: the normalised image embedding;
 - text_only: the normalised embedding of the prompt with `*` removed (e.g. `a origami of`),
@@ -7,7 +7,9 @@ in report order: the paper's four, LinCIR and SEARLE.
 - image_text: normalise(normalise(image) + normalise(text));
 - pic2word: the prompt encoded with the mapper's pseudo token in place of `*`;
 - lincir: the same prompt with LinCIR's phi (trained on captions only, lincir.py) making the token;
-- searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle.py).
+- searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle.py);
+- searle_oti: the same prompt with a token fitted to the reference image at query time by SEARLE's
+  textual inversion (oti_queries.py): no network is trained, each query image costs an optimisation.
 All outputs are L2-normalised [Q, D].
 
 The trained methods read their network from `QueryInputs.mappers` under their own name; a
@@ -109,7 +111,7 @@ def _image_text(q: QueryInputs) -> torch.Tensor:
 
 
 def _pseudo_token(method: str) -> Callable[[QueryInputs], torch.Tensor]:
-    """Compose the prompt with the token of `method`'s network (Pic2Word, LinCIR: same prompt, other token)."""
+    """Compose the prompt with the token of `method`'s network (every trained method: same prompt, other token)."""
     return lambda q: pseudo_token_queries(q.clip, q.require_mapper(method), q.image_feats, q.prompts, q.batch_size)
 
 
@@ -120,6 +122,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
     QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
     QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
     QueryMethod("searle", "SEARLE", "srl", _pseudo_token("searle"), "#fb8c00", trained=True),
+    QueryMethod("searle_oti", "SEARLE-OTI", "oti", _pseudo_token("searle_oti"), "#8d6e63", trained=True),
 )}
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
 

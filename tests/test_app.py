@@ -101,10 +101,31 @@ def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, 
     assert cli.main([*argv[:-6], "--method", "lincir", "--mapper", str(tmp_path / "pic2word.pt")]) == 2
     assert cli.main([*argv[:-6], "--method", "nearest", "--mapper", "m.pt"]) == 2
     assert cli.main([*argv[:-6], "--method", "image_text", "--phi", "p.pt"]) == 2
+    assert cli.main([*argv[:-6], "--method", "searle_oti", "--mapper", "m.pt"]) == 2
     err = capsys.readouterr().err
-    assert "choose one of image_only, text_only, image_text, pic2word, lincir, searle" in err
+    assert "choose one of image_only, text_only, image_text, pic2word, lincir, searle, searle_oti" in err
+    assert "--method searle_oti fits the query's token by OTI" in err
     assert "--method lincir needs its trained network; pass --phi" in err
     assert "--phi is the network of lincir or searle" in err and "Traceback" not in err
+
+
+def test_search_with_searle_oti_inverts_the_query_even_where_evaluation_leaves_it_off(trained, capsys, monkeypatch):
+    clip, mapper, gallery = trained
+    from p2w_lib.phi import Phi, PhiShape
+
+    stand_in = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()  # any image -> token network
+    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
+    monkeypatch.setattr("p2w_lib.pipeline.oti_query_tokens", lambda p, seed, c: stand_in)
+    query = gallery / "img_0000.png"
+    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
+            "--method", "searle_oti"]
+    assert cli.main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = search(clip, {"searle_oti": stand_in}, query, "is red", gallery, k=4, method="searle_oti")
+    assert printed["method"] == "searle_oti" and [r["path"] for r in printed["results"]] == [p for p, _ in expected]
 
 
 def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(trained, tmp_path, capsys, monkeypatch):

@@ -163,6 +163,7 @@ def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tm
     p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
     p = replace(p, eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
                 searle=replace(p.searle, enabled=False))
+    p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
     mappers = pipeline.token_mappers(p, 0, clip)
     x = torch.randn(2, clip.embed_dim)

@@ -21,7 +21,7 @@ from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "searle"}
+METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "searle", "searle_oti"}
 LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
 SEARLE_TINY = {"oti_images": None, "oti_steps": 2, "oti_batch_size": 8, "batch_size": 8, "steps": 3, "hidden_mult": 1,
                "phrases_per_concept": 4, "max_bad_fraction": 0.1}

@@ -218,10 +218,11 @@ def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip
     assert run.steps == p.searle.steps and run.checkpoint.is_file() and run.oti_tokens.is_file()
     monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
     on = replace(p, lincir=replace(p.lincir, enabled=False))
-    assert list(pipeline.token_mappers(on, 0, clip)) == ["pic2word", "searle"]
+    assert list(pipeline.token_mappers(on, 0, clip)) == ["pic2word", "searle", "searle_oti"]
     off = replace(on, searle=replace(p.searle, enabled=False))
     assert pipeline.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
-    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word"]
+    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word", "searle_oti"]  # needs no phi: eval's switch
+    assert list(pipeline.token_mappers(replace(off, eval=replace(off.eval, searle_oti=False)), 0, clip)) == ["pic2word"]
     monkeypatch.setattr(pipeline, "train_searle_stage", lambda *a: run)
     assert pipeline.train_searles(on) == {0: run}  # switched back on: the note goes
     assert not (p.models_dir / "searle" / "SWITCHED_OFF.txt").exists()
@@ -239,6 +240,7 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
     p = replace(p, eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
                 lincir=replace(p.lincir, enabled=False))
+    p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
     mappers = pipeline.token_mappers(p, 0, clip)
     x = torch.randn(2, clip.embed_dim)
@@ -278,3 +280,25 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
     for method in searle_ablation.SHOWN:
         assert row[f"fashion_iq R@10 {method}"] == round(expected[method]["R@10"], 2)
     assert {f"domain_conversion R@10 {m}" for m in searle_ablation.SHOWN} <= set(row)
+
+
+# -- SEARLE-OTI: the inversion at query time -----------------------------------------------------------
+
+def test_query_tokens_are_the_inversion_of_each_distinct_reference_image(clip, phrases):
+    """A reference listed in several queries is inverted once, and its token is what oti.invert makes
+    of the distinct images in order of first appearance (same batches, same seeded draws)."""
+    from p2w_lib.oti_queries import OTIQueryTokens
+
+    cfg = SEARLEConfig(oti_steps=3, oti_batch_size=2, oti_top_k=3)
+    distinct = torch.randn(3, clip.embed_dim)
+    listed = distinct[[1, 0, 1, 2, 0]]  # [5, D]: references as queries list them
+    network = OTIQueryTokens(clip, phrases, cfg, seed=4)
+    with torch.no_grad():  # as the protocols call it
+        tokens = network(listed)  # [5, W]
+    in_order = distinct[[1, 0, 2]]
+    concepts_of = top_concepts(in_order, concept_embeddings(clip, phrases.concepts), cfg.oti_top_k)
+    expected = invert(clip, in_order, concepts_of, phrases, cfg, seed=4)  # [3, W]
+    assert torch.allclose(tokens, expected[[0, 1, 0, 2, 1]], atol=1e-6)
+    assert network.batches == 2  # 3 distinct images in batches of 2; nothing inverted twice
+    again = network(distinct[[2]])
+    assert torch.equal(again[0], tokens[3]) and network.batches == 2
