@@ -328,23 +328,29 @@ def train_lincir_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
     return train_lincir(clip, training_captions(p), replace(p.lincir, seed=seed), p.lincir_dir(seed), restart_on_change=True)
 
 
-def searle_images(p: Profile) -> list[str]:
+def searle_images(p: Profile, subset_seed: int = 0) -> list[str]:
     """SEARLE's training images: a random subset of the training list of `searle.oti_images` (the
-    same for every seed), in list order."""
+    same for every seed; drawn with `subset_seed`, which the pipeline keeps at 0), in list order."""
     import random
 
     images = training_images(p)
     n = p.searle.oti_images
     if n is None or n >= len(images):
         return images
-    keep = set(random.Random(0).sample(range(len(images)), n))
+    keep = set(random.Random(subset_seed).sample(range(len(images)), n))
     return [path for i, path in enumerate(images) if i in keep]
+
+
+def searle_phrases(p: Profile, clip: FrozenClip):
+    """SEARLE's concepts and phrases, from the training captions (concepts.py), for `clip`."""
+    from .concepts import concept_phrases
+
+    return concept_phrases(clip, training_captions(p), p.searle.min_concept_count, p.searle.phrases_per_concept)
 
 
 def train_searle_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
     from dataclasses import replace
 
-    from .concepts import concept_phrases
     from .features import embed_images
     from .searle import train_searle
 
@@ -353,9 +359,8 @@ def train_searle_stage(p: Profile, seed: int, clip: FrozenClip | None = None):
     emb = embed_images(clip, searle_images(p), cache_dir=p.cache_dir, max_bad_fraction=cfg.max_bad_fraction,
                        desc="embedding SEARLE's images")
     valid = emb.valid.nonzero()[0]  # unreadable images were counted and logged by embed_images
-    phrases = concept_phrases(clip, training_captions(p), cfg.min_concept_count, cfg.phrases_per_concept)
-    return train_searle(clip, emb.tensor()[valid], [emb.paths[i] for i in valid], phrases, cfg, p.searle_dir(seed),
-                        restart_on_change=True)
+    return train_searle(clip, emb.tensor()[valid], [emb.paths[i] for i in valid], searle_phrases(p, clip), cfg,
+                        p.searle_dir(seed), restart_on_change=True)
 
 
 def concept_examples(p: Profile, n: int = 8):
@@ -416,12 +421,9 @@ def oti_query_tokens(p: Profile, seed: int, clip: FrozenClip):
     and the concepts of the training captions."""
     from dataclasses import replace
 
-    from .concepts import concept_phrases
     from .oti_queries import OTIQueryTokens
 
-    cfg = replace(p.searle, seed=seed)
-    phrases = concept_phrases(clip, training_captions(p), cfg.min_concept_count, cfg.phrases_per_concept)
-    return OTIQueryTokens(clip, phrases, cfg, seed)
+    return OTIQueryTokens(clip, searle_phrases(p, clip), replace(p.searle, seed=seed), seed)
 
 
 def rendition_domains(p: Profile) -> tuple[str, ...]:

@@ -51,7 +51,7 @@ def encode_unique_texts(clip: FrozenClip, texts: Sequence[str], batch_size: int 
 @torch.no_grad()
 def pseudo_token_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]; `mapper` is any
-    network from image embedding to pseudo token (Pic2Word's mapper, LinCIR's phi)."""
+    network from image embedding to pseudo token (Pic2Word's mapper, a phi, SEARLE-OTI's inversion)."""
     was_training = mapper.training
     mapper.eval()
     # `a {domain} of *`: each domain's prefix runs once, then 2 positions per query (prefix_cache.py).

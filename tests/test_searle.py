@@ -266,7 +266,7 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
     p = pipeline.load_profile("params.yaml", "tiny")
     build_world(p.world_dir, p.world)
     n = p.searle.oti_images
-    assert searle_ablation.ablation_images(pipeline.training_images(p), n, 1) != pipeline.searle_images(p)
+    assert pipeline.searle_images(p, subset_seed=1) != pipeline.searle_images(p)  # the ablation's draw is not the pipeline's
     mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
     monkeypatch.setattr(searle_ablation, "clip_for", lambda *a: clip)
     monkeypatch.setattr(searle_ablation, "mapper_for", lambda *a: mapper)

@@ -11,39 +11,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from ..benchmarks import BENCHMARKS, EvalContext
-from ..concepts import concept_phrases
 from ..features import embed_images
-from ..pipeline import clip_for, load_profile, mapper_for, training_captions, training_images
+from ..pipeline import clip_for, load_profile, mapper_for, searle_images, searle_phrases
 from ..searle import train_searle
 
 BENCHMARKS_MEASURED = ("domain_conversion", "fashion_iq")
 SHOWN = ("searle", "pic2word", "image_text")
 
 
-def ablation_images(images: list[str], n: int, subset_seed: int) -> list[str]:
-    """`n` training images drawn with `subset_seed` (the pipeline draws with 0), in list order."""
-    rows = sorted(random.Random(subset_seed).sample(range(len(images)), min(n, len(images))))
-    return [images[i] for i in rows]
-
-
 def run(args: argparse.Namespace) -> dict:
     p = load_profile(args.params, args.profile)
     cfg = replace(p.searle, seed=args.seed, oti_images=args.images, oti_steps=args.oti_steps,
                   ema_decay=args.ema_decay, steps=args.steps, lr=args.lr)
+    p = replace(p, searle=cfg)
     name = f"seed{args.seed}-n{args.images}-oti{args.oti_steps}-ema{args.ema_decay}-phi{args.steps}-lr{args.lr}"
     clip = clip_for(p, args.seed)
     start = time.perf_counter()
-    paths = ablation_images(training_images(p), args.images, args.subset_seed)
-    emb = embed_images(clip, paths, cache_dir=p.cache_dir, desc="embedding the ablation's images")
+    emb = embed_images(clip, searle_images(p, args.subset_seed), cache_dir=p.cache_dir,
+                       desc="embedding the ablation's images")
     valid = emb.valid.nonzero()[0]
-    phrases = concept_phrases(clip, training_captions(p), cfg.min_concept_count, cfg.phrases_per_concept)
-    result = train_searle(clip, emb.tensor()[valid], [emb.paths[i] for i in valid], phrases, cfg,
+    result = train_searle(clip, emb.tensor()[valid], [emb.paths[i] for i in valid], searle_phrases(p, clip), cfg,
                           Path("runs/searle_ablation") / name, restart_on_change=True)
     seconds = time.perf_counter() - start
     networks = {"pic2word": mapper_for(p, args.seed, clip), "searle": result.phi}
