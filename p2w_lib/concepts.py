@@ -128,8 +128,9 @@ def concept_phrases(clip: FrozenClip, captions: Sequence[str], min_count: int, p
     distinct, concepts = concept_vocabulary(captions, min_count)
     phrases, owner = _pick_phrases(distinct, concepts, per_concept, seed)
     first = _tokenize_masked(clip, [mask_concept(p, concepts[o], True) for p, o in zip(phrases, owner)])
-    keep = first.star.any(dim=1).tolist()
-    phrases, owner = [p for p, k in zip(phrases, keep) if k], [o for o, k in zip(owner, keep) if k]
+    keep = first.star.any(dim=1)  # [P]
+    first = MaskedTexts(first.ids[keep], first.star[keep], first.pool_pos[keep])
+    phrases, owner = [p for p, k in zip(phrases, keep.tolist()) if k], [o for o, k in zip(owner, keep.tolist()) if k]
     kept = sorted(set(owner))  # a concept whose every phrase was cut is dropped
     row = {old: new for new, old in enumerate(kept)}
     concepts, owner = [concepts[i] for i in kept], [row[o] for o in owner]
@@ -137,7 +138,7 @@ def concept_phrases(clip: FrozenClip, captions: Sequence[str], min_count: int, p
     return ConceptPhrases(
         concepts=concepts, phrases=phrases, offset=torch.cumsum(count, 0) - count, count=count,
         targets=caption_embeddings(clip, phrases),
-        first=_tokenize_masked(clip, [mask_concept(p, concepts[o], True) for p, o in zip(phrases, owner)]),
+        first=first,
         every=_tokenize_masked(clip, [mask_concept(p, concepts[o], False) for p, o in zip(phrases, owner)]),
     )
 

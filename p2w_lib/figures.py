@@ -19,6 +19,7 @@ from .images import load_rgb
 from .io_utils import atomic_path
 from .queries import QUERY_METHODS
 from .report import METHOD_LABELS
+from .results_schema import group_key, groups as group_names
 
 COLOURS = {**{name: m.colour for name, m in QUERY_METHODS.items()}, "oracle_text": "#4caf50"}
 
@@ -89,13 +90,16 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
     first = next(iter(by_seed.values()))
     if "skipped" in first:  # a switched-off paper benchmark: the stage's figure says why it is empty
         return placeholder(f"{title or 'benchmark'}: skipped ({first['skipped']})")
-    group_key = "per_domain" if "per_domain" in first["methods"]["pic2word"] else "per_category"
+    by = group_key(first)
+    if by is None:
+        raise ValueError(f"grouped_bars draws a benchmark with groups (domains, categories); the {first['metric']} "
+                         "results given have none: use metrics_frame for them")
     methods = list(first["methods"])
-    groups = list(first["methods"]["pic2word"][group_key]) + ["average"]
+    groups = [*group_names(first), "average"]
     fig, ax = plt.subplots(figsize=(1.45 * len(groups) + 2, 4.2))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        per_seed = [[r["methods"][method][group_key][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
+        per_seed = [[r["methods"][method][by][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
                     for r in by_seed.values()]  # [S, G]
         means = [statistics.fmean(col) for col in zip(*per_seed)]
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]

@@ -1,5 +1,5 @@
-"""The training loop every trainer of the library runs: the Pic2Word mapper, LinCIR's phi and the
-demo CLIP. A trainer supplies one optimisation step, its learning-rate schedule and how to
+"""The training loop every trainer of the library runs: the Pic2Word mapper, LinCIR's and SEARLE's
+phi, and the demo CLIP. A trainer supplies one optimisation step, its learning-rate schedule and how to
 checkpoint; the loop owns what they share: the step range after a resume, setting each step's
 learning rate, the progress bar, the CSV log (trimmed to the resume point, one row per `log_every`
 steps, ending with the step's lr) and the periodic checkpoints.

@@ -30,7 +30,6 @@ class OTIQueryTokens(nn.Module):
         self.templates = template_tokens(clip)
         self.tokens: dict[bytes, torch.Tensor] = {}  # an image embedding's bytes -> its token [W]
         self.batches = 0
-        self.progress: tqdm | None = None  # one bar over the whole evaluation: calls come a batch of queries at a time
 
     def forward(self, image_feats: torch.Tensor) -> torch.Tensor:
         feats = image_feats.detach().float().cpu()  # [B, D]
@@ -45,16 +44,16 @@ class OTIQueryTokens(nn.Module):
     def _invert(self, feats: torch.Tensor, keys: list[bytes]) -> None:
         if not keys:
             return
-        if self.progress is None:
-            self.progress = tqdm(desc="OTI of the query images (SEARLE-OTI)", unit="img")
         size = self.cfg.oti_batch_size
         concepts_of = top_concepts(feats, self.concept_feats, self.cfg.oti_top_k)  # [N, k]
-        for start in range(0, len(keys), size):
-            rows = slice(start, start + size)
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches)
-            self.batches += 1
-            with torch.enable_grad():  # the protocols compose queries under no_grad; OTI optimises
-                tokens = invert_batch(self.clip, feats[rows].to(self.clip.device), concepts_of[rows], self.phrases,
-                                      self.templates, self.cfg, gen)  # [b, W]
-            self.tokens.update(zip(keys[rows], tokens))
-            self.progress.update(len(tokens))
+        # One bar per call: a protocol composes one domain or category at a time.
+        with tqdm(total=len(keys), desc="OTI of the query images (SEARLE-OTI)", unit="img") as bar:
+            for start in range(0, len(keys), size):
+                rows = slice(start, start + size)
+                gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches)
+                self.batches += 1
+                with torch.enable_grad():  # the protocols compose queries under no_grad; OTI optimises
+                    tokens = invert_batch(self.clip, feats[rows].to(self.clip.device), concepts_of[rows], self.phrases,
+                                          self.templates, self.cfg, gen)  # [b, W]
+                self.tokens.update(zip(keys[rows], tokens))
+                bar.update(len(tokens))

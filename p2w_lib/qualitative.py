@@ -18,8 +18,8 @@ from .queries import compose_queries
 from .retrieval import topk_search
 
 
-def _ranked(clip, mapper, ref_feats, prompts, texts, gallery, methods, k):
-    queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=texts, methods=methods)
+def _ranked(clip, mapper, ref_feats, prompts, texts, gallery, methods, k, benchmark):
+    queries = compose_queries(clip, mapper, ref_feats, prompts, text_only=texts, methods=methods, benchmark=benchmark)
     return {m: topk_search(q, gallery, k=k)[1] for m, q in queries.items()}  # method -> [Q, k]
 
 
@@ -43,7 +43,7 @@ def domain_conversion_examples(clip: FrozenClip, mapper: Mapper, root: str | Pat
     for j, i in enumerate(picked):
         p = j % len(domains)
         prompt = DOMAIN_PROMPT.format(domain=domains[p])
-        ranked = _ranked(clip, mapper, refs[j:j + 1], [prompt], None, gallery, methods, k)
+        ranked = _ranked(clip, mapper, refs[j:j + 1], [prompt], None, gallery, methods, k, "domain_conversion")
         wanted = queries[i][1] + 1000 * p
         examples.append({"query": str(root / queries[i][0]), "text": prompt, "results": {
             m: [(str(root / targets[g][0]), targets[g][1] == wanted) for g in idx[0].tolist()] for m, idx in ranked.items()}})
@@ -62,7 +62,7 @@ def fashion_examples(clip: FrozenClip, mapper: Mapper, root: str | Path, categor
     picked = random.Random(seed).sample(triplets, min(n, len(triplets)))
     refs = embed_images(clip, [files[t.candidate] for t in picked], cache_dir=cache_dir, max_bad_fraction=max_bad_fraction).tensor()
     prompts, texts = (list(x) for x in zip(*[query_texts(t) for t in picked]))
-    ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k)
+    ranked = _ranked(clip, mapper, refs, prompts, texts, gallery, methods, k, "fashion_iq")
     return [{"query": files[t.candidate], "text": prompts[j], "target": files[t.target], "results": {
         m: [(files[ids[g]], ids[g] == t.target) for g in idx[j].tolist()] for m, idx in ranked.items()}}
         for j, t in enumerate(picked)]

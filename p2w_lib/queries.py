@@ -1,10 +1,12 @@
 """The registry of query methods: the ways to turn (reference image, text) into one query embedding,
-in report order: the paper's four, LinCIR, SEARLE and SEARLE-OTI.
+in report order: the paper's four, Slerp, LinCIR, SEARLE and SEARLE-OTI.
 
 - image_only: the normalised image embedding;
 - text_only: the normalised embedding of the prompt with `*` removed (e.g. `a origami of`),
   as the official ImageNet-R evaluation does;
 - image_text: normalise(normalise(image) + normalise(text));
+- slerp: the point a fraction alpha along the great circle from the image to the text (slerp.py;
+  alpha per benchmark, as the Slerp paper sets it);
 - pic2word: the prompt encoded with the mapper's pseudo token in place of `*`;
 - lincir: the same prompt with LinCIR's phi (trained on captions only, lincir.py) making the token;
 - searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle.py);
@@ -32,6 +34,7 @@ from torch import nn
 from .clip_backbone import FrozenClip
 from .composed import PLACEHOLDER, encode_composed_tokens, tokenize_prompts
 from .prefix_cache import PrefixCachedText, supports_prefix_cache
+from .slerp import alpha_for, slerp
 
 
 def text_only_prompt(prompt: str) -> str:
@@ -81,6 +84,7 @@ class QueryInputs:
     prompts: Sequence[str]  # Q prompts with `*`
     texts: Sequence[str]  # Q text-only strings
     batch_size: int = 256
+    benchmark: str | None = None  # the registry name of the benchmark asking: methods with per-benchmark settings read it
 
     @cached_property
     def image(self) -> torch.Tensor:
@@ -119,6 +123,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
     QueryMethod("image_only", "image only", "img", lambda q: q.image, "#9e9e9e"),
     QueryMethod("text_only", "text only", "txt", lambda q: q.text, "#bdbdbd"),
     QueryMethod("image_text", "image + text", "img+txt", _image_text, "#64b5f6"),
+    QueryMethod("slerp", "Slerp", "slerp", lambda q: slerp(q.image, q.text, alpha_for(q.benchmark)), "#26a69a"),
     QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
     QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
     QueryMethod("searle", "SEARLE", "srl", _pseudo_token("searle"), "#fb8c00", trained=True),
@@ -155,12 +160,14 @@ def compose_queries(
     text_only: Sequence[str] | None = None,
     methods: Sequence[str] | None = None,
     batch_size: int = 256,
+    benchmark: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Query embeddings for each method in `methods` (None: every method `mapper` allows).
 
     mapper: Pic2Word's mapper, or {method: network} for the trained methods (see QueryInputs).
     image_feats: [Q, D] unnormalised CLIP embeddings of the reference images.
     prompts: Q prompts with `*`; text_only: the text-only strings (default: prompts without `*`).
+    benchmark: the benchmark asking (its registry name), for methods whose setting depends on it (Slerp's alpha).
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
@@ -170,5 +177,5 @@ def compose_queries(
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {METHODS}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size)
+    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark)
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

@@ -7,56 +7,66 @@ from pathlib import Path
 import pandas as pd
 
 from .queries import QUERY_METHODS
+from .results_schema import AllSeeds, Document, check_document, group_key, groups, is_skipped
 
 # The oracle is not a query method: demo protocols add it as a text that names the answer.
 METHOD_LABELS = {**{name: m.label for name, m in QUERY_METHODS.items()}, "oracle_text": "oracle text"}
 
 
-def load_result(path: str | Path) -> dict:
+def load_result(path: str | Path) -> Document:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: results file missing; run the evaluation stage first (dvc repro)")
-    return json.loads(path.read_text())
+    return check_document(json.loads(path.read_text()), path)
 
 
-def metrics_frame(result: dict, keys: tuple[str, ...] | None = ("R@10", "R@50")) -> pd.DataFrame:
+def metrics_frame(result: Document, keys: tuple[str, ...] | None = ("R@10", "R@50")) -> pd.DataFrame:
     """One row per method: the averages and any per-domain/category scores for `keys` (None: all)."""
-    if "skipped" in result:
+    if is_skipped(result):
         return pd.DataFrame({"skipped": [result["skipped"]]}, index=[result.get("profile", "")])
     first = next(iter(result["methods"].values()))
     keys = keys or tuple(k for k, v in first.items() if not isinstance(v, dict))
-    group_key = next((g for g in ("per_domain", "per_category") if g in first), None)
+    by = group_key(result)
     rows = {}
     for method, scores in result["methods"].items():
-        row = {(f"avg {k}" if group_key else k): scores[k] for k in keys if k in scores}
-        for group, g in (scores[group_key].items() if group_key else ()):
-            row.update({f"{group} {k}": g[k] for k in keys if k in g})
+        row = {(f"avg {k}" if by else k): scores[k] for k in keys if k in scores}
+        for group in (groups(result) if by else ()):
+            row.update({f"{group} {k}": scores[by][group][k] for k in keys if k in scores[by][group]})
         rows[METHOD_LABELS.get(method, method)] = row
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
-def paper_comparison(result: dict, task: str) -> pd.DataFrame:
-    """Our averages next to the Pic2Word paper's ViT-L/14 numbers (reference_numbers.py), per method;
-    each column names the split it was measured on (CIRR: ours on val, the paper's on test1)."""
-    from .reference_numbers import PIC2WORD_PAPER, SPLITS
+def paper_comparison(result: Document, task: str) -> pd.DataFrame:
+    """Each method's scores beside its published ViT-L/14 numbers (reference_numbers.PUBLISHED): a row
+    of ours, then a row per published source, named with the split each was measured on (CIRR: ours
+    on val, the papers' on test1; CIRCO: ours on val, theirs on test). Empty without published numbers."""
+    from .reference_numbers import SPLITS, published_for
 
-    reference = PIC2WORD_PAPER.get(task)
-    if reference is None or "skipped" in result:
+    if is_skipped(result) or task not in SPLITS:
         return pd.DataFrame()
     ours_split, paper_split = SPLITS[task]
-    rows = {}
-    for method, paper in reference.items():
-        ours = result["methods"].get(method, {})
-        rows[METHOD_LABELS.get(method, method)] = {
-            **{f"ours, {ours_split}, {k}": ours.get(k, float("nan")) for k in paper},
-            **{f"paper, {paper_split}, {k}": v for k, v in paper.items()}}
+    rows: dict[str, dict[str, float]] = {}
+    for pub in published_for(task):
+        ours = result["methods"].get(pub.method)
+        if ours is None:
+            continue
+        label = METHOD_LABELS.get(pub.method, pub.method)
+        rows.setdefault(f"{label}: ours, {ours_split}", {k: ours.get(k, float("nan")) for k in pub.scores[task]})
+        rows[f"{pub.label or label}: published, {paper_split}"] = dict(pub.scores[task])
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def published_sources(task: str) -> list[str]:
+    """One line per published row of `task`: what it is, its source, and how far it was checked."""
+    from .reference_numbers import published_for
+
+    return [f"{p.label or METHOD_LABELS.get(p.method, p.method)}: {p.source} ({p.checked})" for p in published_for(task)]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     header = "| method | " + " | ".join(frame.columns) + " |"
     sep = "|---|" + "---|" * len(frame.columns)
-    lines = [f"| {idx} | " + " | ".join(f"{v:.2f}" for v in row) + " |" for idx, row in frame.iterrows()]
+    lines = [f"| {idx} | " + " | ".join("–" if pd.isna(v) else f"{v:.2f}" for v in row) + " |" for idx, row in frame.iterrows()]
     return "\n".join([header, sep, *lines])
 
 
@@ -109,7 +119,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 SHORT_NAMES = {**{name: m.short for name, m in QUERY_METHODS.items()}, "oracle_text": "oracle"}
 
 
-def summary_metrics(all_seeds: dict, keys: tuple[str, ...] = ("R@10",)) -> dict:
+def summary_metrics(all_seeds: AllSeeds, keys: tuple[str, ...] = ("R@10",)) -> dict:
     """The small DVC metrics file of an evaluation stage: per method, the mean over seeds of the
     headline metric (the benchmark's `summary_keys`) and (`<method> sd`) its standard deviation (population, 2 decimals)."""
     runs = [r for r in all_seeds["seeds"].values() if "methods" in r]

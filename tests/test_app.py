@@ -103,7 +103,7 @@ def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, 
     assert cli.main([*argv[:-6], "--method", "image_text", "--phi", "p.pt"]) == 2
     assert cli.main([*argv[:-6], "--method", "searle_oti", "--mapper", "m.pt"]) == 2
     err = capsys.readouterr().err
-    assert "choose one of image_only, text_only, image_text, pic2word, lincir, searle, searle_oti" in err
+    assert "choose one of image_only, text_only, image_text, slerp, pic2word, lincir, searle, searle_oti" in err
     assert "--method searle_oti fits the query's token by OTI" in err
     assert "--method lincir needs its trained network; pass --phi" in err
     assert "--phi is the network of lincir or searle" in err and "Traceback" not in err

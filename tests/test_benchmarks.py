@@ -91,7 +91,7 @@ def test_methods_share_one_text_encoding_and_come_back_in_registry_order(clip, m
     real = queries.encode_unique_texts
     monkeypatch.setattr(queries, "encode_unique_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2,
-                          methods=["image_text", "text_only", "image_only"])
-    assert list(out) == ["image_only", "text_only", "image_text"] and len(calls) == 1
-    with pytest.raises(ValueError, match=r"unknown query method\(s\) \['slerp'\]; choose from"):
-        compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2, methods=["slerp"])
+                          methods=["slerp", "image_text", "text_only", "image_only"])
+    assert list(out) == ["image_only", "text_only", "image_text", "slerp"] and len(calls) == 1
+    with pytest.raises(ValueError, match=r"unknown query method\(s\) \['lerp'\]; choose from"):
+        compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2, methods=["lerp"])

@@ -62,9 +62,9 @@ def test_query_methods(clip):
     assert torch.allclose(q["image_text"], F.normalize(F.normalize(feats, dim=-1) + text, dim=-1), atol=1e-6)
     assert all(torch.allclose(v.norm(dim=-1), torch.ones(3), atol=1e-5) for v in q.values())
     assert mapper.training  # restored after the no-grad eval pass
-    assert set(q) == {"image_only", "text_only", "image_text", "pic2word"}  # a bare mapper is Pic2Word's
+    assert set(q) == {"image_only", "text_only", "image_text", "slerp", "pic2word"}  # a bare mapper is Pic2Word's
     # Asked for no methods, a call scores those its networks allow; asked for one without its network, it refuses.
-    assert list(compose_queries(clip, None, feats, prompts)) == ["image_only", "text_only", "image_text"]
+    assert list(compose_queries(clip, None, feats, prompts)) == ["image_only", "text_only", "image_text", "slerp"]
     with pytest.raises(ValueError, match=r"the pic2word method needs its trained network; got networks for \[\]"):
         compose_queries(clip, None, feats, prompts, methods=["pic2word"])
     with pytest.raises(ValueError, match=r"networks given for \['slerp'\], which are not trained query methods"):

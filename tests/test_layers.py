@@ -16,6 +16,7 @@ LIBRARY = (
     "p2w_lib.composed", "p2w_lib.prefix_cache", "p2w_lib.queries", "p2w_lib.features", "p2w_lib.loss", "p2w_lib.train",
     "p2w_lib.retrieval", "p2w_lib.ann", "p2w_lib.search", "p2w_lib.metrics", "p2w_lib.phi", "p2w_lib.keywords", "p2w_lib.lincir",
     "p2w_lib.loop", "p2w_lib.phi_runs", "p2w_lib.concepts", "p2w_lib.oti", "p2w_lib.searle", "p2w_lib.oti_queries",
+    "p2w_lib.slerp", "p2w_lib.results_schema", "p2w_lib.reference_numbers",
     "p2w_lib.protocols.domain_conversion", "p2w_lib.protocols.fashion_iq", "p2w_lib.protocols.cirr",
     "p2w_lib.protocols.circo", "p2w_lib.protocols.coco_objects", "p2w_lib.protocols.submissions",
 )

@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "searle", "searle_oti"}
+METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
 
 
 def test_the_numbered_notebooks():

@@ -21,7 +21,7 @@ from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "searle", "searle_oti"}
+METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
 LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
 SEARLE_TINY = {"oti_images": None, "oti_steps": 2, "oti_batch_size": 8, "batch_size": 8, "steps": 3, "hidden_mult": 1,
                "phrases_per_concept": 4, "max_bad_fraction": 0.1}
@@ -138,8 +138,9 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     subs = sorted(p.name for p in Path("results/paper/submissions").iterdir())
     assert subs == ["circo_test_pic2word.json", "cirr_test1_recall_pic2word.json", "cirr_test1_recall_subset_pic2word.json"]
     section = paper_section("results/paper")
-    assert "Beside the Pic2Word paper" in section
-    assert "Ours are on CIRR val, the paper's on CIRR test1" in section and "ours, CIRR val, R@1" in section
+    assert "Beside the published ViT-L/14 numbers" in section
+    assert "Ours are on CIRR val, the papers' on CIRR test1" in section and "| Pic2Word: ours, CIRR val |" in section
+    assert "| SEARLE-XL: published, CIRCO test | 11.68 | 12.73 |" in section and "LinCIR: Gu et al., CVPR 2024" in section
     examples = pipeline.qualitative_examples(p, 0)
     assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])

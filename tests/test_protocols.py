@@ -18,9 +18,10 @@ from p2w_lib.images import load_rgb
 from p2w_lib.protocols.domain_conversion import evaluate_domain_conversion
 from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq
 from tests.conftest import SHARED
+from tests.slerp_reference import slerp_reference
 from tests.test_demo_world import world  # noqa: F401  (session fixture: the tiny demo world)
 
-SCHEMA_METHODS = {"image_only", "text_only", "image_text", "pic2word"}
+SCHEMA_METHODS = {"image_only", "text_only", "image_text", "slerp", "pic2word"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,8 @@ def test_domain_conversion_matches_slow_reference(world, clip, mapper):  # noqa:
             relevant = {j for j, (_, t) in enumerate(targets) if t == label + 1000 * p}
             image = F.normalize(ref, dim=0)
             composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
-            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0), "pic2word": composed}
+            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0),
+                          "slerp": slerp_reference(image, text, 0.8), "pic2word": composed}
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
                 for k in (10, 50):
@@ -77,7 +79,8 @@ def test_fashion_iq_matches_slow_reference(world, clip, mapper):  # noqa: F811
             text = clip.encode_text([prompt], normalize=True)[0]  # official baselines: the prompt as text, `*` included
             image = F.normalize(ref, dim=0)
             composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
-            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0), "pic2word": composed}
+            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0),
+                          "slerp": slerp_reference(image, text, 0.8), "pic2word": composed}
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
                 for k in (10, 50):
@@ -88,6 +91,13 @@ def test_fashion_iq_matches_slow_reference(world, clip, mapper):  # noqa: F811
                 assert got[f"R@{k}"] == pytest.approx(100 * hits[method][k] / len(triplets), abs=1e-3)
     avg = result["methods"]["pic2word"]["R@10"]
     assert avg == pytest.approx(sum(result["methods"]["pic2word"]["per_category"][c]["R@10"] for c in CATEGORIES) / 3)
+
+
+def test_fashion_iq_scores_the_training_free_methods_alone(world, clip):  # noqa: F811
+    """Called without any network (a training-free comparison), it scores what it can and claims no margin."""
+    result = evaluate_fashion_iq(clip, None, world / "fashion-iq", ks=(10,), profile="tiny")
+    assert set(result["methods"]) == {"image_only", "text_only", "image_text", "slerp"}
+    assert result["paired_difference"] == {}
 
 
 def test_domain_conversion_keeps_queries_whose_class_has_no_rendition(world, clip, mapper, tmp_path):  # noqa: F811

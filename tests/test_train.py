@@ -96,7 +96,7 @@ def test_smoke_run_end_to_end():
 
     out = run_smoke(seed=0)
     assert out["train_steps"] == 24 and math.isfinite(out["last_loss"])
-    assert set(out["methods"]) == {"image_only", "text_only", "image_text", "pic2word"}
+    assert set(out["methods"]) == {"image_only", "text_only", "image_text", "slerp", "pic2word"}
     assert all(0 <= m["R@10"] <= 100 for m in out["methods"].values())
 
 

@@ -64,7 +64,7 @@ def evaluate_circo(
     log_counts("CIRCO val", len(usable), len(queries) - len(usable))
     if missing_gt:
         log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods)
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "circo")
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
     n_gt = torch.tensor([len(q.ground_truth) for q in usable])  # the official |GT|: as annotated, readable or not
 
@@ -117,7 +117,7 @@ def write_test_submission(
     if missing:
         raise FileNotFoundError(f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
                                 f"restore the unlabeled2017 images under {root} before writing a submission")
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "circo")[method]
     if len(gallery.keys) < SUBMISSION_TOP_K:
         raise ValueError(f"CIRCO test: the gallery under {root} has {len(gallery.keys)} readable images; the server "
                          f"needs the top {SUBMISSION_TOP_K} of the unlabeled2017 set for every query")

@@ -75,7 +75,7 @@ def evaluate_cirr(
     if not usable:
         raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
     log_counts("CIRR val", len(usable), len(queries) - len(usable))
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods)
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "cirr")
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]
     scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks,
@@ -108,7 +108,7 @@ def write_test_submission(
     if len(gallery.keys) - 1 < top_k:
         raise ValueError(f"CIRR test1: {len(gallery.keys)} readable images under {root}; the server needs the top "
                          f"{top_k} of the test1 images (reference excluded) for every query")
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,))[method]
+    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "cirr")[method]
     _, idx = topk_search(feats, gallery.feats, k=top_k, exclude=torch.tensor([rows[q.reference] for q in queries]))
     files = {
         "recall": {str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)},

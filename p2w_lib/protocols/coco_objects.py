@@ -65,7 +65,7 @@ def evaluate_coco_objects(
     usable = [queries[i] for i in keep]
     log_counts("COCO objects", len(usable), len(queries) - len(usable))
     prompts, texts = (list(x) for x in zip(*[texts_for(q, prompt) for q in usable]))
-    feats = compose_queries(clip, mapper, crops[keep], prompts, text_only=texts, methods=methods)
+    feats = compose_queries(clip, mapper, crops[keep], prompts, text_only=texts, methods=methods, benchmark="coco_objects")
     targets = [{rows[q.file_name]} for q in usable]
     scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, precision_k=None)
     return methods_document(profile, seed, "hit_rate", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),

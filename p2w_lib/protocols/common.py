@@ -12,6 +12,7 @@ from ..clip_backbone import FrozenClip
 from ..features import embed_images
 from ..metrics import score
 from ..retrieval import topk_search
+from ..results_schema import ResultsDocument
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +79,21 @@ def average_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
-def results_document(profile: str, seed: int, metric: str, per_group: dict[str, dict[str, dict[str, float]]], group_key: str, **extra) -> dict:
-    """The results schema: {profile, seed, metric, methods: {method: {R@10, R@50, ..., per_<group>: {...}}}}.
-
-    per_group: group (domain / category) -> method -> scores.
-    """
+def results_document(profile: str, seed: int, metric: str, per_group: dict[str, dict[str, dict[str, float]]],
+                     group_key: str, **extra) -> ResultsDocument:
+    """A grouped benchmark's document (results_schema.py): each method's average over the groups, and
+    under `group_key` its scores per group. per_group: group (domain / category) -> method -> scores."""
     methods = {}
     method_names = next(iter(per_group.values())).keys()
     for method in method_names:
         rows = {group: scores[method] for group, scores in per_group.items()}
         methods[method] = {**average_rows(list(rows.values())), group_key: rows}
-    return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
+    return {"profile": profile, "seed": seed, "metric": metric, "methods": methods,
+            "group_key": group_key, "groups": list(per_group), **extra}
 
 
-def methods_document(profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra) -> dict:
-    """The results schema for a benchmark without groups: {profile, seed, metric, methods: {method: scores}}."""
+def methods_document(profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra) -> ResultsDocument:
+    """The document of a benchmark without groups (results_schema.py): method -> scores."""
     return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
 
 
@@ -103,7 +104,7 @@ def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -
 
 
 def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequence, captions: Sequence[str],
-                    prompt: str, methods: Sequence[str] | None) -> dict[str, torch.Tensor]:
+                    prompt: str, methods: Sequence[str] | None, benchmark: str) -> dict[str, torch.Tensor]:
     """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
     prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
     from ..queries import compose_queries
@@ -111,4 +112,4 @@ def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequ
     rows = gallery.rows()
     refs = gallery.raw[torch.tensor([rows[r] for r in references], dtype=torch.long)]  # [Q, D] unnormalised
     prompts = [prompt.format(caption=c) for c in captions]
-    return compose_queries(clip, mapper, refs, prompts, text_only=list(captions), methods=methods)
+    return compose_queries(clip, mapper, refs, prompts, text_only=list(captions), methods=methods, benchmark=benchmark)

@@ -78,7 +78,7 @@ def evaluate_domain_conversion(
         no_relevant[domain] = int((~has_relevant).sum())
         rows = torch.ones_like(has_relevant) if queries == "all" else has_relevant
         prompts = [PROMPT.format(domain=domain)] * int(rows.sum())
-        feats = compose_queries(clip, mapper, ref_feats[rows], prompts, methods=None)
+        feats = compose_queries(clip, mapper, ref_feats[rows], prompts, methods=None, benchmark="domain_conversion")
         if oracle_texts is not None:
             texts = [t for t, keep in zip(oracle_texts[domain], ok.tolist()) if keep]
             feats["oracle_text"] = encode_unique_texts(clip, [t for t, r in zip(texts, rows.tolist()) if r])

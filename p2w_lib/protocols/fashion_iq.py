@@ -52,13 +52,13 @@ def searle_query_texts(triplet) -> list[tuple[str, str]]:
 def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
     if style == "pic2word":
         prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
-        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None)
+        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq")
     if style != "searle":
         raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
     per_order = []
     for order in (0, 1):
         prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
-        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None))
+        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq"))
     return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
 
 
@@ -128,8 +128,11 @@ COMPARED = ("pic2word", "image_text")  # the paper's claim: composing through th
 
 def paired_differences(rel: dict[str, dict[str, torch.Tensor]], ks: Sequence[int], seed: int = 0) -> dict:
     """Pic2Word minus image + text in average hit-rate recall@K, with a 95% paired bootstrap interval
-    over queries (resampled within each category): how sure the margin is, not only how large."""
+    over queries (resampled within each category): how sure the margin is, not only how large.
+    Empty when either method was not scored (called without Pic2Word's mapper)."""
     a, b = COMPARED
+    if not all(m in r for r in rel.values() for m in COMPARED):
+        return {}
     out = {}
     for k in ks:
         if any(r[a].shape[1] < k for r in rel.values()):
