@@ -248,8 +248,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     srch.add_argument("--gallery", required=True, help="folder of images to search (recursively)")
     srch.add_argument("--k", type=int, default=10, help="number of results (default: 10)")
     srch.add_argument("--method", default="pic2word", metavar="METHOD",
-                      help="how the query is composed: pic2word (default), lincir, searle, searle_oti, image_text, "
-                           "image_only, text_only (the registry in p2w_lib/queries.py)")
+                      help="how the query is composed: pic2word (default), lincir, searle, searle_oti, slerp, "
+                           "image_text, image_only, text_only (the registry in p2w_lib/queries.py)")
     srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
     srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
     _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")

@@ -109,17 +109,21 @@ class Profile:
     def mapper_dir(self, seed: int) -> Path:
         return Path(self.models_dir) / "mapper" / f"seed{seed}"
 
+    def phi_dir(self, method: str, seed: int) -> Path:
+        """Where `method`'s phi of `seed` is trained (lincir, searle)."""
+        return Path(self.models_dir) / method / f"seed{seed}"
+
     def lincir_dir(self, seed: int) -> Path:
-        return Path(self.models_dir) / "lincir" / f"seed{seed}"
+        return self.phi_dir("lincir", seed)
 
     def searle_dir(self, seed: int) -> Path:
-        return Path(self.models_dir) / "searle" / f"seed{seed}"
+        return self.phi_dir("searle", seed)
 
-    def phi_methods(self) -> dict[str, tuple[bool, str | None, str]]:
-        """{method: (switched on, released phi to evaluate instead or None, models subfolder)} of the
-        methods whose network is a phi (phi.py)."""
-        return {"lincir": (self.lincir.enabled, self.eval.lincir_checkpoint, "lincir"),
-                "searle": (self.searle.enabled, self.eval.searle_checkpoint, "searle")}
+    def phi_methods(self) -> dict[str, tuple[bool, str | None]]:
+        """{method: (switched on, released phi to evaluate instead or None)} of the methods whose
+        network is a phi (phi.py); each trains into phi_dir(method, seed)."""
+        return {"lincir": (self.lincir.enabled, self.eval.lincir_checkpoint),
+                "searle": (self.searle.enabled, self.eval.searle_checkpoint)}
 
     def metrics_path(self, task: str) -> Path:
         """The headline results file of `task` (first seed), in the schema external checks read."""
@@ -408,9 +412,9 @@ def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
     from .phi_runs import CHECKPOINT_NAME, load_phi
 
     mappers = {"pic2word": mapper_for(p, seed, clip)}
-    for method, (enabled, released, folder) in p.phi_methods().items():
+    for method, (enabled, released) in p.phi_methods().items():
         if enabled:
-            mappers[method] = load_phi(released or p.models_dir / folder / f"seed{seed}" / CHECKPOINT_NAME, clip)
+            mappers[method] = load_phi(released or p.phi_dir(method, seed) / CHECKPOINT_NAME, clip)
     if p.eval.searle_oti:
         mappers["searle_oti"] = oti_query_tokens(p, seed, clip)
     return mappers
@@ -587,8 +591,8 @@ def require_trained(p: Profile, seed: int) -> None:
     from .phi_runs import CHECKPOINT_NAME as PHI_CHECKPOINT
 
     needed = [] if p.eval.mapper_checkpoint else [p.mapper_dir(seed) / CHECKPOINT_NAME]
-    needed += [p.models_dir / folder / f"seed{seed}" / PHI_CHECKPOINT
-               for enabled, released, folder in p.phi_methods().values() if enabled and not released]
+    needed += [p.phi_dir(method, seed) / PHI_CHECKPOINT
+               for method, (enabled, released) in p.phi_methods().items() if enabled and not released]
     if p.kind == "demo":
         needed.insert(0, p.clip_dir(seed) / "clip")
     missing = [str(path) for path in needed if not path.exists()]

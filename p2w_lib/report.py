@@ -13,11 +13,16 @@ from .results_schema import AllSeeds, Document, check_document, group_key, group
 METHOD_LABELS = {**{name: m.label for name, m in QUERY_METHODS.items()}, "oracle_text": "oracle text"}
 
 
-def load_result(path: str | Path) -> Document:
+def load_json(path: str | Path):
+    """A results file's JSON, or a FileNotFoundError saying which stage writes it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: results file missing; run the evaluation stage first (dvc repro)")
-    return check_document(json.loads(path.read_text()), path)
+    return json.loads(path.read_text())
+
+
+def load_result(path: str | Path) -> Document:
+    return check_document(load_json(path), path)
 
 
 def metrics_frame(result: Document, keys: tuple[str, ...] | None = ("R@10", "R@50")) -> pd.DataFrame:
