@@ -27,11 +27,12 @@ from .composed import (
 )
 from .config import LinCIRConfig, validate
 from .keywords import mask_keywords
-from .loop import Loop, StepLog
+from .loop import Loop, StepLog, step_generator
 from .phi import Phi
 from .phi_runs import PhiResult, PhiRun, phi_shape
 from .provenance import LINCIR_TRAINING, code_fingerprint
 from .train import batch_indices, list_id
+
 
 @dataclass(frozen=True)
 class MaskedCaptions:
@@ -108,7 +109,7 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
 
     def step(i: int) -> StepLog:
         rows = sample_rows[batch_indices(i, len(captions), cfg.batch_size, cfg.seed)]  # [B]
-        noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        noise = step_generator(cfg.seed, i)
         e = targets[rows].to(clip.device)  # [B, D]
         loss = lincir_loss(clip, phi, e, noisy(e, cfg.noise_scale, noise), masked.ids[rows], masked.star[rows],
                            masked.pool_pos[rows])

@@ -20,6 +20,12 @@ from tqdm import tqdm
 from .io_utils import trim_step_log
 
 
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The random draws of one step (or batch, or epoch) of a run: a function of (seed, step) alone,
+    so a resumed run draws what an uninterrupted one would have."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
 def last_logged_loss(path: Path) -> float:
     """The `loss` column of a training log's last row (nan without one)."""
     if not path.is_file():

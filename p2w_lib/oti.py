@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from .composed import ComposedTokens, run_text_tower, tokenize_prompts
 from .concepts import TEMPLATES, ConceptPhrases
 from .config import SEARLEConfig
 from .io_utils import atomic_torch_save
+from .loop import step_generator
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,20 @@ def invert_batch(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch
     return ema.cpu()
 
 
+def invert_batches(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tensor, phrases: ConceptPhrases,
+                   templates: ComposedTokens, cfg: SEARLEConfig, seed: int, first_batch: int = 0) -> Iterator[torch.Tensor]:
+    """The EMA tokens [b, W] of images [N, D], one batch of `oti_batch_size` at a time, in order.
+
+    Batch j's draws are seeded by (seed, first_batch + j): a resumed inversion, or a later call of
+    SEARLE-OTI on new query images, continues the numbering and so draws what one long run would.
+    """
+    size = cfg.oti_batch_size
+    for j, start in enumerate(range(0, image_feats.shape[0], size)):
+        rows = slice(start, start + size)
+        yield invert_batch(clip, image_feats[rows].to(clip.device), concepts_of[rows], phrases, templates, cfg,
+                           step_generator(seed, first_batch + j))
+
+
 def _settings(cfg: SEARLEConfig, seed: int) -> dict:
     return {**{k: getattr(cfg, k) for k in _SETTINGS}, "seed": seed}
 
@@ -117,12 +133,11 @@ def invert(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tenso
     size = cfg.oti_batch_size
     n_batches = -(-image_feats.shape[0] // size)
     first = -(-len(done) // size) if done is not None else 0  # stores hold whole batches (the last may be short)
-    bar = tqdm(range(first, n_batches), desc="OTI (SEARLE)", unit="batch", initial=first, total=n_batches)
-    for b in bar:
-        rows = slice(b * size, (b + 1) * size)
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + b)
-        parts.append(invert_batch(clip, image_feats[rows].to(clip.device), concepts_of[rows], phrases, templates,
-                                  cfg, gen))
+    batches = invert_batches(clip, image_feats[first * size:], concepts_of[first * size:], phrases, templates, cfg,
+                             seed, first_batch=first)
+    bar = tqdm(batches, desc="OTI (SEARLE)", unit="batch", initial=first, total=n_batches)
+    for b, tokens in enumerate(bar, start=first):
+        parts.append(tokens)
         if store is not None and ((b + 1) % save_every == 0 or b + 1 == n_batches):
             atomic_torch_save({"format": FORMAT, **ident, "tokens": torch.cat(parts)}, store)
     return torch.cat(parts) if parts else torch.empty(0, clip.token_dim)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .clip_backbone import FrozenClip
 from .concepts import ConceptPhrases, concept_embeddings, top_concepts
 from .config import SEARLEConfig
-from .oti import invert_batch, template_tokens
+from .oti import invert_batches, template_tokens
 
 
 class OTIQueryTokens(nn.Module):
@@ -44,16 +44,15 @@ class OTIQueryTokens(nn.Module):
     def _invert(self, feats: torch.Tensor, keys: list[bytes]) -> None:
         if not keys:
             return
-        size = self.cfg.oti_batch_size
         concepts_of = top_concepts(feats, self.concept_feats, self.cfg.oti_top_k)  # [N, k]
+        batches = invert_batches(self.clip, feats, concepts_of, self.phrases, self.templates, self.cfg, self.seed,
+                                 first_batch=self.batches)
+        done = 0
         # One bar per call: a protocol composes one domain or category at a time.
-        with tqdm(total=len(keys), desc="OTI of the query images (SEARLE-OTI)", unit="img") as bar:
-            for start in range(0, len(keys), size):
-                rows = slice(start, start + size)
-                gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.batches)
+        with tqdm(total=len(keys), desc="OTI of the query images (SEARLE-OTI)", unit="img") as bar, \
+                torch.enable_grad():  # the protocols compose queries under no_grad; OTI optimises
+            for tokens in batches:  # [b, W]
+                self.tokens.update(zip(keys[done:done + len(tokens)], tokens))
+                done += len(tokens)
                 self.batches += 1
-                with torch.enable_grad():  # the protocols compose queries under no_grad; OTI optimises
-                    tokens = invert_batch(self.clip, feats[rows].to(self.clip.device), concepts_of[rows], self.phrases,
-                                          self.templates, self.cfg, gen)  # [b, W]
-                self.tokens.update(zip(keys[rows], tokens))
                 bar.update(len(tokens))

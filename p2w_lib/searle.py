@@ -30,7 +30,7 @@ from .clip_backbone import FrozenClip
 from .composed import run_text_tower
 from .concepts import ConceptPhrases, concept_embeddings, top_concepts
 from .config import SEARLEConfig, validate
-from .loop import Loop, StepLog
+from .loop import Loop, StepLog, step_generator
 from .oti import invert
 from .phi import Phi
 from .phi_runs import PhiResult, PhiRun, phi_shape
@@ -111,7 +111,7 @@ def train_searle(clip: FrozenClip, image_feats: torch.Tensor, paths: Sequence[st
 
     def step(i: int) -> StepLog:
         rows = batch_indices(i, n, cfg.batch_size, cfg.seed)  # [B]
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + i)
+        gen = step_generator(cfg.seed, i)
         loss = searle_phi_loss(clip, phi, image_feats[rows].to(clip.device), oti_tokens[rows],
                                draw_phrases(concepts_of[rows], phrases, gen), phrases, cfg)
         opt.zero_grad(set_to_none=True)

@@ -29,7 +29,7 @@ from .composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
 from .config import MapperConfig, TrainConfig, to_dict, validate
 from .features import AugmentedView, augment_transform, embed_images, embed_images_sharded
 from .images import BadImageReport, BadImagesError, ImageListDataset
-from .loop import Loop, StepLog
+from .loop import Loop, StepLog, step_generator
 from .loss import contrastive_loss
 from .provenance import MAPPER_TRAINING, code_fingerprint
 from .mapper import Mapper
@@ -71,8 +71,7 @@ def make_optimizer(mapper: Mapper, cfg: TrainConfig) -> torch.optim.AdamW:
 @functools.lru_cache(maxsize=2)
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of one epoch: a permutation depending only on (seed, epoch)."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=step_generator(seed, epoch))
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:

@@ -63,10 +63,29 @@ def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = load_profile("params.yaml", "tiny")
     build_world(p.world_dir, p.world)
-    row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny")
-    assert row["init_logit_scale"] == 40.0
+    row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny",
+                           clip_overrides={"steps": 4})
+    assert row["init_logit_scale"] == 40.0 and row["steps"] == 4
     assert {"R@10 image_text", "R@10 pic2word", "R@10 oracle_text", "centroid_distance", "class (photo)"} <= set(row)
     low, mean, high = (row["Fashion-IQ margin R@10 [95% CI]"][i] for i in (1, 0, 2))
     assert low <= mean <= high
     trained = json.loads((tmp_path / "work" / "clip" / "trained.json").read_text())
-    assert trained["config"]["init_logit_scale"] == 40.0
+    assert trained["config"]["init_logit_scale"] == 40.0 and trained["config"]["steps"] == 4
+
+
+@pytest.mark.parametrize("setting", ["nonsense=1", "steps", "seed=3", "init_logit_scale=20"])
+def test_gap_ablation_refuses_a_setting_it_cannot_apply(setting, capsys):
+    from p2w_lib.demo import gap_ablation
+
+    with pytest.raises(SystemExit) as stop:
+        gap_ablation.main(["--clip", setting])
+    assert stop.value.code == 2
+    assert f"--clip {setting}: expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_gap_ablation_setting_is_validated(tmp_path):
+    from p2w_lib.demo import gap_ablation
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(ConfigError, match=r"clip_pretrain\.steps: must be at least 1"):
+        gap_ablation.run(root / "params.yaml", None, 0, tmp_path, profile="tiny", clip_overrides={"steps": 0})

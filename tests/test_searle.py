@@ -302,3 +302,18 @@ def test_query_tokens_are_the_inversion_of_each_distinct_reference_image(clip, p
     assert network.batches == 2  # 3 distinct images in batches of 2; nothing inverted twice
     again = network(distinct[[2]])
     assert torch.equal(again[0], tokens[3]) and network.batches == 2
+
+
+def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases):
+    """A protocol composes one domain at a time: images new to a later call get the draws that
+    batch would get in one long inversion, so splitting the queries changes no token."""
+    from p2w_lib.oti_queries import OTIQueryTokens
+
+    cfg = SEARLEConfig(oti_steps=3, oti_batch_size=2, oti_top_k=3)
+    images = torch.randn(4, clip.embed_dim)
+    network = OTIQueryTokens(clip, phrases, cfg, seed=5)
+    with torch.no_grad():
+        tokens = torch.cat([network(images[:2]), network(images[2:])])  # [4, W], two calls
+    concepts_of = top_concepts(images, concept_embeddings(clip, phrases.concepts), cfg.oti_top_k)
+    expected = invert(clip, images, concepts_of, phrases, cfg, seed=5)  # [4, W], one call
+    assert torch.allclose(tokens, expected, atol=1e-6) and network.batches == 2

@@ -9,6 +9,7 @@ conversion R@10 of every method and the Fashion-IQ margin of Pic2Word over image
 training the mapper with the profile's settings.
 
     python -m p2w_lib.demo.gap_ablation --init-logit-scale 70 --seed 0
+    python -m p2w_lib.demo.gap_ablation --clip batch_size=128 --clip steps=800 --seed 1
 """
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+
+import yaml
 
 from ..checkpoint import load_mapper
 from ..clip_backbone import FrozenClip, load_clip
-from ..config import ClipConfig
+from ..config import ClipConfig, DemoClipConfig, validate
 from ..datasets.imagenet_r import TARGET_LIST, read_label_list
 from ..features import embed_images
 from ..pipeline import oracle_texts, load_profile, rendition_domains, training_images
@@ -48,9 +51,13 @@ def modality_gap(clip: FrozenClip, gallery: list[str], texts: list[str], cache_d
     }
 
 
-def run(params: Path, init_logit_scale: float, seed: int, work: Path, profile: str | None = None) -> dict:
+def run(params: Path, init_logit_scale: float | None, seed: int, work: Path, profile: str | None = None,
+        clip_overrides: dict | None = None) -> dict:
+    """One row; `init_logit_scale` None keeps the profile's, `clip_overrides` sets other clip_pretrain fields."""
     p = load_profile(params, profile)
-    cfg = replace(p.clip_pretrain, seed=seed, init_logit_scale=init_logit_scale, checkpoint_every=10**9)
+    start_scale = p.clip_pretrain.init_logit_scale if init_logit_scale is None else init_logit_scale
+    cfg = validate(replace(p.clip_pretrain, **(clip_overrides or {}), seed=seed, init_logit_scale=start_scale,
+                           checkpoint_every=10**9), "clip_pretrain")
     start = time.perf_counter()
     folder = pretrain_clip(p.world_dir / "cc3m" / "train.tsv", work / "clip", cfg)
     seconds = time.perf_counter() - start
@@ -69,7 +76,7 @@ def run(params: Path, init_logit_scale: float, seed: int, work: Path, profile: s
     margin = fashion["paired_difference"]["R@10"]  # Pic2Word minus image + text, paired bootstrap
     zero_shot = zero_shot_table(clip, p.world_dir, cache)
     return {
-        "init_logit_scale": init_logit_scale, "seed": seed, "pretrain_seconds": round(seconds),
+        "init_logit_scale": start_scale, **(clip_overrides or {}), "seed": seed, "pretrain_seconds": round(seconds),
         "final_logit_scale": round(clip.model.logit_scale.exp().item(), 1),
         "class (photo)": round(zero_shot["class (photo)"], 1),
         "class (worst domain)": round(min(v for k, v in zero_shot.items() if k.startswith("class (")), 1),
@@ -83,13 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m p2w_lib.demo.gap_ablation", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     ap.add_argument("--profile", default=None, help="a demo-kind profile whose world is built (default: the file's `profile`)")
-    ap.add_argument("--init-logit-scale", type=float, required=True, help="exp(logit scale) at initialisation (CLIP's: 14.3)")
+    ap.add_argument("--init-logit-scale", type=float, default=None,
+                    help="exp(logit scale) at initialisation (CLIP's: 14.3; default: the profile's)")
+    ap.add_argument("--clip", action="append", default=[], metavar="KEY=VALUE",
+                    help="another clip_pretrain setting, as YAML, e.g. --clip steps=800 --clip batch_size=128")
     ap.add_argument("--seed", type=int, default=0, help="CLIP and mapper seed (default: 0)")
     args = ap.parse_args(argv)
+    overrides = dict(_setting(text, ap) for text in args.clip)
     with tempfile.TemporaryDirectory(prefix="p2w-gap-") as tmp:
-        row = run(Path(args.params), args.init_logit_scale, args.seed, Path(tmp), args.profile)
+        row = run(Path(args.params), args.init_logit_scale, args.seed, Path(tmp), args.profile, overrides)
     print(json.dumps(row))
     return 0
+
+
+def _setting(text: str, ap: argparse.ArgumentParser) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or key not in {f.name for f in fields(DemoClipConfig)} or key in ("seed", "init_logit_scale"):
+        ap.error(f"--clip {text}: expected KEY=VALUE with KEY a clip_pretrain setting other than seed and "
+                 "init_logit_scale (those have their own flags)")
+    return key, yaml.safe_load(value)
 
 
 if __name__ == "__main__":
