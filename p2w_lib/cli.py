@@ -67,11 +67,15 @@ def _search(args: argparse.Namespace) -> int:
     check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
     if args.nprobe < 1:
         raise SearchInputError(f"--nprobe {args.nprobe}: scan at least one cell (e.g. --nprobe 32)")
+    if args.alpha is not None and args.method != "slerp":
+        raise SearchInputError(f"--alpha is Slerp's setting; pass --method slerp (got --method {args.method})")
+    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
+        raise SearchInputError(f"--alpha {args.alpha}: must lie in [0, 1] (0: image only, 1: text only)")
     if args.out and not args.out.lower().endswith(".png"):
         raise SearchInputError(f"--out {args.out}: the grid is written as PNG; name a .png file")
     clip, mapper = _search_networks(args)
     hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir,
-                  approximate=args.index == "approx", nprobe=args.nprobe)
+                  approximate=args.index == "approx", nprobe=args.nprobe, slerp_alpha=args.alpha)
     if args.out:
         from .figures import save_figure, search_grid
 
@@ -250,6 +254,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     srch.add_argument("--method", default="pic2word", metavar="METHOD",
                       help="how the query is composed: pic2word (default), lincir, searle, searle_oti, slerp, "
                            "image_text, image_only, text_only (the registry in p2w_lib/queries.py)")
+    srch.add_argument("--alpha", type=float, default=None,
+                      help="with --method slerp: how far from the image towards the text, in [0, 1] "
+                           "(default: 0.8; the paper's 0.9 for CIRR-like captions)")
     srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
     srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
     _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")

@@ -85,6 +85,11 @@ class QueryInputs:
     texts: Sequence[str]  # Q text-only strings
     batch_size: int = 256
     benchmark: str | None = None  # the registry name of the benchmark asking: methods with per-benchmark settings read it
+    slerp_alpha: float | None = None  # set: Slerp's alpha for this call (search --alpha); None: the benchmark's
+
+    @property
+    def alpha(self) -> float:
+        return alpha_for(self.benchmark) if self.slerp_alpha is None else self.slerp_alpha
 
     @cached_property
     def image(self) -> torch.Tensor:
@@ -123,7 +128,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
     QueryMethod("image_only", "image only", "img", lambda q: q.image, "#9e9e9e"),
     QueryMethod("text_only", "text only", "txt", lambda q: q.text, "#bdbdbd"),
     QueryMethod("image_text", "image + text", "img+txt", _image_text, "#64b5f6"),
-    QueryMethod("slerp", "Slerp", "slerp", lambda q: slerp(q.image, q.text, alpha_for(q.benchmark)), "#26a69a"),
+    QueryMethod("slerp", "Slerp", "slerp", lambda q: slerp(q.image, q.text, q.alpha), "#26a69a"),
     QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
     QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
     QueryMethod("searle", "SEARLE", "srl", _pseudo_token("searle"), "#fb8c00", trained=True),
@@ -161,6 +166,7 @@ def compose_queries(
     methods: Sequence[str] | None = None,
     batch_size: int = 256,
     benchmark: str | None = None,
+    slerp_alpha: float | None = None,
 ) -> dict[str, torch.Tensor]:
     """Query embeddings for each method in `methods` (None: every method `mapper` allows).
 
@@ -168,6 +174,7 @@ def compose_queries(
     image_feats: [Q, D] unnormalised CLIP embeddings of the reference images.
     prompts: Q prompts with `*`; text_only: the text-only strings (default: prompts without `*`).
     benchmark: the benchmark asking (its registry name), for methods whose setting depends on it (Slerp's alpha).
+    slerp_alpha: Slerp's alpha for this call instead of the benchmark's (a search, an ablation).
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
@@ -177,5 +184,5 @@ def compose_queries(
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {METHODS}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark)
+    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark, slerp_alpha)
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

@@ -87,9 +87,10 @@ class GalleryIndex:
         return search_ivf(self.approx, query, k)
 
     def search(self, clip: FrozenClip, mapper: Mapper, ref: torch.Tensor, text: str, k: int,
-               methods: Sequence[str] = ("pic2word",)) -> dict[str, list[tuple[str, float]]]:
-        """Top-k (path, cosine) per method for the reference embedding `ref` [1, D] and `text`."""
-        queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods))
+               methods: Sequence[str] = ("pic2word",), slerp_alpha: float | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Top-k (path, cosine) per method for the reference embedding `ref` [1, D] and `text`;
+        Slerp at `slerp_alpha` (None: slerp.DEFAULT_ALPHA, a search names no benchmark)."""
+        queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods), slerp_alpha=slerp_alpha)
         out = {}
         for method in methods:
             scores, idx = self._top(queries[method], min(k, len(self.files)))
@@ -103,11 +104,12 @@ def embed_query(clip: FrozenClip, image: str | Path) -> torch.Tensor:
 
 
 def search(clip: FrozenClip, mapper: Mapper, image: str | Path, text: str, gallery: str | Path, k: int = 10,
-           method: str = "pic2word", cache_dir=None, approximate: bool = False, nprobe: int = 32) -> list[tuple[str, float]]:
+           method: str = "pic2word", cache_dir=None, approximate: bool = False, nprobe: int = 32,
+           slerp_alpha: float | None = None) -> list[tuple[str, float]]:
     """The `k` gallery images closest to (image, text), best first, with cosine scores.
 
     approximate: search a faiss IVF index (built once, kept in cache_dir) scanning `nprobe` cells,
     for galleries beyond about a million images; exact search otherwise."""
     check_search_inputs(image, text, gallery, k)
     index = GalleryIndex.build(clip, gallery, cache_dir, approximate=approximate, nprobe=nprobe)
-    return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method])[method]
+    return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method], slerp_alpha=slerp_alpha)[method]

@@ -149,6 +149,47 @@ def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(t
     assert "--nprobe 0" in capsys.readouterr().err
 
 
+def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsys, monkeypatch):
+    """--alpha reaches the composition: the ranking is the gallery ordered by cosine with the Slerp
+    query written out from the formula (tests/slerp_reference.py) at that alpha."""
+    from p2w_lib.features import embed_images
+    from p2w_lib.search import build_prompt, embed_query, gallery_files
+    from p2w_lib.queries import text_only_prompt
+    from tests.slerp_reference import slerp_reference
+
+    clip, mapper, gallery = trained
+    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {})
+    query = gallery / "img_0002.png"
+    image = torch.nn.functional.normalize(embed_query(clip, query)[0].float(), dim=-1)  # [D]
+    text = clip.encode_text([text_only_prompt(build_prompt("is red"))], normalize=True)[0].float()  # [D]
+    files = gallery_files(gallery)
+    feats = embed_images(clip, files).tensor(normalize=True)  # [N, D]
+    for alpha in (0.3, 0.9):
+        argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
+                "--method", "slerp", "--alpha", str(alpha)]
+        assert cli.main(argv) == 0
+        printed = json.loads(capsys.readouterr().out)
+        scores = feats @ slerp_reference(image, text, alpha)  # [N]
+        best = scores.argsort(descending=True)[:5].tolist()
+        assert [r["path"] for r in printed["results"]] == [files[i] for i in best]
+        assert [r["score"] for r in printed["results"]] == pytest.approx(scores[best].tolist(), abs=1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--alpha", "0.5"], "pass --method slerp"),
+    (["--method", "slerp", "--alpha", "1.5"], "must lie in [0, 1]"),
+])
+def test_search_refuses_an_alpha_it_cannot_use_before_loading_models(extra, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda *a: pytest.fail("models loaded first"))
+    write_images(tmp_path / "gallery", 2)
+    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
+            str(tmp_path / "gallery"), *extra]
+    assert cli.main(argv) == 2 and message in capsys.readouterr().err
+
+
 def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, capsys):
     params = ROOT / "params.yaml"
     write_images(tmp_path / "gallery", 2)

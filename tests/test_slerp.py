@@ -63,6 +63,15 @@ def test_compose_queries_takes_the_benchmarks_alpha(clip):
     assert math.isclose(float((out[0.9]["slerp"] * out[0.9]["slerp"]).sum(-1)[0]), 1.0, abs_tol=1e-5)
 
 
+def test_a_chosen_alpha_overrides_the_benchmarks(clip):
+    feats = torch.randn(2, clip.embed_dim)
+    prompts = ["a photo of * , is red"] * 2
+    q = compose_queries(clip, None, feats, prompts, methods=["image_only", "text_only", "slerp"], benchmark="cirr",
+                        slerp_alpha=0.3)
+    expected = torch.stack([slerp_reference(q["image_only"][i], q["text_only"][i], 0.3) for i in range(2)])
+    assert torch.allclose(q["slerp"], expected, atol=1e-6)
+
+
 def test_half_way_is_the_papers_image_plus_text():
     """For unit vectors the normalised sum is the spherical midpoint: image + text is Slerp at 0.5."""
     image, text = unit(16, 24, seed=6), unit(16, 24, seed=7)
