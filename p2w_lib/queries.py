@@ -87,10 +87,6 @@ class QueryInputs:
     benchmark: str | None = None  # the registry name of the benchmark asking: methods with per-benchmark settings read it
     slerp_alpha: float | None = None  # set: Slerp's alpha for this call (search --alpha); None: the benchmark's
 
-    @property
-    def alpha(self) -> float:
-        return alpha_for(self.benchmark) if self.slerp_alpha is None else self.slerp_alpha
-
     @cached_property
     def image(self) -> torch.Tensor:
         return F.normalize(self.image_feats.float(), dim=-1)  # [Q, D]
@@ -119,6 +115,11 @@ def _image_text(q: QueryInputs) -> torch.Tensor:
     return F.normalize(q.image + q.text, dim=-1)  # [Q, D]
 
 
+def _slerp(q: QueryInputs) -> torch.Tensor:
+    """Slerp at the caller's alpha, else at the paper's alpha for the benchmark asking."""
+    return slerp(q.image, q.text, alpha_for(q.benchmark) if q.slerp_alpha is None else q.slerp_alpha)  # [Q, D]
+
+
 def _pseudo_token(method: str) -> Callable[[QueryInputs], torch.Tensor]:
     """Compose the prompt with the token of `method`'s network (every trained method: same prompt, other token)."""
     return lambda q: pseudo_token_queries(q.clip, q.require_mapper(method), q.image_feats, q.prompts, q.batch_size)
@@ -128,7 +129,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
     QueryMethod("image_only", "image only", "img", lambda q: q.image, "#9e9e9e"),
     QueryMethod("text_only", "text only", "txt", lambda q: q.text, "#bdbdbd"),
     QueryMethod("image_text", "image + text", "img+txt", _image_text, "#64b5f6"),
-    QueryMethod("slerp", "Slerp", "slerp", lambda q: slerp(q.image, q.text, q.alpha), "#26a69a"),
+    QueryMethod("slerp", "Slerp", "slerp", _slerp, "#26a69a"),
     QueryMethod("pic2word", "Pic2Word", "p2w", _pseudo_token("pic2word"), "#e53935", trained=True),
     QueryMethod("lincir", "LinCIR", "lin", _pseudo_token("lincir"), "#8e24aa", trained=True),
     QueryMethod("searle", "SEARLE", "srl", _pseudo_token("searle"), "#fb8c00", trained=True),
