@@ -63,6 +63,7 @@ def _search(args: argparse.Namespace) -> int:
     import json
 
     from .search import SearchInputError, build_prompt, check_search_inputs, search
+    from .slerp import DEFAULT_ALPHA
 
     check_search_inputs(args.image, args.text, args.gallery, args.k)  # before minutes of model loading
     if args.nprobe < 1:
@@ -80,12 +81,16 @@ def _search(args: argparse.Namespace) -> int:
         from .figures import save_figure, search_grid
 
         save_figure(search_grid(args.image, args.text, hits, method=args.method), args.out)
+    # Slerp's alpha is part of what was searched: name it, the default included.
+    alpha = {"alpha": DEFAULT_ALPHA if args.alpha is None else args.alpha} if args.method == "slerp" else {}
     if args.json:
         print(json.dumps({"image": str(args.image), "text": args.text, "prompt": build_prompt(args.text),
-                          "method": args.method, "results": [{"rank": r, "path": path, "score": round(score, 6)}
-                                                              for r, (path, score) in enumerate(hits, start=1)]}, indent=1))
+                          "method": args.method, **alpha, "results": [{"rank": r, "path": path, "score": round(score, 6)}
+                                                                      for r, (path, score) in enumerate(hits, start=1)]},
+                         indent=1))
         return 0
-    print(f"query: {printable(args.image)} + {build_prompt(args.text)!r} ({args.method})")
+    how = f"{args.method}, alpha {alpha['alpha']}" if alpha else args.method
+    print(f"query: {printable(args.image)} + {build_prompt(args.text)!r} ({how})")
     for rank, (path, score) in enumerate(hits, start=1):
         print(f"{rank:3d}  {score:.4f}  {printable(path)}")
     if args.out:

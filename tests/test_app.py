@@ -172,6 +172,7 @@ def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsy
                 "--method", "slerp", "--alpha", str(alpha)]
         assert cli.main(argv) == 0
         printed = json.loads(capsys.readouterr().out)
+        assert printed["alpha"] == alpha
         scores = feats @ slerp_reference(image, text, alpha)  # [N]
         best = scores.argsort(descending=True)[:5].tolist()
         assert [r["path"] for r in printed["results"]] == [files[i] for i in best]
