@@ -62,12 +62,17 @@ def trained(clip, tmp_path):
     return clip, mapper, gallery
 
 
-def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
-    clip, mapper, gallery = trained
+def _trained_profile(monkeypatch, clip, networks: dict) -> None:
+    """`search` without --mapper/--phi reads the profile's trained models: stand in `clip` and `networks`."""
     monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
     monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
     monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
+    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: dict(networks))  # fresh per call
+
+
+def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
+    clip, mapper, gallery = trained
+    _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     query = gallery / "img_0000.png"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4",
             "--out", str(tmp_path / "grid.png"), "--json"]
@@ -114,10 +119,7 @@ def test_search_with_searle_oti_inverts_the_query_even_where_evaluation_leaves_i
     from p2w_lib.phi import Phi, PhiShape
 
     stand_in = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()  # any image -> token network
-    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
-    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
+    _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     monkeypatch.setattr("p2w_lib.pipeline.oti_query_tokens", lambda p, seed, c: stand_in)
     query = gallery / "img_0000.png"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
@@ -133,10 +135,7 @@ def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(t
     for i in range(12, 100):  # enough images for two k-means cells: a real IVF index, scanned fully at nprobe 2
         write_images(tmp_path / "more", 1, seed=i)[0]
         (tmp_path / "more" / "img_0000.png").rename(gallery / f"extra_{i:03d}.png")
-    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
-    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {"pic2word": mapper})
+    _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     query, cache = gallery / "img_0000.png", tmp_path / "cache"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
             "--index", "approx", "--nprobe", "2", "--cache-dir", str(cache)]
@@ -158,10 +157,7 @@ def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsy
     from tests.slerp_reference import slerp_reference
 
     clip, mapper, gallery = trained
-    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
-    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: {})
+    _trained_profile(monkeypatch, clip, {})
     query = gallery / "img_0002.png"
     image = torch.nn.functional.normalize(embed_query(clip, query)[0].float(), dim=-1)  # [D]
     text = clip.encode_text([text_only_prompt(build_prompt("is red"))], normalize=True)[0].float()  # [D]
