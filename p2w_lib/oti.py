@@ -103,7 +103,8 @@ def invert_batches(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: tor
                            step_generator(seed, first_batch + j))
 
 
-def _settings(cfg: SEARLEConfig, seed: int) -> dict:
+def settings(cfg: SEARLEConfig, seed: int) -> dict:
+    """What OTI's tokens depend on besides the images and the CLIP: the settings it reads, and the seed."""
     return {**{k: getattr(cfg, k) for k in _SETTINGS}, "seed": seed}
 
 
@@ -127,7 +128,7 @@ def invert(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tenso
     end), so a stopped run resumes; `identity` (images, CLIP, code) must match for it to be reused.
     """
     templates = template_tokens(clip)
-    ident = {**(identity or {}), "settings": _settings(cfg, seed)}
+    ident = {**(identity or {}), "settings": settings(cfg, seed)}
     done = _done_so_far(store, ident) if store is not None else None
     parts = [done] if done is not None and len(done) else []
     size = cfg.oti_batch_size

@@ -7,17 +7,34 @@ run on the benchmark's reference images).
 reference image is inverted once per evaluation (a benchmark lists an image in several queries);
 the images new to a call are inverted in batches of `oti_batch_size` in order of first appearance,
 each batch's draws seeded by (seed, batch number), so an evaluation is reproducible.
+
+The inversion costs minutes, so the pipelines run it in a stage of its own (`searle_oti`): that
+stage runs the benchmarks' protocols in order with one `OTIQueryTokens` and SEARLE-OTI alone, and
+saves every token in a store (`save`); the evaluation stages start from it (`load`) and invert
+nothing, so they score what that one object, inverting as it went, would have scored.
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checkpoint import CheckpointError, read_checkpoint
 from .clip_backbone import FrozenClip
 from .concepts import ConceptPhrases, concept_embeddings, top_concepts
 from .config import SEARLEConfig
-from .oti import invert_batches, template_tokens
+from .io_utils import atomic_torch_save
+from .oti import invert_batches, settings, template_tokens
+from .provenance import SEARLE_OTI_QUERIES, code_fingerprint
+from .train import list_id
+
+log = logging.getLogger(__name__)
+
+STORE_FORMAT = "p2w_lib.oti_queries/1"
 
 
 class OTIQueryTokens(nn.Module):
@@ -30,6 +47,37 @@ class OTIQueryTokens(nn.Module):
         self.templates = template_tokens(clip)
         self.tokens: dict[bytes, torch.Tensor] = {}  # an image embedding's bytes -> its token [W]
         self.batches = 0
+        self.store: Path | None = None  # the store loaded, if any: an image missing from it is reported
+
+    @property
+    def identity(self) -> dict:
+        """What the tokens depend on besides the images: the CLIP, the settings and seed, the concept
+        phrases and the code."""
+        return {"clip": self.clip.identity.to_dict(), "settings": settings(self.cfg, self.seed),
+                "phrases": list_id(self.phrases.phrases), "code": code_fingerprint(SEARLE_OTI_QUERIES)}
+
+    def save(self, path: str | Path) -> None:
+        """Every token so far, keyed by its image embedding, with its identity; atomically."""
+        feats = [torch.from_numpy(np.frombuffer(key, dtype=np.float32).copy()) for key in self.tokens]
+        images = torch.stack(feats) if feats else torch.empty(0, self.clip.embed_dim)  # [N, D]
+        tokens = torch.stack(list(self.tokens.values())).cpu() if feats else torch.empty(0, self.clip.token_dim)  # [N, W]
+        atomic_torch_save({"format": STORE_FORMAT, **self.identity, "batches": self.batches,
+                           "images": images, "tokens": tokens}, path)
+
+    def load(self, path: str | Path, report_misses: bool = True) -> int:
+        """Start from the tokens of a store `save` wrote (the number read). A store of another
+        identity (CLIP, settings, seed, phrases, code) is refused: its tokens would not be these.
+        report_misses: warn when an image must still be inverted (an evaluation expects none)."""
+        path = Path(path)
+        saved = read_checkpoint(path, "SEARLE-OTI token store", "run the searle_oti stage (`dvc repro searle_oti`)")
+        if saved.get("format") != STORE_FORMAT or {k: saved.get(k) for k in self.identity} != self.identity:
+            raise CheckpointError(
+                f"{path}: SEARLE-OTI tokens made with another CLIP, other `searle` settings, seed, concept phrases "
+                "or code than this evaluation's; re-run the searle_oti stage (`dvc repro searle_oti`, or its "
+                "notebook 03_searle_oti) to invert the query images again.")
+        self.tokens.update(zip((row.numpy().tobytes() for row in saved["images"].float()), saved["tokens"]))
+        self.batches, self.store = int(saved["batches"]), path if report_misses else None
+        return len(saved["tokens"])
 
     def forward(self, image_feats: torch.Tensor) -> torch.Tensor:
         feats = image_feats.detach().float().cpu()  # [B, D]
@@ -44,6 +92,9 @@ class OTIQueryTokens(nn.Module):
     def _invert(self, feats: torch.Tensor, keys: list[bytes]) -> None:
         if not keys:
             return
+        if self.store is not None:
+            log.warning("%d query images are not in %s (the searle_oti stage writes it for the benchmarks' query "
+                        "images); inverting them now", len(keys), self.store)
         concepts_of = top_concepts(feats, self.concept_feats, self.cfg.oti_top_k)  # [N, k]
         batches = invert_batches(self.clip, feats, concepts_of, self.phrases, self.templates, self.cfg, self.seed,
                                  first_batch=self.batches)
@@ -56,3 +107,22 @@ class OTIQueryTokens(nn.Module):
                 done += len(tokens)
                 self.batches += 1
                 bar.update(len(tokens))
+
+
+@torch.no_grad()
+def own_image_first(clip: FrozenClip, images: torch.Tensor, tokens: torch.Tensor, prompt: str = "a photo of *",
+                    batch_size: int = 256) -> float:
+    """% of tokens [N, W] whose prompt, composed with the token, ranks the token's own image first
+    among the N images [N, D]. OTI fits each token to its image, so this sits far above chance
+    (100 / N %): a check that a store holds each image's own token."""
+    from .composed import encode_composed_tokens, tokenize_prompts
+
+    gallery = torch.nn.functional.normalize(images.float(), dim=-1).to(clip.device)  # [N, D]
+    hits = 0
+    for start in range(0, len(tokens), batch_size):
+        batch = tokens[start:start + batch_size].to(clip.device)  # [b, W]
+        text = tokenize_prompts(clip.model, clip.tokenizer, [prompt] * len(batch))
+        queries = encode_composed_tokens(clip.model, text, batch)  # [b, D], normalised
+        first = (queries.float() @ gallery.T).argmax(dim=1).cpu()  # [b]
+        hits += int((first == torch.arange(start, start + len(batch))).sum())
+    return 100.0 * hits / max(len(tokens), 1)

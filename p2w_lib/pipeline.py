@@ -42,8 +42,9 @@ class EvalConfig:
         the profile's trained mapper.
     lincir_checkpoint: the same for LinCIR's phi (ours, or the official release, `{"Phi": ...}`).
     searle_checkpoint: the same for SEARLE's phi (ours, or the official SEARLE / SEARLE-XL release).
-    searle_oti: also score SEARLE-OTI, the inversion of every query's reference image at evaluation
-        time with the `searle` settings (no training; costly: README, "Other methods").
+    searle_oti: also score SEARLE-OTI, the inversion of every query's reference image with the
+        `searle` settings; the searle_oti stage inverts them into a token store that the evaluations
+        read (no training; costly: README, "Other methods").
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
     """
 
@@ -118,6 +119,10 @@ class Profile:
 
     def searle_dir(self, seed: int) -> Path:
         return self.phi_dir("searle", seed)
+
+    def oti_store_path(self, seed: int) -> Path:
+        """SEARLE-OTI's tokens of the benchmarks' query images (the searle_oti stage writes them)."""
+        return Path(self.models_dir) / "searle_oti" / f"seed{seed}" / "query_tokens.pt"
 
     def phi_methods(self) -> dict[str, tuple[bool, str | None]]:
         """{method: (switched on, released phi to evaluate instead or None)} of the methods whose
@@ -417,6 +422,12 @@ def token_mappers(p: Profile, seed: int, clip: FrozenClip) -> dict:
             mappers[method] = load_phi(released or p.phi_dir(method, seed) / CHECKPOINT_NAME, clip)
     if p.eval.searle_oti:
         mappers["searle_oti"] = oti_query_tokens(p, seed, clip)
+        store = p.oti_store_path(seed)
+        if store.is_file():
+            mappers["searle_oti"].load(store)
+        else:  # stepping through an evaluation notebook by hand before the stage ran: slow, not wrong
+            log.warning("%s does not exist (the searle_oti stage writes it): SEARLE-OTI inverts the query "
+                        "images during this evaluation", store)
     return mappers
 
 
@@ -428,6 +439,68 @@ def oti_query_tokens(p: Profile, seed: int, clip: FrozenClip):
     from .oti_queries import OTIQueryTokens
 
     return OTIQueryTokens(clip, searle_phrases(p, clip), replace(p.searle, seed=seed), seed)
+
+
+def _stage_benchmarks(p: Profile) -> tuple[str, ...]:
+    """The benchmarks the profile's evaluation stages score: notebooks 04 and 05, and for the paper
+    notebook 08's switched on in paper_data.benchmarks."""
+    stages = ("04_domain_conversion", "05_fashion_iq") + (("08_more_benchmarks",) if p.kind == "paper" else ())
+    names = [n for s in stages for n in benchmarks_of_stage(s)]
+    return tuple(n for n in names if p.kind != "paper" or n in p.paper_data.benchmarks)
+
+
+def invert_query_images(p: Profile) -> dict[int, int]:
+    """The searle_oti stage: per seed, SEARLE-OTI's token of every reference image the evaluation
+    stages compose from ({seed: images inverted}), saved where token_mappers reads it.
+
+    It runs each benchmark's protocol with SEARLE-OTI alone, so the images come in the order an
+    evaluation presents them; those results go to a scratch folder and are discarded (the test-server
+    files are Pic2Word's, so no test query is inverted). The store is saved after each benchmark: a
+    stopped stage resumes from it.
+    Switched off (`eval.searle_oti: false`), it inverts nothing and leaves a note."""
+    import tempfile
+    from dataclasses import replace
+
+    from .checkpoint import CheckpointError
+
+    counts: dict[int, int] = {}
+    if not _switch_note(p.models_dir / "searle_oti", p.eval.searle_oti,
+                        "eval.searle_oti is false in params.yaml: no query image was inverted"):
+        return counts
+    for seed in p.seeds:
+        clip, store = clip_for(p, seed), p.oti_store_path(seed)
+        oti = oti_query_tokens(p, seed, clip)
+        try:
+            resumed = oti.load(store, report_misses=False) if store.is_file() else 0
+        except CheckpointError as err:  # made with an earlier CLIP or other settings: start over
+            log.warning("%s; inverting again", err)
+            resumed = 0
+        with tempfile.TemporaryDirectory(prefix="searle_oti_") as scratch:
+            scratch_p = replace(p, results_root=scratch, eval=replace(p.eval, test_submissions=False))
+            for name in _stage_benchmarks(p):
+                BENCHMARKS[name].evaluate(EvalContext(scratch_p, seed, clip, {"searle_oti": oti}))
+                oti.save(store)
+        counts[seed] = len(oti.tokens) - resumed
+        log.info("seed %d: %d query images in %s (%d inverted now)", seed, len(oti.tokens), store, counts[seed])
+    return counts
+
+
+def oti_store_table(p: Profile):
+    """Per seed, what the searle_oti stage stored: images, batches, and the % of tokens whose
+    `a photo of *` retrieves their own image first among the stored images (oti_queries.own_image_first)."""
+    import pandas as pd
+
+    from .checkpoint import read_checkpoint
+    from .oti_queries import own_image_first
+
+    rows = []
+    for seed in p.seeds:
+        saved = read_checkpoint(p.oti_store_path(seed), "SEARLE-OTI token store", "run invert_query_images first")
+        n = len(saved["tokens"])
+        rows.append({"seed": seed, "query images": n, "OTI batches": saved["batches"],
+                     "own image first (%)": round(own_image_first(clip_for(p, seed), saved["images"], saved["tokens"]), 1),
+                     "chance (%)": round(100 / max(n, 1), 2)})
+    return pd.DataFrame(rows).set_index("seed")
 
 
 def rendition_domains(p: Profile) -> tuple[str, ...]:

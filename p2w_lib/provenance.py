@@ -14,6 +14,8 @@ MAPPER_TRAINING = ("train", "loop", "mapper", "composed", "loss", "features", "i
 LINCIR_TRAINING = ("lincir", "loop", "phi", "phi_runs", "keywords", "composed", "train", "checkpoint", "clip_backbone")
 SEARLE_TRAINING = ("searle", "oti", "concepts", "keywords", "loop", "phi", "phi_runs", "composed", "train", "checkpoint",
                    "clip_backbone")
+# SEARLE-OTI at query time: the inversion and what it composes with (its token store records this hash).
+SEARLE_OTI_QUERIES = ("oti_queries", "oti", "concepts", "composed", "loop", "checkpoint", "clip_backbone")
 CLIP_PRETRAINING = ("demo.clip_pretrain", "loop", "composed", "loss", "images", "train")
 
 

@@ -50,7 +50,7 @@ def test_paper_profile_is_the_papers_recipe():
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
     stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "train_searle", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
+    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "train_searle", "searle_oti", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
     for name, stage in stages.items():
         assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
@@ -187,7 +187,7 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
-    for stage in ("prepare_data", "train_mapper", "train_lincir", "train_searle", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
+    for stage in ("prepare_data", "train_mapper", "train_lincir", "train_searle", "searle_oti", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
         assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
     metrics = repo / "results" / "paper" / "metrics"
     assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")

@@ -317,3 +317,97 @@ def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases)
     concepts_of = top_concepts(images, concept_embeddings(clip, phrases.concepts), cfg.oti_top_k)
     expected = invert(clip, images, concepts_of, phrases, cfg, seed=5)  # [4, W], one call
     assert torch.allclose(tokens, expected, atol=1e-6) and network.batches == 2
+
+
+# -- SEARLE-OTI's own stage: the token store the evaluation stages read ------------------------------
+
+def _tiny_oti_profile(tmp_path, monkeypatch, clip):
+    import shutil
+    from dataclasses import replace
+    from pathlib import Path
+
+    from p2w_lib import pipeline
+    from p2w_lib.demo.build import build_world
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    p = pipeline.load_profile("params.yaml", "tiny")
+    p = replace(p, lincir=replace(p.lincir, enabled=False), searle=replace(p.searle, enabled=False))
+    build_world(p.world_dir, p.world)
+    monkeypatch.setattr(pipeline, "clip_for", lambda *a: clip)
+    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: None)
+    return p
+
+
+def _searle_oti_scores(p, clip, oti) -> dict:
+    """SEARLE-OTI's scores on the profile's evaluated benchmarks, in stage order, with network `oti`."""
+    from p2w_lib.benchmarks import BENCHMARKS, EvalContext
+
+    return {name: BENCHMARKS[name].evaluate(EvalContext(p, 0, clip, {"searle_oti": oti}))["methods"]["searle_oti"]
+            for name in ("domain_conversion", "fashion_iq")}
+
+
+def test_the_searle_oti_stage_stores_the_tokens_that_evaluation_reads_and_inverts_nothing_more(
+        clip, tmp_path, monkeypatch, caplog):
+    from p2w_lib import pipeline
+    from p2w_lib.checkpoint import read_checkpoint
+
+    p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
+    inverted = pipeline.invert_query_images(p)
+    saved = read_checkpoint(p.oti_store_path(0))
+    assert inverted == {0: len(saved["tokens"])} and len(saved["tokens"]) > 0
+    # Evaluating from the store scores what one object inverting as it goes (the same order) scores.
+    as_it_goes = _searle_oti_scores(p, clip, pipeline.oti_query_tokens(p, 0, clip))
+    from_store = pipeline.token_mappers(p, 0, clip)["searle_oti"]
+    with caplog.at_level("WARNING"):
+        assert _searle_oti_scores(p, clip, from_store) == as_it_goes
+    assert from_store.batches == saved["batches"] and "not in" not in caplog.text  # nothing inverted at evaluation
+    assert pipeline.invert_query_images(p) == {0: 0}  # a repeated (or resumed) stage inverts only what is missing
+
+
+def test_a_stale_searle_oti_store_is_refused_at_evaluation_and_redone_by_the_stage(clip, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from p2w_lib import pipeline
+    from p2w_lib.checkpoint import CheckpointError, read_checkpoint
+
+    p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
+    pipeline.invert_query_images(p)
+    other = replace(p, searle=replace(p.searle, oti_steps=p.searle.oti_steps + 1))
+    with pytest.raises(CheckpointError, match="re-run the searle_oti stage"):
+        pipeline.token_mappers(other, 0, clip)
+    n = len(read_checkpoint(p.oti_store_path(0))["tokens"])
+    assert pipeline.invert_query_images(other) == {0: n}  # starts over under the new settings
+    assert "searle_oti" in pipeline.token_mappers(other, 0, clip)
+
+
+def test_the_searle_oti_stage_switched_off_leaves_a_note_and_evaluation_leaves_the_method_out(clip, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from p2w_lib import pipeline
+
+    p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
+    off = replace(p, eval=replace(p.eval, searle_oti=False))
+    assert pipeline.invert_query_images(off) == {}
+    assert (p.models_dir / "searle_oti" / "SWITCHED_OFF.txt").is_file() and not p.oti_store_path(0).exists()
+    assert "searle_oti" not in pipeline.token_mappers(off, 0, clip)
+
+
+def test_own_image_first_matches_a_one_query_at_a_time_reference(clip):
+    """oti_queries.own_image_first against the obvious loop: each token's prompt encoded alone, its
+    cosine with every image, and whether the largest is its own."""
+    from p2w_lib.composed import encode_composed_tokens, tokenize_prompts
+    from p2w_lib.oti_queries import own_image_first
+
+    torch.manual_seed(0)
+    tokens = torch.randn(7, clip.token_dim) * 0.02
+    tokens[5] = tokens[3]  # two equal tokens: at most one of them can find its own image
+    with torch.no_grad():
+        queries = [encode_composed_tokens(clip.model, tokenize_prompts(clip.model, clip.tokenizer, ["a photo of *"]),
+                                          tokens[i:i + 1])[0] for i in range(7)]  # one at a time, [D] each
+    images = torch.randn(7, clip.embed_dim)
+    images[:4] = 3 * torch.stack(queries[:4])  # unnormalised images that match their tokens' prompts exactly
+    images[5] = 3 * queries[5]
+    hits = sum(int((queries[i] @ F.normalize(images, dim=-1).T).argmax() == i) for i in range(7))
+    assert hits == 4  # 0-3 find their own image; 5 ties with 3 (same token, same image) and the tie goes to 3
+    assert own_image_first(clip, images, tokens, batch_size=3) == pytest.approx(100 * hits / 7)
