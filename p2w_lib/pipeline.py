@@ -442,11 +442,11 @@ def oti_query_tokens(p: Profile, seed: int, clip: FrozenClip):
 
 
 def _stage_benchmarks(p: Profile) -> tuple[str, ...]:
-    """The benchmarks the profile's evaluation stages score: notebooks 04 and 05, and for the paper
-    notebook 08's switched on in paper_data.benchmarks."""
-    stages = ("04_domain_conversion", "05_fashion_iq") + (("08_more_benchmarks",) if p.kind == "paper" else ())
-    names = [n for s in stages for n in benchmarks_of_stage(s)]
-    return tuple(n for n in names if p.kind != "paper" or n in p.paper_data.benchmarks)
+    """The registered benchmarks the profile's evaluation stages score, in registry order: the paper's
+    switched on in paper_data.benchmarks; the demo's all but notebook 08's (no demo analogue)."""
+    if p.kind == "paper":
+        return tuple(n for n in BENCHMARKS if n in p.paper_data.benchmarks)
+    return tuple(n for n, b in BENCHMARKS.items() if b.stage != "08_more_benchmarks")
 
 
 def invert_query_images(p: Profile) -> dict[int, int]:
