@@ -30,6 +30,21 @@ def clip_seed1():
     return tiny_clip(1)
 
 
+def tiny_world(tmp_path: Path, monkeypatch):
+    """The tiny profile with its world built under `tmp_path`, which becomes the working directory
+    (with a copy of the project's params.yaml), as the pipeline expects."""
+    import shutil
+
+    from p2w_lib.demo.build import build_world
+    from p2w_lib.pipeline import load_profile
+
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    p = load_profile("params.yaml", "tiny")
+    build_world(p.world_dir, p.world)
+    return p
+
+
 def write_images(folder: Path, n: int, seed: int = 0, size: int = 40) -> list[str]:
     """n small random-colour PNGs with a random rectangle, so embeddings differ."""
     folder.mkdir(parents=True, exist_ok=True)

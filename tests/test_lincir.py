@@ -16,6 +16,7 @@ from p2w_lib.keywords import keyword_runs, mask_keywords
 from p2w_lib.lincir import caption_embeddings, lincir_loss, noisy, tokenize_masked, train_lincir
 from p2w_lib.phi import Phi, PhiShape
 from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi, phi_shape
+from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
 CAPTIONS = [
@@ -112,17 +113,12 @@ def test_a_checkpoint_of_other_settings_is_refused_unless_restart_is_asked(clip,
 def test_the_pipeline_trains_lincir_without_any_image(clip, tmp_path, monkeypatch):
     """Language only: the stage reads the list's captions; every image file is gone and none is opened."""
     import shutil
-    from pathlib import Path
 
     from PIL import Image
 
     from p2w_lib import pipeline
-    from p2w_lib.demo.build import build_world
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    p = pipeline.load_profile("params.yaml", "tiny")
-    build_world(p.world_dir, p.world)
+    p = tiny_world(tmp_path, monkeypatch)
     shutil.rmtree(p.world_dir / "cc3m" / "images")
     monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("LinCIR training opened an image"))
     run = pipeline.train_lincir_stage(p, 0, clip=clip)

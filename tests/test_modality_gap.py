@@ -14,7 +14,7 @@ from p2w_lib.demo.clip_pretrain import build_model
 from p2w_lib.demo.gap_ablation import modality_gap
 from p2w_lib.features import embed_images
 from p2w_lib.queries import encode_unique_texts
-from tests.conftest import write_images
+from tests.conftest import tiny_world, write_images
 
 
 def test_the_model_starts_at_the_configured_temperature_and_the_default_is_clips():
@@ -52,17 +52,9 @@ def test_modality_gap_matches_a_pairwise_loop(clip, tmp_path):
 def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
     """`python -m p2w_lib.demo.gap_ablation` on the tiny profile: the row has every measure, the CLIP
     started where asked, and its domain-conversion scores are the protocol's on the same models."""
-    import shutil
-
     from p2w_lib.demo import gap_ablation
-    from p2w_lib.demo.build import build_world
-    from p2w_lib.pipeline import load_profile
 
-    root = Path(__file__).resolve().parents[1]
-    shutil.copy(root / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    p = load_profile("params.yaml", "tiny")
-    build_world(p.world_dir, p.world)
+    tiny_world(tmp_path, monkeypatch)
     row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny",
                            clip_overrides={"steps": 4})
     assert row["init_logit_scale"] == 40.0 and row["steps"] == 4

@@ -18,6 +18,7 @@ from p2w_lib.oti import Draw, draw, invert, oti_loss, template_tokens
 from p2w_lib.phi import Phi, PhiShape
 from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi
 from p2w_lib.searle import distillation_loss, draw_phrases, searle_phi_loss, train_searle
+from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
 CAPTIONS = [
@@ -201,17 +202,11 @@ def test_training_learns_resumes_and_refuses_another_runs_checkpoint(clip, phras
 
 
 def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip, tmp_path, monkeypatch):
-    import shutil
     from dataclasses import replace
-    from pathlib import Path
 
     from p2w_lib import pipeline
-    from p2w_lib.demo.build import build_world
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    p = pipeline.load_profile("params.yaml", "tiny")
-    build_world(p.world_dir, p.world)
+    p = tiny_world(tmp_path, monkeypatch)
     images = pipeline.searle_images(p)
     assert len(images) == p.searle.oti_images and set(images) < set(pipeline.training_images(p))
     run = pipeline.train_searle_stage(p, 0, clip=clip)
@@ -251,20 +246,14 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
     """`python -m p2w_lib.demo.searle_ablation` on the tiny profile: its images are not the pipeline's,
     its run lands under runs/, and its scores are the protocols' on the same networks."""
     import argparse
-    import shutil
-    from pathlib import Path
 
     from p2w_lib import pipeline
     from p2w_lib.benchmarks import BENCHMARKS, EvalContext
     from p2w_lib.demo import searle_ablation
-    from p2w_lib.demo.build import build_world
     from p2w_lib.mapper import Mapper
     from p2w_lib.phi_runs import load_phi
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    p = pipeline.load_profile("params.yaml", "tiny")
-    build_world(p.world_dir, p.world)
+    p = tiny_world(tmp_path, monkeypatch)
     n = p.searle.oti_images
     assert pipeline.searle_images(p, subset_seed=1) != pipeline.searle_images(p)  # the ablation's draw is not the pipeline's
     mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
@@ -322,18 +311,12 @@ def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases)
 # -- SEARLE-OTI's own stage: the token store the evaluation stages read ------------------------------
 
 def _tiny_oti_profile(tmp_path, monkeypatch, clip):
-    import shutil
     from dataclasses import replace
-    from pathlib import Path
 
     from p2w_lib import pipeline
-    from p2w_lib.demo.build import build_world
 
-    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    p = pipeline.load_profile("params.yaml", "tiny")
+    p = tiny_world(tmp_path, monkeypatch)
     p = replace(p, lincir=replace(p.lincir, enabled=False), searle=replace(p.searle, enabled=False))
-    build_world(p.world_dir, p.world)
     monkeypatch.setattr(pipeline, "clip_for", lambda *a: clip)
     monkeypatch.setattr(pipeline, "mapper_for", lambda *a: None)
     return p
