@@ -16,6 +16,7 @@ nothing, so they score what that one object, inverting as it went, would have sc
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, read_checkpoint
 from .clip_backbone import FrozenClip
+from .composed import encode_composed_tokens, tokenize_prompts
 from .concepts import ConceptPhrases, concept_embeddings, top_concepts
 from .config import SEARLEConfig
 from .io_utils import atomic_torch_save
@@ -49,10 +51,10 @@ class OTIQueryTokens(nn.Module):
         self.batches = 0
         self.store: Path | None = None  # the store loaded, if any: an image missing from it is reported
 
-    @property
+    @cached_property
     def identity(self) -> dict:
         """What the tokens depend on besides the images: the CLIP, the settings and seed, the concept
-        phrases and the code."""
+        phrases and the code (all fixed at construction, so hashed once)."""
         return {"clip": self.clip.identity.to_dict(), "settings": settings(self.cfg, self.seed),
                 "phrases": list_id(self.phrases.phrases), "code": code_fingerprint(SEARLE_OTI_QUERIES)}
 
@@ -115,8 +117,6 @@ def own_image_first(clip: FrozenClip, images: torch.Tensor, tokens: torch.Tensor
     """% of tokens [N, W] whose prompt, composed with the token, ranks the token's own image first
     among the N images [N, D]. OTI fits each token to its image, so this sits far above chance
     (100 / N %): a check that a store holds each image's own token."""
-    from .composed import encode_composed_tokens, tokenize_prompts
-
     gallery = torch.nn.functional.normalize(images.float(), dim=-1).to(clip.device)  # [N, D]
     hits = 0
     for start in range(0, len(tokens), batch_size):
