@@ -33,7 +33,7 @@ smoke: $(STAMP)
 
 # Side-by-side benchmark of the original training step against ours; writes results/bench/.
 bench: $(STAMP)
-	$(BIN)/python -m p2w_lib.bench
+	$(BIN)/python -m p2w_lib.tools.bench
 
 # Dress rehearsal of the paper pipeline on the real annotation files (REFERENCE: the folder holding
 # pic2word-imagenet-r/, fashion-iq/, cirr/, circo/) with placeholder images and a tiny random CLIP.

@@ -24,7 +24,7 @@ if ! TQDM_MININTERVAL=15 papermill "notebooks/${name}.ipynb" "$partial" -p profi
   echo "[$name] FAILED: the partial notebook, with the failing cell, is $partial (open it in JupyterLab)" >&2
   exit 1
 fi
-python -m p2w_lib.notebook_outputs "$partial"
+python -m p2w_lib.app.notebook_outputs "$partial"
 mv "$partial" "$out/${name}.ipynb"
 jupyter nbconvert --to html --log-level WARN "$out/${name}.ipynb"
 echo "[$name] done: $out/${name}.ipynb and .html" >&2

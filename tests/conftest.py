@@ -35,8 +35,9 @@ def tiny_world(tmp_path: Path, monkeypatch):
     (with a copy of the project's params.yaml), as the pipeline expects."""
     import shutil
 
+    from p2w_lib.app.profile import load_profile
+
     from p2w_lib.demo.build import build_world
-    from p2w_lib.pipeline import load_profile
 
     shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)

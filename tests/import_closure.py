@@ -10,7 +10,7 @@ import nbformat
 
 PACKAGE = "p2w_lib"
 # Files a module reads at run time besides Python code.
-DATA_DEPS = {"p2w_lib/clip_backbone.py": ("p2w_lib/model_configs",)}
+DATA_DEPS = {"p2w_lib/clip/backbone.py": ("p2w_lib/clip/model_configs",)}
 
 
 def module_file(root: Path, module: str) -> Path | None:
@@ -72,4 +72,4 @@ def notebook_imports(path: Path) -> set[str]:
 
 def notebook_closure(root: Path, notebook: Path) -> set[str]:
     """Files the notebook's cells run, and the tidying that run_notebook.sh runs after them."""
-    return closure(root, notebook_imports(notebook) | {"p2w_lib.notebook_outputs"})
+    return closure(root, notebook_imports(notebook) | {"p2w_lib.app.notebook_outputs"})

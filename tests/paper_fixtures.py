@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from p2w_lib.datasets.cc3m import write_image_caption_list
-from p2w_lib.datasets.imagenet_r import PAPER_DOMAINS, write_label_list
+from p2w_lib.data.cc3m import write_image_caption_list
+from p2w_lib.data.imagenet_r import PAPER_DOMAINS, write_label_list
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 

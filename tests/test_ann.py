@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from p2w_lib.ann import IvfConfig, build_ivf, clustered_embeddings, index_path, load_or_build_ivf, search_ivf
-from p2w_lib.retrieval import topk_search
+from p2w_lib.retrieval.faiss_index import (
+    IvfConfig,
+    build_ivf,
+    clustered_embeddings,
+    index_path,
+    load_or_build_ivf,
+    search_ivf,
+)
+from p2w_lib.retrieval.topk import topk_search
 
 
 def _data(n=6000, dim=32, seed=0):
@@ -60,7 +67,7 @@ def test_index_is_stored_beside_the_cache_and_reused(tmp_path):
 
 def test_gallery_index_is_named_after_the_embedding_entry(clip, image_paths, tmp_path):
     """A changed gallery file gives a new embedding entry, hence a new index, without hashing twice."""
-    from p2w_lib.features import cache_key, embed_images
+    from p2w_lib.clip.features import cache_key, embed_images
 
     first = embed_images(clip, image_paths, cache_dir=tmp_path)
     hit = embed_images(clip, image_paths, cache_dir=tmp_path)

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from p2w_lib import Mapper, cli
-from p2w_lib.composer import Composer
-from p2w_lib.search import search
+from p2w_lib import Mapper
+from p2w_lib.app import cli
+from p2w_lib.app.search_widget import Composer
+from p2w_lib.retrieval.gallery import search
 from tests.conftest import write_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,10 +65,10 @@ def trained(clip, tmp_path):
 
 def _trained_profile(monkeypatch, clip, networks: dict) -> None:
     """`search` without --mapper/--phi reads the profile's trained models: stand in `clip` and `networks`."""
-    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
-    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: clip)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, c: dict(networks))  # fresh per call
+    monkeypatch.setattr("p2w_lib.app.profile.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.app.models.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda p, seed: clip)
+    monkeypatch.setattr("p2w_lib.app.models.token_mappers", lambda p, seed, c: dict(networks))  # fresh per call
 
 
 def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
@@ -86,12 +87,12 @@ def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
 
 def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, monkeypatch):
     """--method searle --phi FILE (an official {"Phi": ...} release): composed with that phi's token."""
-    from p2w_lib.phi import Phi, PhiShape
+    from p2w_lib.methods.phi import Phi, PhiShape
 
     clip, _, gallery = trained
     phi = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()
     torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "SEARLE.pt")
-    monkeypatch.setattr("p2w_lib.clip_backbone.load_clip", lambda cfg: clip)
+    monkeypatch.setattr("p2w_lib.app.cli.load_clip", lambda cfg: clip)
     query = gallery / "img_0000.png"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
             "--method", "searle", "--phi", str(tmp_path / "SEARLE.pt"), "--clip", "p2w-tiny"]
@@ -116,11 +117,11 @@ def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, 
 
 def test_search_with_searle_oti_inverts_the_query_even_where_evaluation_leaves_it_off(trained, capsys, monkeypatch):
     clip, mapper, gallery = trained
-    from p2w_lib.phi import Phi, PhiShape
+    from p2w_lib.methods.phi import Phi, PhiShape
 
     stand_in = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()  # any image -> token network
     _trained_profile(monkeypatch, clip, {"pic2word": mapper})
-    monkeypatch.setattr("p2w_lib.pipeline.oti_query_tokens", lambda p, seed, c: stand_in)
+    monkeypatch.setattr("p2w_lib.app.models.oti_query_tokens", lambda p, seed, c: stand_in)
     query = gallery / "img_0000.png"
     argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
             "--method", "searle_oti"]
@@ -151,9 +152,9 @@ def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(t
 def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsys, monkeypatch):
     """--alpha reaches the composition: the ranking is the gallery ordered by cosine with the Slerp
     query written out from the formula (tests/slerp_reference.py) at that alpha."""
-    from p2w_lib.features import embed_images
-    from p2w_lib.search import build_prompt, embed_query, gallery_files
-    from p2w_lib.queries import text_only_prompt
+    from p2w_lib.clip.features import embed_images
+    from p2w_lib.methods.base import text_only_prompt
+    from p2w_lib.retrieval.gallery import build_prompt, embed_query, gallery_files
     from tests.slerp_reference import slerp_reference
 
     clip, mapper, gallery = trained
@@ -180,7 +181,7 @@ def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsy
     (["--method", "slerp", "--alpha", "1.5"], "must lie in [0, 1]"),
 ])
 def test_search_refuses_an_alpha_it_cannot_use_before_loading_models(extra, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda *a: pytest.fail("models loaded first"))
+    monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda *a: pytest.fail("models loaded first"))
     write_images(tmp_path / "gallery", 2)
     argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
             str(tmp_path / "gallery"), *extra]
@@ -205,7 +206,7 @@ def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, cap
 
 
 def test_search_refuses_a_grid_name_that_is_not_png_before_loading_models(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda *a: pytest.fail("models loaded first"))
+    monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda *a: pytest.fail("models loaded first"))
     write_images(tmp_path / "gallery", 2)
     argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
             str(tmp_path / "gallery"), "--out", str(tmp_path / "grid.jpg")]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from p2w_lib import MapperConfig, TrainConfig, train_mapper
-from p2w_lib.features import AugmentedView, embed_images
-from p2w_lib.train import cached_feature_source, view_choice
+from p2w_lib.clip.features import AugmentedView, embed_images
+from p2w_lib.methods.pic2word.train import cached_feature_source, view_choice
 
 SMALL = dict(batch_size=8, lr=1e-3, warmup_steps=2, epochs=3, checkpoint_every=3, seed=0, embed_batch_size=16,
              crop_scale=(0.3, 0.6))  # small crops, so views visibly differ on 40-px images

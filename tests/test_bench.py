@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from p2w_lib import bench
+from p2w_lib.tools import bench
 
 
 def test_train_step_bench_reports_equal_losses(tmp_path):

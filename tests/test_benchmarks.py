@@ -11,13 +11,20 @@ import pytest
 import torch
 import yaml
 
-from p2w_lib import paper_data, pipeline, readme, rehearsal
-from p2w_lib.benchmarks import BENCHMARK_NAMES, BENCHMARKS, Benchmark, EvalContext, benchmarks_of_stage
-from p2w_lib.config import MapperConfig
-from p2w_lib.mapper import Mapper
-from p2w_lib.paper_data import PaperDataConfig
-from p2w_lib.queries import METHODS, QUERY_METHODS, compose_queries
-from p2w_lib.report import METHOD_LABELS
+from p2w_lib.app import evaluation, paper_data, profile, readme, sources
+from p2w_lib.app.benchmarks import (
+    BENCHMARK_NAMES,
+    BENCHMARKS,
+    Benchmark,
+    EvalContext,
+    benchmarks_of_stage,
+)
+from p2w_lib.app.paper_data import PaperDataConfig
+from p2w_lib.app.report import METHOD_LABELS
+from p2w_lib.methods.pic2word.config import MapperConfig
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import METHODS, QUERY_METHODS, compose_queries
+from p2w_lib.tools import rehearsal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +41,7 @@ def test_each_benchmark_is_evaluated_by_a_stage_of_the_paper_pipeline(name):
 
 def test_the_registry_replaces_every_list_of_benchmark_names():
     assert PaperDataConfig().benchmarks == BENCHMARK_NAMES
-    for module in (pipeline, readme, rehearsal, paper_data):
+    for module in (profile, sources, evaluation, readme, rehearsal, paper_data):
         source = inspect.getsource(module)
         assert '"circo", "coco_objects"' not in source, f"{module.__name__} keeps its own list of benchmarks"
     assert benchmarks_of_stage("08_more_benchmarks") == ("cirr", "circo", "coco_objects")
@@ -61,9 +68,9 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
                 "methods": {"pic2word": {"R@1": 40.0, "R@5": 70.0}}}
 
     monkeypatch.setitem(BENCHMARKS, "toy", Benchmark("toy", "08_more_benchmarks", toy, summary_keys=("R@5",)))
-    p = replace(pipeline.load_profile(ROOT / "params.yaml", "tiny"), results_root=str(tmp_path / "results"))
+    p = replace(profile.load_profile(ROOT / "params.yaml", "tiny"), results_root=str(tmp_path / "results"))
     (tmp_path / "results" / "metrics" / "summary").mkdir(parents=True)
-    result = pipeline.evaluate_benchmark(p, "toy", 0, clip="a clip", mapper="a mapper")
+    result = evaluation.evaluate_benchmark(p, "toy", 0, clip="a clip", mapper="a mapper")
     assert result["methods"]["pic2word"]["R@5"] == 70.0
     assert (seen["ctx"].clip, seen["ctx"].mapper, seen["ctx"].seed) == ("a clip", "a mapper", 0)
     assert seen["ctx"].common == {"cache_dir": p.cache_dir, "max_bad_fraction": p.eval.max_bad_fraction}
@@ -85,7 +92,7 @@ def test_each_query_method_gives_one_unit_vector_per_query(name, clip):
 
 
 def test_methods_share_one_text_encoding_and_come_back_in_registry_order(clip, monkeypatch):
-    from p2w_lib import queries
+    from p2w_lib.methods import base as queries
 
     calls = []
     real = queries.encode_unique_texts

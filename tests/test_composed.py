@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from p2w_lib import Mapper, encode_composed
-from p2w_lib.composed import encode_composed_tokens, text_tower, tokenize_prompts
+from p2w_lib.clip.composed import encode_composed_tokens, text_tower, tokenize_prompts
 from tests.conftest import FIXTURES, tiny_clip
 
 WORDS = "a photo of red blue striped dress shirt with long sleeves is darker and has logo origami toy cartoon".split()
@@ -137,7 +137,11 @@ RECORDED = [-0.166982, -0.218216, 0.141384, 0.085344, -0.165433, -0.197498]
 
 
 def test_length_bucketed_text_tower_equals_one_batch(clip):
-    from p2w_lib.composed import pool_positions, run_text_tower, run_text_tower_bucketed
+    from p2w_lib.clip.composed import (
+        pool_positions,
+        run_text_tower,
+        run_text_tower_bucketed,
+    )
 
     texts = [p.replace("*", "word") for p in random_prompts(40, 7)]
     ids = clip.tokenizer(texts)

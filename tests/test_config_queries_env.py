@@ -9,9 +9,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from p2w_lib import ClipConfig, ConfigError, Mapper, MapperConfig, TrainConfig, compose_queries, load_clip
-from p2w_lib.config import from_dict, to_dict
-from p2w_lib.queries import text_only_prompt
+from p2w_lib import (
+    ClipConfig,
+    ConfigError,
+    Mapper,
+    MapperConfig,
+    TrainConfig,
+    compose_queries,
+    load_clip,
+)
+from p2w_lib.core.config import from_dict, to_dict
+from p2w_lib.methods.base import text_only_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +102,7 @@ def test_environment_yml_matches_pyproject_pins():
 
 def test_clip_from_local_weights_file_and_saved_folder(clip, tmp_path):
     """A weights file (pretrained=path) and a save_clip folder both load back the same weights."""
-    from p2w_lib.clip_backbone import read_model_config, save_clip
+    from p2w_lib.clip.backbone import read_model_config, save_clip
 
     config = read_model_config("p2w-tiny")
     folder = save_clip(clip.model, config["model_cfg"], config["preprocess_cfg"], tmp_path / "saved")

@@ -7,14 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from p2w_lib.app.profile import load_profile
 
-from p2w_lib.datasets.cc3m import read_image_caption_list
-from p2w_lib.datasets.fashion_iq import CATEGORIES, read_split, read_triplets
-from p2w_lib.datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.data.cc3m import read_image_caption_list
+from p2w_lib.data.fashion_iq import CATEGORIES, read_split, read_triplets
+from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from p2w_lib.demo.build import build_world
 from p2w_lib.demo.captions import changed_attributes, garment_phrases, relative_captions
 from p2w_lib.demo.world import CLASSES, COLOURS, PATTERNS, RENDITIONS, GarmentSpec
-from p2w_lib.pipeline import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = load_profile(ROOT / "params.yaml", "tiny").world
@@ -134,4 +134,4 @@ def test_mixed_batches_are_deterministic_unique_and_hold_the_groups(world):
     assert a.tolist() == mixed_batch(5, len(captions), 32, 0, groups, 0.5, group_size=4).tolist()  # resumable
     assert len(set(a.tolist())) == 32 and all(i in member for i in a[:16].tolist())
     assert mixed_batch(5, len(captions), 32, 0, groups, 0.0).tolist() == \
-        __import__("p2w_lib.train", fromlist=["batch_indices"]).batch_indices(5, len(captions), 32, 0).tolist()
+        __import__("p2w_lib.methods.pic2word.train", fromlist=["batch_indices"]).batch_indices(5, len(captions), 32, 0).tolist()

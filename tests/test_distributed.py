@@ -52,7 +52,7 @@ def test_two_gloo_processes_equal_one_process_on_the_global_batch(tmp_path):
 def _embed_worker(rank: int, world: int, port: int, paths: list[str], cache: str, out: str) -> None:
     import numpy as np
 
-    from p2w_lib.features import embed_images_sharded
+    from p2w_lib.clip.features import embed_images_sharded
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:

@@ -59,10 +59,10 @@ def test_stage_depends_on_every_file_its_notebook_runs(stage):
 def test_import_closure_follows_lazy_imports_inside_functions():
     from tests.import_closure import closure
 
-    files = closure(ROOT, {"p2w_lib.pipeline"})
+    files = closure(ROOT, {"p2w_lib.app.pipeline"})
     assert "p2w_lib/demo/clip_pretrain.py" in files  # imported inside pretrain_demo_clip()
-    assert "p2w_lib/protocols/fashion_iq.py" in files and "p2w_lib/model_configs" in files
-    assert "p2w_lib/bench.py" not in files
+    assert "p2w_lib/protocols/fashion_iq.py" in files and "p2w_lib/clip/model_configs" in files
+    assert "p2w_lib/tools/bench.py" not in files
 
 
 def test_dvcignore_hides_bytecode_and_caches():
@@ -70,7 +70,7 @@ def test_dvcignore_hides_bytecode_and_caches():
     for path in ("p2w_lib/__pycache__/pipeline.cpython-311.pyc", "p2w_lib/demo/__pycache__/x.pyc", "p2w_lib/x.pyc",
                  ".pytest_cache/v/cache", "notebooks/.ipynb_checkpoints/01-checkpoint.ipynb"):
         assert spec.match_file(path), path
-    assert not spec.match_file("p2w_lib/pipeline.py")
+    assert not spec.match_file("p2w_lib/app/pipeline.py")
 
 
 def _run(cmd, cwd: Path) -> subprocess.CompletedProcess:

@@ -12,7 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from p2w_lib.notebook_outputs import collapse_carriage_returns, embedded_images, tidy_notebook
+from p2w_lib.app.notebook_outputs import (
+    collapse_carriage_returns,
+    embedded_images,
+    tidy_notebook,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from p2w_lib import embed_images
-from p2w_lib.images import BadImagesError, ImageListDataset, load_rgb
+from p2w_lib.data.images import BadImagesError, ImageListDataset, load_rgb
 
 
 def test_embeddings_are_unnormalised_clip_image_features(clip, image_paths):

@@ -12,18 +12,18 @@ from tests.import_closure import closure
 ROOT = Path(__file__).resolve().parents[1]
 
 LIBRARY = (
-    "p2w_lib.clip_backbone", "p2w_lib.pretrained_weights", "p2w_lib.config", "p2w_lib.mapper", "p2w_lib.checkpoint",
-    "p2w_lib.composed", "p2w_lib.prefix_cache", "p2w_lib.queries", "p2w_lib.features", "p2w_lib.loss", "p2w_lib.train",
-    "p2w_lib.retrieval", "p2w_lib.ann", "p2w_lib.search", "p2w_lib.metrics", "p2w_lib.phi", "p2w_lib.keywords", "p2w_lib.lincir",
-    "p2w_lib.loop", "p2w_lib.phi_runs", "p2w_lib.concepts", "p2w_lib.oti", "p2w_lib.searle", "p2w_lib.oti_queries",
-    "p2w_lib.slerp", "p2w_lib.results_schema", "p2w_lib.reference_numbers",
+    "p2w_lib.clip.backbone", "p2w_lib.clip.weights", "p2w_lib.core.config", "p2w_lib.methods.pic2word.network", "p2w_lib.training.checkpoint",
+    "p2w_lib.clip.composed", "p2w_lib.clip.prefix_cache", "p2w_lib.methods.registry", "p2w_lib.clip.features", "p2w_lib.training.loss", "p2w_lib.methods.pic2word.train",
+    "p2w_lib.retrieval.topk", "p2w_lib.retrieval.faiss_index", "p2w_lib.retrieval.gallery", "p2w_lib.retrieval.metrics", "p2w_lib.methods.phi", "p2w_lib.methods.lincir.keywords", "p2w_lib.methods.lincir.train",
+    "p2w_lib.training.loop", "p2w_lib.methods.phi_runs", "p2w_lib.methods.searle.concepts", "p2w_lib.methods.searle.oti", "p2w_lib.methods.searle.train", "p2w_lib.methods.searle_oti",
+    "p2w_lib.methods.slerp", "p2w_lib.protocols.results_schema", "p2w_lib.protocols.published",
     "p2w_lib.protocols.domain_conversion", "p2w_lib.protocols.fashion_iq", "p2w_lib.protocols.cirr",
     "p2w_lib.protocols.circo", "p2w_lib.protocols.coco_objects", "p2w_lib.protocols.submissions",
 )
 APPLICATION = (
-    "p2w_lib/pipeline.py", "p2w_lib/benchmarks.py", "p2w_lib/cli.py", "p2w_lib/__main__.py", "p2w_lib/report.py",
-    "p2w_lib/readme.py", "p2w_lib/figures.py", "p2w_lib/qualitative.py", "p2w_lib/notebook_outputs.py",
-    "p2w_lib/downloads.py", "p2w_lib/paper_data.py", "p2w_lib/rehearsal.py", "p2w_lib/bench.py", "p2w_lib/smoke.py",
+    "p2w_lib/app/pipeline.py", "p2w_lib/app/benchmarks.py", "p2w_lib/app/cli.py", "p2w_lib/__main__.py", "p2w_lib/app/report.py",
+    "p2w_lib/app/readme.py", "p2w_lib/app/figures.py", "p2w_lib/app/qualitative.py", "p2w_lib/app/notebook_outputs.py",
+    "p2w_lib/app/downloads.py", "p2w_lib/app/paper_data.py", "p2w_lib/tools/rehearsal.py", "p2w_lib/tools/bench.py", "p2w_lib/tools/smoke.py",
     "p2w_lib/demo/",
 )
 
@@ -37,4 +37,4 @@ def test_a_library_module_never_reaches_the_application(module):
 
 
 def test_the_check_sees_a_leak():
-    assert "p2w_lib/demo/clip_pretrain.py" in closure(ROOT, {"p2w_lib.pipeline"})
+    assert "p2w_lib/demo/clip_pretrain.py" in closure(ROOT, {"p2w_lib.app.pipeline"})

@@ -9,13 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from p2w_lib.checkpoint import CheckpointError
-from p2w_lib.composed import PLACEHOLDER
-from p2w_lib.config import LinCIRConfig
-from p2w_lib.keywords import keyword_runs, mask_keywords
-from p2w_lib.lincir import caption_embeddings, lincir_loss, noisy, tokenize_masked, train_lincir
-from p2w_lib.phi import Phi, PhiShape
-from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi, phi_shape
+from p2w_lib.clip.composed import PLACEHOLDER
+from p2w_lib.methods.lincir.config import LinCIRConfig
+from p2w_lib.methods.lincir.keywords import keyword_runs, mask_keywords
+from p2w_lib.methods.lincir.train import (
+    caption_embeddings,
+    lincir_loss,
+    noisy,
+    tokenize_masked,
+    train_lincir,
+)
+from p2w_lib.methods.phi import Phi, PhiShape
+from p2w_lib.methods.phi_runs import StalePhiCheckpoint, load_phi, phi_shape
+from p2w_lib.training.checkpoint import CheckpointError
 from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
@@ -116,14 +122,14 @@ def test_the_pipeline_trains_lincir_without_any_image(clip, tmp_path, monkeypatc
 
     from PIL import Image
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import training, training_data
 
     p = tiny_world(tmp_path, monkeypatch)
     shutil.rmtree(p.world_dir / "cc3m" / "images")
     monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("LinCIR training opened an image"))
-    run = pipeline.train_lincir_stage(p, 0, clip=clip)
+    run = training.train_seed(p, "lincir", 0, clip=clip)
     assert run.steps == p.lincir.steps and run.checkpoint.is_file()
-    assert len(pipeline.training_captions(p)) == len(pipeline.training_images(p)) > p.lincir.batch_size
+    assert len(training_data.training_captions(p)) == len(training_data.training_images(p)) > p.lincir.batch_size
 
 
 # -- checkpoints: ours and the official release format ----------------------------------------------
@@ -152,17 +158,17 @@ def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tm
     from dataclasses import replace
     from pathlib import Path
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import models, profile
 
     phi = Phi(phi_shape(clip, LinCIRConfig(hidden_mult=1)))
     torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "lincir_large.pt")
-    p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
-    p = replace(p, eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
+    p = profile.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
+    p = p.with_sections(eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
                 searle=replace(p.searle, enabled=False))
     p = replace(p, eval=replace(p.eval, searle_oti=False))
-    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
-    mappers = pipeline.token_mappers(p, 0, clip)
+    monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
+    mappers = models.token_mappers(p, 0, clip)
     x = torch.randn(2, clip.embed_dim)
     assert mappers["pic2word"] == "pic2word's mapper" and torch.equal(mappers["lincir"](x), phi.eval()(x))
-    off = replace(p, lincir=replace(p.lincir, enabled=False))
-    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word"]
+    off = p.with_sections(lincir=replace(p.lincir, enabled=False))
+    assert list(models.token_mappers(off, 0, clip)) == ["pic2word"]

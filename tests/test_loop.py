@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from p2w_lib.loop import Loop, StepLog
+from p2w_lib.training.loop import Loop, StepLog
 
 
 def _rows(path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from p2w_lib import Mapper, MapperConfig, load_mapper, save_mapper_checkpoint
-from p2w_lib.checkpoint import CheckpointError
+from p2w_lib.training.checkpoint import CheckpointError
 
 # The official IM2TEXT's parameter names: layers = Sequential of (Linear, Dropout, ReLU) blocks, then fc_out.
 OFFICIAL_KEYS = ["fc_out.bias", "fc_out.weight", "layers.0.0.bias", "layers.0.0.weight", "layers.1.0.bias", "layers.1.0.weight"]
@@ -117,7 +117,7 @@ def test_crafted_checkpoint_is_refused_before_it_runs(clip, tmp_path, where):
 def test_resume_checkpoint_round_trips_under_safe_loading(clip, tmp_path):
     """A real training checkpoint (optimizer and RNG state included) loads with weights_only."""
     from p2w_lib import TrainConfig, train_mapper
-    from p2w_lib.checkpoint import read_checkpoint
+    from p2w_lib.training.checkpoint import read_checkpoint
     from tests.conftest import write_images
 
     paths = write_images(tmp_path / "images", 16)

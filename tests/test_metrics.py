@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from p2w_lib import metrics
-from p2w_lib.retrieval import topk_search
+from p2w_lib.retrieval import metrics
+from p2w_lib.retrieval.topk import topk_search
 
 
 def ranked_and_targets(seed, n_queries=40, n_gallery=60, k=20):
@@ -151,7 +151,7 @@ def _slow_bootstrap(a, b, n_boot, seed):
 def test_paired_bootstrap_matches_the_slow_definition():
     import torch
 
-    from p2w_lib.metrics import paired_bootstrap
+    from p2w_lib.retrieval.metrics import paired_bootstrap
 
     gen = torch.Generator().manual_seed(1)
     a = [(torch.rand(n, generator=gen) < 0.4).double() * 100 for n in (7, 11)]
@@ -166,7 +166,7 @@ def test_paired_bootstrap_matches_the_slow_definition():
 def test_paired_bootstrap_invariants():
     import torch
 
-    from p2w_lib.metrics import paired_bootstrap
+    from p2w_lib.retrieval.metrics import paired_bootstrap
 
     same = [torch.tensor([0.0, 100, 100, 0])]
     assert paired_bootstrap(same, same, n_boot=200) == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "level": 0.95, "n_boot": 200}
@@ -184,8 +184,8 @@ def test_paired_bootstrap_invariants():
 def test_true_recall_ceiling_is_the_score_of_a_perfect_ranking():
     import torch
 
-    from p2w_lib.metrics import true_recall
     from p2w_lib.protocols.domain_conversion import true_recall_ceiling
+    from p2w_lib.retrieval.metrics import true_recall
 
     n_rel = torch.tensor([30, 5, 0, 12])
     # a perfect ranking puts every relevant image first
@@ -196,7 +196,7 @@ def test_true_recall_ceiling_is_the_score_of_a_perfect_ranking():
 
 
 def test_summary_metrics_mean_and_std_over_seeds():
-    from p2w_lib.report import sanity_summary, summary_metrics
+    from p2w_lib.app.report import sanity_summary, summary_metrics
 
     doc = {"seeds": {"0": {"methods": {"pic2word": {"R@10": 10.0}, "image_text": {"R@10": 4.0}},
                            "paired_difference": {"R@10": {"mean": 6.0, "ci_low": 2.5, "ci_high": 9.0}}},

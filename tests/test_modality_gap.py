@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from p2w_lib.clip_backbone import read_model_config
-from p2w_lib.config import ConfigError, DemoClipConfig, validate
+from p2w_lib.clip.backbone import read_model_config
+from p2w_lib.clip.features import embed_images
+from p2w_lib.core.config import ConfigError, validate
 from p2w_lib.demo.clip_pretrain import build_model
-from p2w_lib.demo.gap_ablation import modality_gap
-from p2w_lib.features import embed_images
-from p2w_lib.queries import encode_unique_texts
+from p2w_lib.demo.config import DemoClipConfig
+from p2w_lib.methods.base import encode_unique_texts
+from p2w_lib.tools.ablations.modality_gap import modality_gap
 from tests.conftest import tiny_world, write_images
 
 
@@ -50,9 +51,9 @@ def test_modality_gap_matches_a_pairwise_loop(clip, tmp_path):
 
 
 def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
-    """`python -m p2w_lib.demo.gap_ablation` on the tiny profile: the row has every measure, the CLIP
+    """`python -m p2w_lib.tools.ablations.modality_gap` on the tiny profile: the row has every measure, the CLIP
     started where asked, and its domain-conversion scores are the protocol's on the same models."""
-    from p2w_lib.demo import gap_ablation
+    from p2w_lib.tools.ablations import modality_gap as gap_ablation
 
     tiny_world(tmp_path, monkeypatch)
     row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny",
@@ -67,7 +68,7 @@ def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("setting", ["nonsense=1", "steps", "seed=3", "init_logit_scale=20"])
 def test_gap_ablation_refuses_a_setting_it_cannot_apply(setting, capsys):
-    from p2w_lib.demo import gap_ablation
+    from p2w_lib.tools.ablations import modality_gap as gap_ablation
 
     with pytest.raises(SystemExit) as stop:
         gap_ablation.main(["--clip", setting])
@@ -76,7 +77,7 @@ def test_gap_ablation_refuses_a_setting_it_cannot_apply(setting, capsys):
 
 
 def test_gap_ablation_setting_is_validated(tmp_path):
-    from p2w_lib.demo import gap_ablation
+    from p2w_lib.tools.ablations import modality_gap as gap_ablation
 
     root = Path(__file__).resolve().parents[1]
     with pytest.raises(ConfigError, match=r"clip_pretrain\.steps: must be at least 1"):

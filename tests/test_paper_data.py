@@ -9,14 +9,19 @@ import pytest
 from PIL import Image
 
 from p2w_lib import ClipConfig, load_clip
-from p2w_lib import pretrained_weights as pw
-from p2w_lib.paper_data import PaperDataConfig
-from p2w_lib.datasets.cc3m import read_training_pairs
-from p2w_lib.datasets.coco import build_object_queries, query_crop_path, read_queries
-from p2w_lib.datasets.webdataset import read_member, read_shards
-from p2w_lib.downloads import PIC2WORD_IMAGENET_LISTS, ChecksumError, fetch_pic2word_lists, fetch_verified, sha256_file
-from p2w_lib.images import load_rgb
-from p2w_lib.paper_data import prepare_paper_data
+from p2w_lib.app.downloads import (
+    PIC2WORD_IMAGENET_LISTS,
+    ChecksumError,
+    fetch_pic2word_lists,
+    fetch_verified,
+    sha256_file,
+)
+from p2w_lib.app.paper_data import PaperDataConfig, prepare_paper_data
+from p2w_lib.clip import weights as pw
+from p2w_lib.data.cc3m import read_training_pairs
+from p2w_lib.data.coco import build_object_queries, query_crop_path, read_queries
+from p2w_lib.data.images import load_rgb
+from p2w_lib.data.webdataset import read_member, read_shards
 from tests import paper_fixtures as fx
 from tests.conftest import SHARED
 
@@ -138,7 +143,7 @@ def test_coco_candidates_follow_the_official_rule(tmp_path):
     The candidate sets are recomputed here from that definition for every image of the fixture."""
     import json
 
-    from p2w_lib.datasets.coco import is_candidate
+    from p2w_lib.data.coco import is_candidate
 
     fx.coco(tmp_path)
     data = json.loads((tmp_path / "coco" / "annotations" / "instances_val2017.json").read_text())
@@ -178,7 +183,7 @@ def _compress_rle(runs):
 
 @pytest.mark.parametrize("compressed", [False, True])
 def test_rle_masks_decode_column_major(compressed):
-    from p2w_lib.datasets.coco import instance_mask
+    from p2w_lib.data.coco import instance_mask
 
     rng = np.random.default_rng(0)
     mask = rng.random((13, 17)) < 0.3
@@ -197,7 +202,7 @@ def test_rle_masks_decode_column_major(compressed):
 def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatch):
     root, sources = tmp_path / "data" / "paper", tmp_path / "sources"
     lists = fx.paper_world(root, sources)
-    from p2w_lib import downloads
+    from p2w_lib.app import downloads
 
     monkeypatch.setattr(downloads, "PIC2WORD_IMAGENET_LISTS", tuple(
         downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), sha256_file(p)) for p in lists.values()))
@@ -231,7 +236,7 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
 def test_cli_prints_the_message_not_a_traceback(tmp_path, monkeypatch, capsys):
     import yaml
 
-    from p2w_lib.cli import main as cli_main
+    from p2w_lib.app.cli import main as cli_main
 
     monkeypatch.setattr(pw, "reachable", lambda host, **kw: False)
     params = tmp_path / "params.yaml"
@@ -244,7 +249,7 @@ def test_cli_prints_the_message_not_a_traceback(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(not (SHARED / "reference" / "fashion-iq").is_dir(), reason="../shared/reference absent")
 def test_fashion_iq_annotations_fetched_when_missing_and_left_alone_when_present(tmp_path):
-    from p2w_lib.downloads import FASHION_IQ_VAL_FILES, fetch_missing
+    from p2w_lib.app.downloads import FASHION_IQ_VAL_FILES, fetch_missing
 
     base = (SHARED / "reference" / "fashion-iq").as_uri()
     fetched = fetch_missing(tmp_path, FASHION_IQ_VAL_FILES, base)

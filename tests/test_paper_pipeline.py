@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from p2w_lib import downloads, pipeline
-from p2w_lib.cli import main as cli_main
-from p2w_lib.benchmarks import BENCHMARK_NAMES as PAPER_BENCHMARKS
+from p2w_lib.app import downloads, evaluation, prepare, profile, tables, training
+from p2w_lib.app.benchmarks import BENCHMARK_NAMES as PAPER_BENCHMARKS
+from p2w_lib.app.cli import main as cli_main
+from p2w_lib.app.readme import paper_section
 from p2w_lib.protocols import circo
-from p2w_lib.readme import paper_section
 from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ SEARLE_TINY = {"oti_images": None, "oti_steps": 2, "oti_batch_size": 8, "batch_s
 
 
 def test_paper_profile_is_the_papers_recipe():
-    p = pipeline.load_profile(ROOT / "params.yaml", "paper")
+    p = profile.load_profile(ROOT / "params.yaml", "paper")
     assert (p.clip.model, p.clip.pretrained) == ("ViT-L-14", "openai")
     t = p.train
     # the original: 4 GPUs x 128 with features all-gathered for the loss = a contrastive batch of 512
@@ -105,24 +105,24 @@ def paper_repo(tmp_path, monkeypatch):
 
 def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     caplog.set_level("INFO", logger="p2w_lib")
-    p = pipeline.load_profile()
-    report = pipeline.prepare_data(p)
+    p = profile.load_profile()
+    report = prepare.prepare_data(p)
     assert report["domain_conversion"]["gallery"]["missing"] == 1
 
-    run = pipeline.train_mapper_stage(p, 0)
+    run = training.train_seed(p, "pic2word", 0)
     assert p.train.augment_views == 4 and not p.train.recompute_image_features  # the paper default
     assert run.steps == 2 * (23 // 8)  # 24 listed images; the corrupt one is left out of every view's cache
     assert "view 4/4): 1 of 24 images skipped (e.g. data/paper/cc3m/images/00003.jpg" in caplog.text
-    assert pipeline.train_lincir_stage(p, 0).steps == 3  # captions only: the corrupt image does not matter
-    searle = pipeline.train_searle_stage(p, 0)  # the corrupt image is skipped and counted
+    assert training.train_seed(p, "lincir", 0).steps == 3  # captions only: the corrupt image does not matter
+    searle = training.train_seed(p, "searle", 0)  # the corrupt image is skipped and counted
     assert searle.steps == 3 and "embedding SEARLE's images: 1 of 24 images skipped" in caplog.text
 
-    dc = pipeline.evaluate_domain_conversion_stage(p, 0)
+    dc = evaluation.evaluate_domain_conversion_stage(p, 0)
     assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
     assert set(dc["methods"]["pic2word"]["per_domain"]) == {"cartoon", "origami", "toy", "sculpture"}
-    fiq = pipeline.evaluate_fashion_iq_stage(p, 0)
+    fiq = evaluation.evaluate_fashion_iq_stage(p, 0)
     assert fiq["counts"]["shirt"]["evaluable"] == 4 and fiq["counts"]["shirt"]["skipped"] == 2
-    more = pipeline.evaluate_more_benchmarks(p, 0)
+    more = evaluation.evaluate_more_benchmarks(p, 0)
     for task in ("CIRR val: 6 queries evaluated, 0 skipped", "CIRCO val: 5 queries", "COCO objects: 8 queries",
                  "fashion-iq shirt: 4 triplets evaluated, 2 skipped", "domain conversion: 6 queries evaluated"):
         assert task in caplog.text
@@ -141,7 +141,7 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert "Beside the published ViT-L/14 numbers" in section
     assert "Ours are on CIRR val, the papers' on CIRR test1" in section and "| Pic2Word: ours, CIRR val |" in section
     assert "| SEARLE-XL: published, CIRCO test | 11.68 | 12.73 |" in section and "LinCIR: Gu et al., CVPR 2024" in section
-    examples = pipeline.qualitative_examples(p, 0)
+    examples = tables.qualitative_examples(p, 0)
     assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
 
@@ -152,9 +152,9 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     params["profiles"]["paper"]["lincir"]["enabled"] = False  # and LinCIR, SEARLE switched off: not trained, not scored
     params["profiles"]["paper"]["searle"]["enabled"] = False
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    p = pipeline.load_profile()
-    pipeline.prepare_data(p)
-    pipeline.train_mapper_stage(p, 0)
+    p = profile.load_profile()
+    prepare.prepare_data(p)
+    training.train_seed(p, "pic2word", 0)
     shutil.copytree(ROOT / "notebooks", "notebooks")
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(["bash", "notebooks/run_notebook.sh", "08_more_benchmarks", "paper", "results/paper"],
@@ -212,8 +212,8 @@ def test_pipeline_launches_torchrun_when_asked(paper_repo):
     params["profiles"]["paper"]["train"]["batch_size"] = 16
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["fashion_iq"]
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    p = pipeline.load_profile()
-    pipeline.prepare_data(p)
-    runs = pipeline.train_mappers(p)
+    p = profile.load_profile()
+    prepare.prepare_data(p)
+    runs = training.train_mappers(p)
     assert runs[0].steps == 2 and runs[0].checkpoint.is_file()
     assert Path("results/paper/plots/mapper_loss/seed0.csv").is_file()

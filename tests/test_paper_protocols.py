@@ -9,12 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from p2w_lib import Mapper, encode_composed
-from p2w_lib.datasets.circo import read_queries as read_circo
-from p2w_lib.datasets.cirr import read_image_split, read_queries as read_cirr
-from p2w_lib.datasets.coco import build_object_queries, query_crop_path, read_queries as read_coco
-from p2w_lib.datasets.errors import DataFormatError
-from p2w_lib.datasets.fashion_iq import read_split, read_triplets
-from p2w_lib.images import load_rgb
+from p2w_lib.data.circo import read_queries as read_circo
+from p2w_lib.data.cirr import read_image_split
+from p2w_lib.data.cirr import read_queries as read_cirr
+from p2w_lib.data.coco import build_object_queries, query_crop_path
+from p2w_lib.data.coco import read_queries as read_coco
+from p2w_lib.data.errors import DataFormatError
+from p2w_lib.data.fashion_iq import read_split, read_triplets
+from p2w_lib.data.images import load_rgb
 from p2w_lib.protocols import circo, cirr, coco_objects
 from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq, searle_query_texts
 from tests import paper_fixtures as fx
@@ -196,7 +198,7 @@ def test_searle_variant_matches_slow_reference(data, clip, mapper):
 
 
 def test_searle_texts_strip_punctuation_and_use_both_orders():
-    from p2w_lib.datasets.fashion_iq import Triplet
+    from p2w_lib.data.fashion_iq import Triplet
 
     texts = searle_query_texts(Triplet("a", "b", ("is red.", " has a logo, ")))
     assert texts == [("a photo of * that is red and has a logo", "is red and has a logo"),
@@ -226,7 +228,7 @@ def test_malformed_annotation_files_name_the_file(tmp_path):
 
 
 def test_coco_texts_follow_the_original_format():
-    from p2w_lib.datasets.coco import ObjectQuery
+    from p2w_lib.data.coco import ObjectQuery
 
     q = ObjectQuery("1.jpg", (0, 0, 1, 1), "dog", ("frisbee", "bench"))
     assert coco_objects.texts_for(q) == ("a photo of * and dog and frisbee and bench", "a photo of dog and frisbee and bench")
@@ -239,7 +241,7 @@ def test_coco_texts_follow_the_original_format():
 
 # -- test-server rules ----------------------------------------------------------------------
 
-from p2w_lib.protocols import submissions  # noqa: E402
+from p2w_lib.protocols import submissions
 
 needs_cirr = pytest.mark.skipif(not (SHARED / "reference" / "cirr").is_dir(), reason="../shared/reference absent")
 

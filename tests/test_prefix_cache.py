@@ -4,8 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from p2w_lib.composed import ComposedTokens, encode_composed_tokens, tokenize_prompts
-from p2w_lib.prefix_cache import PrefixCachedText, supports_prefix_cache
+from p2w_lib.clip.composed import (
+    ComposedTokens,
+    encode_composed_tokens,
+    tokenize_prompts,
+)
+from p2w_lib.clip.prefix_cache import PrefixCachedText, supports_prefix_cache
 from tests.conftest import tiny_clip
 from tests.test_composed import random_prompts, reference_composed
 

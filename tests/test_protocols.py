@@ -9,17 +9,19 @@ import torch
 import torch.nn.functional as F
 
 from p2w_lib import Mapper, encode_composed
-from p2w_lib.datasets.cc3m import read_image_caption_list
-from p2w_lib.datasets.errors import DataFormatError
-from p2w_lib.datasets.fashion_iq import CATEGORIES, read_split, read_triplets
-from p2w_lib.datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.data.cc3m import read_image_caption_list
+from p2w_lib.data.errors import DataFormatError
+from p2w_lib.data.fashion_iq import CATEGORIES, read_split, read_triplets
+from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.data.images import load_rgb
 from p2w_lib.demo.world import RENDITIONS
-from p2w_lib.images import load_rgb
 from p2w_lib.protocols.domain_conversion import evaluate_domain_conversion
 from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq
 from tests.conftest import SHARED
 from tests.slerp_reference import slerp_reference
-from tests.test_demo_world import world  # noqa: F401  (session fixture: the tiny demo world)
+from tests.test_demo_world import (
+    world,  # noqa: F401  (session fixture: the tiny demo world)
+)
 
 SCHEMA_METHODS = {"image_only", "text_only", "image_text", "slerp", "pic2word"}
 

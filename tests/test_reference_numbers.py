@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from p2w_lib.benchmarks import BENCHMARKS
-from p2w_lib.queries import QUERY_METHODS
-from p2w_lib.reference_numbers import PIC2WORD_PAPER, PUBLISHED, SPLITS, published_for
-from p2w_lib.report import markdown_table, paper_comparison, published_sources
+from p2w_lib.app.benchmarks import BENCHMARKS
+from p2w_lib.app.report import markdown_table, paper_comparison, published_sources
+from p2w_lib.methods.registry import QUERY_METHODS
+from p2w_lib.protocols.published import PIC2WORD_PAPER, PUBLISHED, SPLITS, published_for
 
 # What each protocol reports (protocols/*.py), in the keys the published rows use.
 REPORTED = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from p2w_lib.rehearsal import run_rehearsal
+from p2w_lib.tools.rehearsal import run_rehearsal
 from tests.conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from p2w_lib.features import embed_images
-from p2w_lib.images import UnreadableImageError, load_rgb
+from p2w_lib.clip.features import embed_images
+from p2w_lib.data.images import UnreadableImageError, load_rgb
 from tests.conftest import write_images
-from tests.test_demo_world import world  # noqa: F401  (session fixture: the tiny demo world)
+from tests.test_demo_world import (
+    world,  # noqa: F401  (session fixture: the tiny demo world)
+)
 
 
 def broken_png(path: Path) -> Path:
@@ -47,7 +49,7 @@ def test_6_png_with_a_corrupt_chunk_is_skipped_and_counted(clip, tmp_path):
 
 def test_6_search_and_recompute_training_survive_the_broken_png(clip, tmp_path):
     from p2w_lib import Mapper, MapperConfig, TrainConfig, train_mapper
-    from p2w_lib.search import search
+    from p2w_lib.retrieval.gallery import search
 
     paths = write_images(tmp_path / "gallery", 15)
     broken_png(tmp_path / "gallery" / "zz_bad.png")
@@ -61,7 +63,7 @@ def test_6_search_and_recompute_training_survive_the_broken_png(clip, tmp_path):
 
 @pytest.mark.parametrize("mode", [0o644, 0o664, 0o600])
 def test_11_atomic_writes_keep_the_file_mode(tmp_path, mode):
-    from p2w_lib.io_utils import atomic_write_json, atomic_write_text
+    from p2w_lib.core.files import atomic_write_json, atomic_write_text
 
     path = tmp_path / "metrics.json"
     path.write_text("{}")
@@ -78,17 +80,17 @@ def test_11_atomic_writes_keep_the_file_mode(tmp_path, mode):
 
 
 def test_12_search_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypatch):
-    from p2w_lib import cli
+    from p2w_lib.app import cli
 
     gallery = tmp_path / "gallery"
     write_images(gallery, 3)
     forged = "x.png\n  1  1.0000  /etc/passwd"
     escape = "\x1b[2J\x1b]0;owned\x07y.png"
-    monkeypatch.setattr("p2w_lib.search.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)])
-    monkeypatch.setattr("p2w_lib.pipeline.clip_for", lambda p, seed: None)
-    monkeypatch.setattr("p2w_lib.pipeline.token_mappers", lambda p, seed, clip: {"pic2word": None})
-    monkeypatch.setattr("p2w_lib.pipeline.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
-    monkeypatch.setattr("p2w_lib.pipeline.require_trained", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.app.cli.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)])
+    monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda p, seed: None)
+    monkeypatch.setattr("p2w_lib.app.models.token_mappers", lambda p, seed, clip: {"pic2word": None})
+    monkeypatch.setattr("p2w_lib.app.profile.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
+    monkeypatch.setattr("p2w_lib.app.models.require_trained", lambda p, seed: None)
     assert cli.main(["search", "--image", str(gallery / "img_0000.png"), "--text", "is red", "--gallery", str(gallery)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -115,8 +117,8 @@ def _tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = N
 def test_10_hostile_or_wrong_tars_extract_nothing_and_say_why(tmp_path, case, monkeypatch):
     import tarfile
 
-    from p2w_lib.datasets.errors import DataFormatError
-    from p2w_lib.paper_data import place_imagenet_r
+    from p2w_lib.app.paper_data import place_imagenet_r
+    from p2w_lib.data.errors import DataFormatError
 
     monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.11.0-3.11.3
     good = {"imagenet-r/n01/a.jpg": b"x"}
@@ -132,7 +134,7 @@ def test_10_hostile_or_wrong_tars_extract_nothing_and_say_why(tmp_path, case, mo
 
 
 def test_10_a_good_tar_extracts_and_a_killed_extraction_is_cleaned(tmp_path):
-    from p2w_lib.paper_data import place_imagenet_r
+    from p2w_lib.app.paper_data import place_imagenet_r
 
     tar = _tar(tmp_path / "imagenet-r.tar", {"imagenet-r/n01/a.jpg": b"x", "imagenet-r/n02/b.jpg": b"y"})
     imgnet = tmp_path / "imgnet"
@@ -159,7 +161,7 @@ def test_3_a_replaced_image_with_the_same_size_and_mtime_gets_a_new_embedding(cl
 
 
 def _writer(clip_seed: int, paths: list[str], cache: str, rounds: int) -> None:
-    from p2w_lib import features
+    from p2w_lib.clip import features
     from tests.conftest import tiny_clip
 
     clip = tiny_clip(clip_seed)
@@ -171,7 +173,7 @@ def _writer(clip_seed: int, paths: list[str], cache: str, rounds: int) -> None:
 def test_7_concurrent_writers_never_expose_a_partial_entry(clip, tmp_path, caplog):
     import multiprocessing as mp
 
-    from p2w_lib import features
+    from p2w_lib.clip import features
 
     paths = write_images(tmp_path / "images", 40)
     cache = tmp_path / "cache"
@@ -221,7 +223,7 @@ def test_7_temp_files_of_a_killed_writer_are_removed(clip, tmp_path):
 
 @pytest.mark.parametrize("damage", ["json", "npy", "valid"])
 def test_damaged_cache_entry_is_recomputed_and_named(clip, tmp_path, damage, caplog):
-    from p2w_lib import features
+    from p2w_lib.clip import features
 
     paths = write_images(tmp_path / "images", 6)
     cache = tmp_path / "cache"
@@ -239,8 +241,8 @@ def test_damaged_cache_entry_is_recomputed_and_named(clip, tmp_path, damage, cap
 def test_5_a_truncated_shard_is_an_error_not_fewer_samples(tmp_path, cut):
     import tarfile
 
-    from p2w_lib.datasets.errors import DataFormatError
-    from p2w_lib.datasets.webdataset import read_shards
+    from p2w_lib.data.errors import DataFormatError
+    from p2w_lib.data.webdataset import read_shards
     from tests import paper_fixtures as fx
 
     fx.cc3m_shards(tmp_path / "shards", n_per_shard=10, n_shards=1)
@@ -264,9 +266,9 @@ def test_5_a_truncated_shard_is_an_error_not_fewer_samples(tmp_path, cut):
 ])
 def test_4_out_of_range_training_settings_fail_when_params_are_read(tmp_path, key, value, message):
     import yaml
+    from p2w_lib.app.profile import load_profile
 
-    from p2w_lib.config import ConfigError
-    from p2w_lib.pipeline import load_profile
+    from p2w_lib.core.config import ConfigError
 
     root = Path(__file__).resolve().parents[1]
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -278,7 +280,7 @@ def test_4_out_of_range_training_settings_fail_when_params_are_read(tmp_path, ke
 
 def test_4_library_calls_are_range_checked_and_a_finished_run_reports_its_loss(clip, tmp_path):
     from p2w_lib import MapperConfig, TrainConfig, train_mapper
-    from p2w_lib.config import ConfigError
+    from p2w_lib.core.config import ConfigError
 
     paths = write_images(tmp_path / "images", 16)
     with pytest.raises(ConfigError, match="TrainConfig.epochs: must be at least 1"):
@@ -294,8 +296,8 @@ def test_2_fashion_iq_with_a_third_of_the_gallery_missing_fails_loudly(clip, tmp
     import shutil
 
     from p2w_lib import Mapper
-    from p2w_lib.datasets.fashion_iq import read_split
-    from p2w_lib.images import BadImagesError
+    from p2w_lib.data.fashion_iq import read_split
+    from p2w_lib.data.images import BadImagesError
     from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq
     root = tmp_path / "fiq"
     shutil.copytree(world / "fashion-iq", root)
@@ -378,14 +380,14 @@ def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path)
     # the same training without the kill, in-process: the same weights
     from dataclasses import replace
 
-    from p2w_lib import pipeline
-    from p2w_lib.train import train_mapper
+    from p2w_lib.app import models, profile, training_data
+    from p2w_lib.methods.pic2word.train import train_mapper
 
     cwd = os.getcwd()
     os.chdir(repo)
     try:
-        p = pipeline.load_profile("params.yaml", "tiny")
-        clean = train_mapper(pipeline.clip_for(p, 0), pipeline.training_images(p), replace(p.train, seed=0), p.mapper,
+        p = profile.load_profile("params.yaml", "tiny")
+        clean = train_mapper(models.clip_for(p, 0), training_data.training_images(p), replace(p.train, seed=0), p.mapper,
                              tmp_path / "clean", cache_dir=p.cache_dir)
     finally:
         os.chdir(cwd)
@@ -401,8 +403,9 @@ def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path)
     ("profile: tiny\nprofiles: {}\nprofle: demo\n", r"unknown top-level setting\(s\) \['profle'\]"),
 ])
 def test_params_file_errors_name_the_file_and_line(tmp_path, text, message):
-    from p2w_lib.config import ConfigError
-    from p2w_lib.pipeline import load_profile
+    from p2w_lib.app.profile import load_profile
+
+    from p2w_lib.core.config import ConfigError
 
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):
@@ -410,8 +413,8 @@ def test_params_file_errors_name_the_file_and_line(tmp_path, text, message):
 
 
 def test_caption_list_encodings(tmp_path):
-    from p2w_lib.datasets.cc3m import read_image_caption_list
-    from p2w_lib.datasets.errors import DataFormatError
+    from p2w_lib.data.cc3m import read_image_caption_list
+    from p2w_lib.data.errors import DataFormatError
 
     latin = tmp_path / "latin.tsv"
     latin.write_bytes("filepath\ttitle\na.jpg\tun café\n".encode("latin-1"))
@@ -425,8 +428,8 @@ def test_caption_list_encodings(tmp_path):
 @pytest.mark.parametrize("content", ["null", "3", "{}", "[]"])
 @pytest.mark.parametrize("reader", ["fiq_captions", "fiq_split", "cirr_captions", "cirr_split", "circo", "coco"])
 def test_annotation_files_of_the_wrong_kind_are_clear_errors(tmp_path, reader, content):
-    from p2w_lib.datasets import circo, cirr, coco, fashion_iq
-    from p2w_lib.datasets.errors import DataFormatError
+    from p2w_lib.data import circo, cirr, coco, fashion_iq
+    from p2w_lib.data.errors import DataFormatError
 
     files = {"fiq_captions": "captions/cap.dress.val.json", "fiq_split": "image_splits/split.dress.val.json",
              "cirr_captions": "captions/cap.rc2.val.json", "cirr_split": "image_splits/split.rc2.val.json",
@@ -447,8 +450,8 @@ def test_annotation_files_of_the_wrong_kind_are_clear_errors(tmp_path, reader, c
 def test_coco_annotation_with_an_unknown_id_names_it(tmp_path):
     import json
 
-    from p2w_lib.datasets.coco import build_object_queries
-    from p2w_lib.datasets.errors import DataFormatError
+    from p2w_lib.data.coco import build_object_queries
+    from p2w_lib.data.errors import DataFormatError
     from tests import paper_fixtures as fx
 
     fx.coco(tmp_path)
@@ -467,9 +470,9 @@ def test_coco_annotation_with_an_unknown_id_names_it(tmp_path):
     (["--image", "nothing.png"], "nothing.png: query image not found"),
 ])
 def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, monkeypatch, args, message):
-    from p2w_lib import cli, pipeline
+    from p2w_lib.app import cli, models
 
-    monkeypatch.setattr(pipeline, "clip_for", lambda *a: pytest.fail("models loaded before the inputs were checked"))
+    monkeypatch.setattr(models, "clip_for", lambda *a: pytest.fail("models loaded before the inputs were checked"))
     write_images(tmp_path / "gallery", 2)
     (tmp_path / "EMPTY").mkdir()
     base = {"--image": str(tmp_path / "gallery" / "img_0000.png"), "--text": "is red", "--gallery": str(tmp_path / "gallery")}
@@ -483,7 +486,8 @@ def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, mon
 
 
 def test_a_mapper_for_another_clip_is_one_line_not_a_traceback(clip, tmp_path, capsys):
-    from p2w_lib import Mapper, MapperConfig, cli, save_mapper_checkpoint
+    from p2w_lib import Mapper, MapperConfig, save_mapper_checkpoint
+    from p2w_lib.app import cli
     from tests.conftest import tiny_clip
 
     other = tiny_clip(1)
@@ -509,27 +513,28 @@ def test_a_prompt_over_the_context_is_cut_with_a_warning(clip, caplog):
 def test_a_missing_weights_file_fails_before_data_prep(tmp_path, monkeypatch):
     import yaml
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import prepare, profile
 
     root = Path(__file__).resolve().parents[1]
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["profiles"]["paper"]["clip"]["pretrained"] = str(tmp_path / "ViT-L-14.pt")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr("p2w_lib.paper_data.prepare_paper_data", lambda *a: pytest.fail("data prep ran first"))
+    monkeypatch.setattr("p2w_lib.app.paper_data.prepare_paper_data", lambda *a: pytest.fail("data prep ran first"))
     with pytest.raises(FileNotFoundError, match=r"profiles.paper.clip.pretrained: weights file .*ViT-L-14.pt not found"):
-        pipeline.prepare_data(pipeline.load_profile(tmp_path / "params.yaml", "paper"))
+        prepare.prepare_data(profile.load_profile(tmp_path / "params.yaml", "paper"))
 
 
 def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipeline(clip, tmp_path, monkeypatch, caplog):
     """Model folders persist under DVC, and DVC re-runs training when its code changes: the pipeline
     must then retrain, not reuse the finished checkpoint of the old code."""
-    from p2w_lib import MapperConfig, TrainConfig, train
-    from p2w_lib.checkpoint import read_checkpoint
+    from p2w_lib import MapperConfig, TrainConfig
+    from p2w_lib.methods.pic2word import train
+    from p2w_lib.training.checkpoint import read_checkpoint
 
     paths = write_images(tmp_path / "images", 16)
     cfg, mcfg = TrainConfig(batch_size=8, epochs=1, warmup_steps=1), MapperConfig(hidden_dim=8)
     first = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
-    assert read_checkpoint(first.checkpoint)["code"] == train.code_fingerprint(train.MAPPER_TRAINING)
+    assert read_checkpoint(first.checkpoint)["code"] == train.code_fingerprint(train.__name__)
     monkeypatch.setattr(train, "code_fingerprint", lambda modules: "other-code")
     direct = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache")
     assert read_checkpoint(direct.checkpoint)["code"] != "other-code"  # a direct call resumes (here: finished)
@@ -543,8 +548,8 @@ def test_1_demo_clip_pretraining_resumes_with_each_step_logged_once(world, tmp_p
     up at that state, logs each step once and ends with the weights of an uninterrupted run."""
     import torch
 
-    from p2w_lib.config import DemoClipConfig
     from p2w_lib.demo import clip_pretrain
+    from p2w_lib.demo.config import DemoClipConfig
 
     cfg = DemoClipConfig(steps=4, batch_size=32, warmup_steps=1, checkpoint_every=2)
     listing = world / "cc3m" / "train.tsv"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from p2w_lib.app.report import load_result, metrics_frame
 from p2w_lib.protocols.common import methods_document, results_document
-from p2w_lib.report import load_result, metrics_frame
-from p2w_lib.results_schema import group_key, groups
+from p2w_lib.protocols.results_schema import group_key, groups
 
 
 def test_a_grouped_document_names_its_groups_in_order():

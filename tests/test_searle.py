@@ -9,15 +9,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from p2w_lib.composed import PLACEHOLDER
-from p2w_lib.concepts import (
-    TEMPLATES, concept_embeddings, concept_phrases, content_words, mask_concept, top_concepts,
+from p2w_lib.clip.composed import PLACEHOLDER
+from p2w_lib.methods.phi import Phi, PhiShape
+from p2w_lib.methods.phi_runs import StalePhiCheckpoint, load_phi
+from p2w_lib.methods.searle.concepts import (
+    TEMPLATES,
+    concept_embeddings,
+    concept_phrases,
+    content_words,
+    mask_concept,
+    top_concepts,
 )
-from p2w_lib.config import SEARLEConfig
-from p2w_lib.oti import Draw, draw, invert, oti_loss, template_tokens
-from p2w_lib.phi import Phi, PhiShape
-from p2w_lib.phi_runs import StalePhiCheckpoint, load_phi
-from p2w_lib.searle import distillation_loss, draw_phrases, searle_phi_loss, train_searle
+from p2w_lib.methods.searle.config import SEARLEConfig
+from p2w_lib.methods.searle.oti import Draw, draw, invert, oti_loss, template_tokens
+from p2w_lib.methods.searle.train import (
+    distillation_loss,
+    draw_phrases,
+    searle_phi_loss,
+    train_searle,
+)
 from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
@@ -204,22 +214,22 @@ def test_training_learns_resumes_and_refuses_another_runs_checkpoint(clip, phras
 def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import models, training, training_data
 
     p = tiny_world(tmp_path, monkeypatch)
-    images = pipeline.searle_images(p)
-    assert len(images) == p.searle.oti_images and set(images) < set(pipeline.training_images(p))
-    run = pipeline.train_searle_stage(p, 0, clip=clip)
+    images = training_data.searle_images(p)
+    assert len(images) == p.searle.oti_images and set(images) < set(training_data.training_images(p))
+    run = training.train_seed(p, "searle", 0, clip=clip)
     assert run.steps == p.searle.steps and run.checkpoint.is_file() and run.oti_tokens.is_file()
-    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
-    on = replace(p, lincir=replace(p.lincir, enabled=False))
-    assert list(pipeline.token_mappers(on, 0, clip)) == ["pic2word", "searle", "searle_oti"]
-    off = replace(on, searle=replace(p.searle, enabled=False))
-    assert pipeline.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
-    assert list(pipeline.token_mappers(off, 0, clip)) == ["pic2word", "searle_oti"]  # needs no phi: eval's switch
-    assert list(pipeline.token_mappers(replace(off, eval=replace(off.eval, searle_oti=False)), 0, clip)) == ["pic2word"]
-    monkeypatch.setattr(pipeline, "train_searle_stage", lambda *a: run)
-    assert pipeline.train_searles(on) == {0: run}  # switched back on: the note goes
+    monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
+    on = p.with_sections(lincir=replace(p.lincir, enabled=False))
+    assert list(models.token_mappers(on, 0, clip)) == ["pic2word", "searle", "searle_oti"]
+    off = on.with_sections(searle=replace(p.searle, enabled=False))
+    assert training.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
+    assert list(models.token_mappers(off, 0, clip)) == ["pic2word", "searle_oti"]  # needs no phi: eval's switch
+    assert list(models.token_mappers(replace(off, eval=replace(off.eval, searle_oti=False)), 0, clip)) == ["pic2word"]
+    monkeypatch.setattr(training, "train_seed", lambda *a: run)
+    assert training.train_searles(on) == {0: run}  # switched back on: the note goes
     assert not (p.models_dir / "searle" / "SWITCHED_OFF.txt").exists()
 
 
@@ -228,34 +238,34 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     from dataclasses import replace
     from pathlib import Path
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import models, profile
 
     phi = Phi(PhiShape(clip.embed_dim, 4 * clip.embed_dim, clip.token_dim, 0.5))
     torch.save({"epoch": 100, "Phi": phi.state_dict()}, tmp_path / "SEARLE_ViTL14.pt")
-    p = pipeline.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
-    p = replace(p, eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
+    p = profile.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
+    p = p.with_sections(eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
                 lincir=replace(p.lincir, enabled=False))
     p = replace(p, eval=replace(p.eval, searle_oti=False))
-    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: "pic2word's mapper")
-    mappers = pipeline.token_mappers(p, 0, clip)
+    monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
+    mappers = models.token_mappers(p, 0, clip)
     x = torch.randn(2, clip.embed_dim)
     assert list(mappers) == ["pic2word", "searle"] and torch.equal(mappers["searle"](x), phi.eval()(x))
 
 
 def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path, monkeypatch):
-    """`python -m p2w_lib.demo.searle_ablation` on the tiny profile: its images are not the pipeline's,
+    """`python -m p2w_lib.tools.ablations.searle_settings` on the tiny profile: its images are not the pipeline's,
     its run lands under runs/, and its scores are the protocols' on the same networks."""
     import argparse
 
-    from p2w_lib import pipeline
-    from p2w_lib.benchmarks import BENCHMARKS, EvalContext
-    from p2w_lib.demo import searle_ablation
-    from p2w_lib.mapper import Mapper
-    from p2w_lib.phi_runs import load_phi
+    from p2w_lib.app import training_data
+    from p2w_lib.app.benchmarks import BENCHMARKS, EvalContext
+    from p2w_lib.methods.phi_runs import load_phi
+    from p2w_lib.methods.pic2word.network import Mapper
+    from p2w_lib.tools.ablations import searle_settings as searle_ablation
 
     p = tiny_world(tmp_path, monkeypatch)
     n = p.searle.oti_images
-    assert pipeline.searle_images(p, subset_seed=1) != pipeline.searle_images(p)  # the ablation's draw is not the pipeline's
+    assert training_data.searle_images(p, subset_seed=1) != training_data.searle_images(p)  # the ablation's draw is not the pipeline's
     mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
     monkeypatch.setattr(searle_ablation, "clip_for", lambda *a: clip)
     monkeypatch.setattr(searle_ablation, "mapper_for", lambda *a: mapper)
@@ -276,7 +286,7 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
 def test_query_tokens_are_the_inversion_of_each_distinct_reference_image(clip, phrases):
     """A reference listed in several queries is inverted once, and its token is what oti.invert makes
     of the distinct images in order of first appearance (same batches, same seeded draws)."""
-    from p2w_lib.oti_queries import OTIQueryTokens
+    from p2w_lib.methods.searle_oti import OTIQueryTokens
 
     cfg = SEARLEConfig(oti_steps=3, oti_batch_size=2, oti_top_k=3)
     distinct = torch.randn(3, clip.embed_dim)
@@ -296,7 +306,7 @@ def test_query_tokens_are_the_inversion_of_each_distinct_reference_image(clip, p
 def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases):
     """A protocol composes one domain at a time: images new to a later call get the draws that
     batch would get in one long inversion, so splitting the queries changes no token."""
-    from p2w_lib.oti_queries import OTIQueryTokens
+    from p2w_lib.methods.searle_oti import OTIQueryTokens
 
     cfg = SEARLEConfig(oti_steps=3, oti_batch_size=2, oti_top_k=3)
     images = torch.randn(4, clip.embed_dim)
@@ -313,18 +323,18 @@ def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases)
 def _tiny_oti_profile(tmp_path, monkeypatch, clip):
     from dataclasses import replace
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import models
 
     p = tiny_world(tmp_path, monkeypatch)
-    p = replace(p, lincir=replace(p.lincir, enabled=False), searle=replace(p.searle, enabled=False))
-    monkeypatch.setattr(pipeline, "clip_for", lambda *a: clip)
-    monkeypatch.setattr(pipeline, "mapper_for", lambda *a: None)
+    p = p.with_sections(lincir=replace(p.lincir, enabled=False), searle=replace(p.searle, enabled=False))
+    monkeypatch.setattr(models, "clip_for", lambda *a: clip)
+    monkeypatch.setattr(models, "mapper_for", lambda *a: None)
     return p
 
 
 def _searle_oti_scores(p, clip, oti) -> dict:
     """SEARLE-OTI's scores on the profile's evaluated benchmarks, in stage order, with network `oti`."""
-    from p2w_lib.benchmarks import BENCHMARKS, EvalContext
+    from p2w_lib.app.benchmarks import BENCHMARKS, EvalContext
 
     return {name: BENCHMARKS[name].evaluate(EvalContext(p, 0, clip, {"searle_oti": oti}))["methods"]["searle_oti"]
             for name in ("domain_conversion", "fashion_iq")}
@@ -332,55 +342,55 @@ def _searle_oti_scores(p, clip, oti) -> dict:
 
 def test_the_searle_oti_stage_stores_the_tokens_that_evaluation_reads_and_inverts_nothing_more(
         clip, tmp_path, monkeypatch, caplog):
-    from p2w_lib import pipeline
-    from p2w_lib.checkpoint import read_checkpoint
+    from p2w_lib.app import evaluation, models
+    from p2w_lib.training.checkpoint import read_checkpoint
 
     p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
-    inverted = pipeline.invert_query_images(p)
+    inverted = evaluation.invert_query_images(p)
     saved = read_checkpoint(p.oti_store_path(0))
     assert inverted == {0: len(saved["tokens"])} and len(saved["tokens"]) > 0
     # Evaluating from the store scores what one object inverting as it goes (the same order) scores.
-    as_it_goes = _searle_oti_scores(p, clip, pipeline.oti_query_tokens(p, 0, clip))
-    from_store = pipeline.token_mappers(p, 0, clip)["searle_oti"]
+    as_it_goes = _searle_oti_scores(p, clip, models.oti_query_tokens(p, 0, clip))
+    from_store = models.token_mappers(p, 0, clip)["searle_oti"]
     with caplog.at_level("WARNING"):
         assert _searle_oti_scores(p, clip, from_store) == as_it_goes
     assert from_store.batches == saved["batches"] and "not in" not in caplog.text  # nothing inverted at evaluation
-    assert pipeline.invert_query_images(p) == {0: 0}  # a repeated (or resumed) stage inverts only what is missing
+    assert evaluation.invert_query_images(p) == {0: 0}  # a repeated (or resumed) stage inverts only what is missing
 
 
 def test_a_stale_searle_oti_store_is_refused_at_evaluation_and_redone_by_the_stage(clip, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from p2w_lib import pipeline
-    from p2w_lib.checkpoint import CheckpointError, read_checkpoint
+    from p2w_lib.app import evaluation, models
+    from p2w_lib.training.checkpoint import CheckpointError, read_checkpoint
 
     p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
-    pipeline.invert_query_images(p)
-    other = replace(p, searle=replace(p.searle, oti_steps=p.searle.oti_steps + 1))
+    evaluation.invert_query_images(p)
+    other = p.with_sections(searle=replace(p.searle, oti_steps=p.searle.oti_steps + 1))
     with pytest.raises(CheckpointError, match="re-run the searle_oti stage"):
-        pipeline.token_mappers(other, 0, clip)
+        models.token_mappers(other, 0, clip)
     n = len(read_checkpoint(p.oti_store_path(0))["tokens"])
-    assert pipeline.invert_query_images(other) == {0: n}  # starts over under the new settings
-    assert "searle_oti" in pipeline.token_mappers(other, 0, clip)
+    assert evaluation.invert_query_images(other) == {0: n}  # starts over under the new settings
+    assert "searle_oti" in models.token_mappers(other, 0, clip)
 
 
 def test_the_searle_oti_stage_switched_off_leaves_a_note_and_evaluation_leaves_the_method_out(clip, tmp_path, monkeypatch):
     from dataclasses import replace
 
-    from p2w_lib import pipeline
+    from p2w_lib.app import evaluation, models
 
     p = _tiny_oti_profile(tmp_path, monkeypatch, clip)
     off = replace(p, eval=replace(p.eval, searle_oti=False))
-    assert pipeline.invert_query_images(off) == {}
+    assert evaluation.invert_query_images(off) == {}
     assert (p.models_dir / "searle_oti" / "SWITCHED_OFF.txt").is_file() and not p.oti_store_path(0).exists()
-    assert "searle_oti" not in pipeline.token_mappers(off, 0, clip)
+    assert "searle_oti" not in models.token_mappers(off, 0, clip)
 
 
 def test_own_image_first_matches_a_one_query_at_a_time_reference(clip):
     """oti_queries.own_image_first against the obvious loop: each token's prompt encoded alone, its
     cosine with every image, and whether the largest is its own."""
-    from p2w_lib.composed import encode_composed_tokens, tokenize_prompts
-    from p2w_lib.oti_queries import own_image_first
+    from p2w_lib.clip.composed import encode_composed_tokens, tokenize_prompts
+    from p2w_lib.methods.searle_oti import own_image_first
 
     torch.manual_seed(0)
     tokens = torch.randn(7, clip.token_dim) * 0.02

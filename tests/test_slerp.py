@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from p2w_lib.queries import compose_queries
-from p2w_lib.slerp import PAPER_ALPHA, alpha_for, slerp
+from p2w_lib.methods.registry import compose_queries
+from p2w_lib.methods.slerp import PAPER_ALPHA, alpha_for, slerp
 from tests.slerp_reference import slerp_reference
 
 

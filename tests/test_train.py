@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from p2w_lib import MapperConfig, TrainConfig, load_mapper, train_mapper
-from p2w_lib.checkpoint import CheckpointError
-from p2w_lib.images import load_rgb
-from p2w_lib.train import batch_indices, lr_at
+from p2w_lib.data.images import load_rgb
+from p2w_lib.training.checkpoint import CheckpointError
+from p2w_lib.training.schedule import batch_indices, lr_at
 
 SMALL = dict(batch_size=8, lr=1e-3, warmup_steps=2, epochs=4, checkpoint_every=3, seed=0, embed_batch_size=16)
 MAPPER = MapperConfig(hidden_dim=32)
@@ -92,7 +92,7 @@ def test_each_epoch_visits_every_image_once():
 
 
 def test_smoke_run_end_to_end():
-    from p2w_lib.smoke import run_smoke
+    from p2w_lib.tools.smoke import run_smoke
 
     out = run_smoke(seed=0)
     assert out["train_steps"] == 24 and math.isfinite(out["last_loss"])
@@ -104,7 +104,7 @@ def test_smoke_run_end_to_end():
 def test_recompute_stream_follows_the_plan_with_worker_processes(clip, image_paths):
     """DataLoader workers decode ahead, yet each step gets exactly its planned images (crop scale 1
     on square images makes the augmentation deterministic, so both streams must agree)."""
-    from p2w_lib.train import recomputed_feature_source
+    from p2w_lib.methods.pic2word.train import recomputed_feature_source
 
     plan = lambda step: batch_indices(step, len(image_paths), 8, seed=3)  # noqa: E731
     streams = {}

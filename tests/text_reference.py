@@ -5,7 +5,7 @@ import copy
 
 import torch
 
-from p2w_lib.composed import placeholder_token_id
+from p2w_lib.clip.composed import placeholder_token_id
 
 
 def swapped_embedding_encode(clip, texts, tokens) -> torch.Tensor:

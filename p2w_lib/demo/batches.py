@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from ..train import batch_indices
+from p2w_lib.training.schedule import batch_indices
 
 
 def caption_groups(captions: Sequence[str], words: Sequence[str]) -> list[list[int]]:

@@ -18,16 +18,37 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..config import DemoWorldConfig, to_dict
-from ..datasets.cc3m import write_image_caption_list
-from ..datasets.fashion_iq import CATEGORIES
-from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, write_label_list
-from ..io_utils import atomic_write_json
-from .captions import garment_caption, object_caption, oracle_garment_text, oracle_object_text, relative_captions
-from .render import render_garment, render_object
-from .world import (
-    CLASSES, DOMAINS, LENGTHS, LOGO_COLOURS, NECKLINES, PATTERNS, PHOTO, PHOTO_DOMAIN_INDEX, RENDITIONS, SLEEVES,
-    COLOURS, GarmentSpec, ObjectSpec, garment_space, sample_garment, sample_object,
+from p2w_lib.core.config import to_dict
+from p2w_lib.core.files import atomic_write_json
+from p2w_lib.data.cc3m import write_image_caption_list
+from p2w_lib.data.fashion_iq import CATEGORIES
+from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, write_label_list
+from p2w_lib.demo.captions import (
+    garment_caption,
+    object_caption,
+    oracle_garment_text,
+    oracle_object_text,
+    relative_captions,
+)
+from p2w_lib.demo.config import DemoWorldConfig
+from p2w_lib.demo.render import render_garment, render_object
+from p2w_lib.demo.world import (
+    CLASSES,
+    COLOURS,
+    DOMAINS,
+    LENGTHS,
+    LOGO_COLOURS,
+    NECKLINES,
+    PATTERNS,
+    PHOTO,
+    PHOTO_DOMAIN_INDEX,
+    RENDITIONS,
+    SLEEVES,
+    GarmentSpec,
+    ObjectSpec,
+    garment_space,
+    sample_garment,
+    sample_object,
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from .world import VISIBLE, GarmentSpec, ObjectSpec
+from p2w_lib.demo.world import VISIBLE, GarmentSpec, ObjectSpec
 
 
 def _pattern_word(pattern: str) -> str:

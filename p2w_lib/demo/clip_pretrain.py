@@ -22,19 +22,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checkpoint import read_checkpoint
-from ..clip_backbone import read_model_config, save_clip
-from ..composed import pool_positions, run_text_tower_bucketed, text_tower
-from ..config import DemoClipConfig, to_dict, validate
-from ..datasets.cc3m import read_image_caption_list
-from ..images import load_rgb
-from ..io_utils import atomic_torch_save, atomic_write_json
-from ..loop import Loop, StepLog
-from ..provenance import CLIP_PRETRAINING, code_fingerprint
-from ..loss import contrastive_loss
-from ..train import lr_at
-from .batches import caption_groups, mixed_batch
-from .world import CLASSES, GARMENTS
+from p2w_lib.clip.backbone import read_model_config, save_clip
+from p2w_lib.clip.composed import pool_positions, run_text_tower_bucketed, text_tower
+from p2w_lib.core.config import to_dict, validate
+from p2w_lib.core.files import atomic_torch_save, atomic_write_json
+from p2w_lib.data.cc3m import read_image_caption_list
+from p2w_lib.data.images import load_rgb
+from p2w_lib.demo.batches import caption_groups, mixed_batch
+from p2w_lib.demo.config import DemoClipConfig
+from p2w_lib.demo.world import CLASSES, GARMENTS
+from p2w_lib.training.checkpoint import read_checkpoint
+from p2w_lib.training.loop import Loop, StepLog
+from p2w_lib.training.loss import contrastive_loss
+from p2w_lib.training.provenance import code_fingerprint
+from p2w_lib.training.schedule import lr_at
 
 OBJECT_WORDS = CLASSES + GARMENTS  # what a hard-negative group varies
 
@@ -93,7 +94,7 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     validate(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(CLIP_PRETRAINING)
+    data_id = hashlib.sha256(Path(list_path).read_bytes()).hexdigest() + code_fingerprint(__name__)
     if _already_trained(out_dir, cfg, data_id):
         log.info("%s: demo CLIP already trained with these settings, data and code; reusing it", out_dir / "clip")
         return out_dir / "clip"

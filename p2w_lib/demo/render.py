@@ -11,7 +11,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .world import COLOURS, GarmentSpec, ObjectSpec
+from p2w_lib.demo.world import COLOURS, GarmentSpec, ObjectSpec
 
 SUPERSAMPLE = 2
 

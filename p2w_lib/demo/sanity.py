@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ..clip_backbone import FrozenClip
-from ..features import embed_images
-from ..queries import encode_unique_texts
-from .world import CLASSES, DOMAINS, OBJECT_COLOURS, VISIBLE
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.clip.features import embed_images
+from p2w_lib.demo.world import CLASSES, DOMAINS, OBJECT_COLOURS, VISIBLE
+from p2w_lib.methods.base import encode_unique_texts
 
 
 def _accuracy(clip: FrozenClip, feats: torch.Tensor, candidates: list[list[str]], truth: list[int]) -> float:

@@ -16,14 +16,21 @@ from typing import Sequence
 
 import torch
 
-from ..clip_backbone import FrozenClip
-from ..datasets.circo import CircoQuery, read_gallery, read_queries
-from ..mapper import Mapper
-from ..metrics import average_precision, relevance_from_sets
-from ..queries import TokenMappers
-from ..retrieval import topk_search
-from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
-from .submissions import check_circo_submission, write_submission
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.data.circo import CircoQuery, read_gallery, read_queries
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import TokenMappers
+from p2w_lib.protocols.common import (
+    Gallery,
+    caption_queries,
+    embed_gallery,
+    log_counts,
+    methods_document,
+    rank_and_score,
+)
+from p2w_lib.protocols.submissions import check_circo_submission, write_submission
+from p2w_lib.retrieval.metrics import average_precision, relevance_from_sets
+from p2w_lib.retrieval.topk import topk_search
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,25 @@ from typing import Sequence
 
 import torch
 
-from ..clip_backbone import FrozenClip
-from ..datasets.cirr import CirrQuery, read_image_split, read_queries
-from ..mapper import Mapper
-from ..metrics import relevance_from_sets
-from ..queries import TokenMappers
-from ..retrieval import topk_search
-from .common import Gallery, caption_queries, embed_gallery, log_counts, methods_document, rank_and_score
-from .submissions import CIRR_LIST_LENGTH, check_cirr_submission, write_submission
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.data.cirr import CirrQuery, read_image_split, read_queries
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import TokenMappers
+from p2w_lib.protocols.common import (
+    Gallery,
+    caption_queries,
+    embed_gallery,
+    log_counts,
+    methods_document,
+    rank_and_score,
+)
+from p2w_lib.protocols.submissions import (
+    CIRR_LIST_LENGTH,
+    check_cirr_submission,
+    write_submission,
+)
+from p2w_lib.retrieval.metrics import relevance_from_sets
+from p2w_lib.retrieval.topk import topk_search
 
 log = logging.getLogger(__name__)
 

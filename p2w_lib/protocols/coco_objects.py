@@ -15,12 +15,18 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from ..clip_backbone import FrozenClip
-from ..datasets.coco import ObjectQuery, query_crop_path, read_queries
-from ..mapper import Mapper
-from ..metrics import relevance_from_sets
-from ..queries import TokenMappers, compose_queries
-from .common import embed_gallery, embed_queries, log_counts, methods_document, rank_and_score
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.data.coco import ObjectQuery, query_crop_path, read_queries
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import TokenMappers, compose_queries
+from p2w_lib.protocols.common import (
+    embed_gallery,
+    embed_queries,
+    log_counts,
+    methods_document,
+    rank_and_score,
+)
+from p2w_lib.retrieval.metrics import relevance_from_sets
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..clip_backbone import FrozenClip
-from ..features import embed_images
-from ..metrics import score
-from ..retrieval import topk_search
-from ..results_schema import ResultsDocument
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.clip.features import embed_images
+from p2w_lib.methods.registry import compose_queries
+from p2w_lib.protocols.results_schema import ResultsDocument
+from p2w_lib.retrieval.metrics import score
+from p2w_lib.retrieval.topk import topk_search
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,6 @@ def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequ
                     prompt: str, methods: Sequence[str] | None, benchmark: str) -> dict[str, torch.Tensor]:
     """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
     prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
-    from ..queries import compose_queries
 
     rows = gallery.rows()
     refs = gallery.raw[torch.tensor([rows[r] for r in references], dtype=torch.long)]  # [Q, D] unnormalised

@@ -20,12 +20,19 @@ from typing import Sequence
 
 import torch
 
-from ..clip_backbone import FrozenClip
-from ..datasets.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
-from ..mapper import Mapper
-from ..metrics import TRUE_RECALL_EPS, relevance_from_labels
-from ..queries import TokenMappers, compose_queries, encode_unique_texts
-from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import TokenMappers, compose_queries
+from p2w_lib.methods.base import encode_unique_texts
+from p2w_lib.protocols.common import (
+    embed_gallery,
+    embed_queries,
+    log_counts,
+    rank_and_score,
+    results_document,
+)
+from p2w_lib.retrieval.metrics import TRUE_RECALL_EPS, relevance_from_labels
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,20 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..clip_backbone import FrozenClip
-from ..datasets.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
-from ..images import BadImagesError
-from ..mapper import Mapper
-from ..metrics import paired_bootstrap, relevance_from_sets
-from ..queries import TokenMappers, compose_queries, encode_unique_texts
-from .common import embed_gallery, embed_queries, log_counts, rank_and_score, results_document
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.data.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
+from p2w_lib.data.images import BadImagesError
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import TokenMappers, compose_queries
+from p2w_lib.methods.base import encode_unique_texts
+from p2w_lib.protocols.common import (
+    embed_gallery,
+    embed_queries,
+    log_counts,
+    rank_and_score,
+    results_document,
+)
+from p2w_lib.retrieval.metrics import paired_bootstrap, relevance_from_sets
 
 log = logging.getLogger(__name__)
 

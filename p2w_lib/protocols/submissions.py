@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..io_utils import atomic_write_text
+from p2w_lib.core.files import atomic_write_text
 
 CIRR_VERSION = "rc2"
 CIRR_LIST_LENGTH = {"recall": 50, "recall_subset": 3}

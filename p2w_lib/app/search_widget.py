@@ -1,0 +1,116 @@
+"""The interactive composer of notebook 7: pick or upload a query image, type the modification,
+choose the gallery folder, and see the top-k of Pic2Word beside image + text, updated live.
+
+The widget is a thin shell over `Composer.run` (query image + text -> ranked results -> grid
+figure), which tests drive without a browser.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from p2w_lib.app.figures import compare_grid
+from p2w_lib.clip.backbone import FrozenClip
+from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.retrieval.gallery import (
+    GalleryIndex,
+    SearchInputError,
+    build_prompt,
+    embed_query,
+)
+
+METHODS = ("pic2word", "image_text")
+
+
+class Composer:
+    """State of one composer: the gallery embedded once per folder, the query embedded once per image."""
+
+    def __init__(self, clip: FrozenClip, mapper: Mapper, gallery: str | Path, cache_dir=None, k: int = 5,
+                 image: str | Path | None = None, text: str = "", methods: Sequence[str] = METHODS):
+        self.clip, self.mapper, self.cache_dir, self.k, self.methods = clip, mapper, cache_dir, k, tuple(methods)
+        self.index = GalleryIndex.build(clip, gallery, cache_dir)
+        self.image = str(image or self.index.files[0])
+        self.text = text
+        self._query: tuple[str, torch.Tensor] | None = None
+        self.results: dict[str, list[tuple[str, float]]] = {}
+        self.figure = None
+        self._widget = None
+
+    # -- the callback core --------------------------------------------------------------
+    def run(self, image: str | Path | None = None, text: str | None = None, gallery: str | Path | None = None,
+            k: int | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Search with whatever changed; returns {method: [(path, cosine), ...]} and draws `self.figure`."""
+
+        if gallery is not None and str(gallery) != self.index.folder:
+            self.index = GalleryIndex.build(self.clip, gallery, self.cache_dir)
+        self.image = str(image) if image is not None else self.image
+        self.text = text if text is not None else self.text
+        self.k = k or self.k
+        build_prompt(self.text)  # a text with two `*` is refused before any work
+        if self._query is None or self._query[0] != self.image:
+            self._query = (self.image, embed_query(self.clip, self.image))
+        self.results = self.index.search(self.clip, self.mapper, self._query[1], self.text, self.k, self.methods)
+        self.figure = compare_grid(self.image, build_prompt(self.text), self.results)
+        return self.results
+
+    def upload(self, name: str, content: bytes) -> str:
+        """Save an uploaded image to a temporary file and make it the query; returns its path."""
+        folder = Path(tempfile.mkdtemp(prefix="p2w-upload-"))
+        path = folder / Path(name).name
+        path.write_bytes(bytes(content))
+        return path.as_posix()
+
+    # -- the widget ---------------------------------------------------------------------
+    @property
+    def widget(self):
+        if self._widget is None:
+            self._widget = self._build_widget()
+        return self._widget
+
+    def _build_widget(self):
+        import ipywidgets as w
+
+        pick = w.Dropdown(options=[(Path(f).name, f) for f in self.index.files], value=self.image if self.image in
+                          self.index.files else None, description="query", layout=w.Layout(width="320px"))
+        upload = w.FileUpload(accept="image/*", multiple=False, description="upload query")
+        text = w.Text(value=self.text, description="text", continuous_update=False, layout=w.Layout(width="420px"),
+                      placeholder="is red with a white logo  |  a sketch of *")
+        folder = w.Text(value=self.index.folder, description="gallery", continuous_update=False, layout=w.Layout(width="420px"))
+        k = w.IntSlider(value=self.k, min=1, max=20, description="top k")
+        status, out = w.HTML(), w.Output()
+
+        def refresh(**changes):
+            try:
+                self.run(**changes)
+            except (SearchInputError, FileNotFoundError, OSError, ValueError) as err:
+                status.value = f"<span style='color:#c62828'>{err}</span>"
+                return
+            status.value = f"{len(self.index.files)} images in the gallery; prompt <code>{build_prompt(self.text)}</code>"
+            out.clear_output(wait=True)
+            with out:
+                _show(self.figure)
+
+        pick.observe(lambda c: c["new"] and refresh(image=c["new"]), names="value")
+        text.observe(lambda c: refresh(text=c["new"]), names="value")
+        folder.observe(lambda c: refresh(gallery=c["new"]), names="value")
+        k.observe(lambda c: refresh(k=c["new"]), names="value")
+        upload.observe(lambda c: c["new"] and refresh(image=self.upload(c["new"][0]["name"], c["new"][0]["content"])),
+                       names="value")
+        self._refresh = refresh  # tests and notebooks can trigger a search as a widget event would
+        refresh()
+        return w.VBox([w.HBox([pick, upload]), text, folder, k, status, out])
+
+
+def _show(fig) -> None:
+    """Display a figure as a PNG in the current output, then release it (no duplicate inline copy)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buf.getvalue()))
