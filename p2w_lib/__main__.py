@@ -1,5 +1,5 @@
 import sys
 
-from p2w_lib.app.cli import main
+from p2w_lib.cli import main
 
 sys.exit(main())

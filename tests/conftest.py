@@ -1,4 +1,5 @@
 """Shared fixtures: tiny seeded random CLIPs (no weights exist offline) and small image files."""
+
 from __future__ import annotations
 
 import warnings
@@ -36,7 +37,6 @@ def tiny_world(tmp_path: Path, monkeypatch):
     import shutil
 
     from p2w_lib.app.profile import load_profile
-
     from p2w_lib.demo.build import build_world
 
     shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
@@ -55,7 +55,7 @@ def write_images(folder: Path, n: int, seed: int = 0, size: int = 40) -> list[st
         arr = np.empty((size, size, 3), dtype=np.uint8)
         arr[:] = rng.integers(0, 256, 3)
         x0, y0 = rng.integers(0, size // 2, 2)
-        arr[y0:y0 + size // 3, x0:x0 + size // 3] = rng.integers(0, 256, 3)
+        arr[y0 : y0 + size // 3, x0 : x0 + size // 3] = rng.integers(0, 256, 3)
         path = folder / f"img_{i:04d}.png"
         Image.fromarray(arr).save(path)
         paths.append(str(path))

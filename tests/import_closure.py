@@ -1,6 +1,7 @@
 """Which project files a notebook runs: the p2w_lib modules its cells import, and everything they
 import in turn, at any depth and inside functions too (the library imports lazily). dvc.yaml must
 list each of them as a dependency of the notebook's stage, or a changed line leaves results stale."""
+
 from __future__ import annotations
 
 import ast
@@ -30,7 +31,7 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
             if node.level:
                 parts = module.split(".")
                 base = parts if is_package else parts[:-1]
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""

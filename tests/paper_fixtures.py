@@ -1,5 +1,6 @@
 """A miniature of every paper-profile dataset, in the real file formats, with known defects
 (a missing rendition, a missing Fashion-IQ image, a corrupt CC3M image) for the reports to find."""
+
 from __future__ import annotations
 
 import io
@@ -22,7 +23,7 @@ def _image(seed: int, size: tuple[int, int] = (32, 32)) -> Image.Image:
     arr = np.empty((h, w, 3), dtype=np.uint8)
     arr[:] = rng.integers(0, 256, 3)
     x0, y0 = rng.integers(0, w // 2), rng.integers(0, h // 2)
-    arr[y0:y0 + h // 3, x0:x0 + w // 3] = rng.integers(0, 256, 3)
+    arr[y0 : y0 + h // 3, x0 : x0 + w // 3] = rng.integers(0, 256, 3)
     return Image.fromarray(arr)
 
 
@@ -40,7 +41,9 @@ def write_json(path: Path, data) -> None:
 def cc3m(root: Path, n: int = 24) -> None:
     images = [save(root / "cc3m" / "images" / f"{i:05d}.jpg", 1000 + i) for i in range(n)]
     images[3].write_bytes(b"not a jpeg")  # a corrupt download: skipped and reported, never a crash
-    write_image_caption_list(root / "cc3m" / "train.tsv", [(f"images/{p.name}", f"caption {i}") for i, p in enumerate(images)])
+    write_image_caption_list(
+        root / "cc3m" / "train.tsv", [(f"images/{p.name}", f"caption {i}") for i, p in enumerate(images)]
+    )
 
 
 def cc3m_shards(folder: Path, n_per_shard: int = 4, n_shards: int = 2) -> list[str]:
@@ -94,8 +97,10 @@ def fashion_iq(root: Path) -> None:
         for i, image_id in enumerate(ids):
             if (category, i) != ("shirt", 7):  # one missing image: its triplet is counted as not evaluable
                 save(fiq / "images" / f"{image_id}.png", 5000 + k * 100 + i)
-        triplets = [{"candidate": ids[i], "target": ids[(i + 3) % 8], "captions": [f"is darker {i}.", f"has a logo {i}"]}
-                    for i in range(5)] + [{"candidate": ids[7], "target": ids[0], "captions": ["is red", "is long"]}]
+        triplets = [
+            {"candidate": ids[i], "target": ids[(i + 3) % 8], "captions": [f"is darker {i}.", f"has a logo {i}"]}
+            for i in range(5)
+        ] + [{"candidate": ids[7], "target": ids[0], "captions": ["is red", "is long"]}]
         write_json(fiq / "captions" / f"cap.{category}.val.json", triplets)
         write_json(fiq / "image_splits" / f"split.{category}.val.json", ids)
 
@@ -113,10 +118,14 @@ def cirr(root: Path) -> None:
         write_json(base / "image_splits" / f"split.rc2.{split}.json", {n: f"./{prefix}/{n}.png" for n in names + extra})
         queries = []
         for s in range(n_sets):
-            members = names[s * 4:(s + 1) * 4]
+            members = names[s * 4 : (s + 1) * 4]
             for q in range(2):
-                entry = {"pairid": s * 10 + q, "reference": members[q], "caption": f"has {q + s} more dogs",
-                         "img_set": {"id": s, "members": members, "reference_rank": q, "target_rank": 3}}
+                entry = {
+                    "pairid": s * 10 + q,
+                    "reference": members[q],
+                    "caption": f"has {q + s} more dogs",
+                    "img_set": {"id": s, "members": members, "reference_rank": q, "target_rank": 3},
+                }
                 if split == "val":
                     entry.update(target_hard=members[3 - q], target_soft={members[3 - q]: 1.0})
                 queries.append(entry)
@@ -132,16 +141,33 @@ def circo(root: Path) -> None:
     ids = list(CIRCO_IDS)
     for i in ids + list(CIRCO_DISTRACTORS):
         save(base / "COCO2017_unlabeled" / "unlabeled2017" / f"{i:012d}.jpg", 7000 + i)
-    write_json(base / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json",
-               {"images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": 32, "height": 32}
-                           for i in ids + list(CIRCO_DISTRACTORS)]})
+    write_json(
+        base / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json",
+        {
+            "images": [
+                {"id": i, "file_name": f"{i:012d}.jpg", "width": 32, "height": 32}
+                for i in ids + list(CIRCO_DISTRACTORS)
+            ]
+        },
+    )
     aspects = (["cardinality"], ["addition", "viewpoint"], ["cardinality", "negation"], [], ["viewpoint"])
-    val = [{"id": q, "reference_img_id": ids[q], "target_img_id": ids[q + 5], "relative_caption": f"shows {q} cats",
-            "shared_concept": "a cat", "gt_img_ids": ids[q + 5:q + 5 + 1 + q % 3], "semantic_aspects": aspects[q]}
-           for q in range(5)]
+    val = [
+        {
+            "id": q,
+            "reference_img_id": ids[q],
+            "target_img_id": ids[q + 5],
+            "relative_caption": f"shows {q} cats",
+            "shared_concept": "a cat",
+            "gt_img_ids": ids[q + 5 : q + 5 + 1 + q % 3],
+            "semantic_aspects": aspects[q],
+        }
+        for q in range(5)
+    ]
     val[1]["gt_img_ids"] = val[1]["gt_img_ids"] + val[1]["gt_img_ids"][:1]  # a repeated id: the official |GT| counts it
-    test = [{"id": q, "reference_img_id": ids[q + 8], "relative_caption": f"is at night {q}", "shared_concept": "a street"}
-            for q in range(3)]
+    test = [
+        {"id": q, "reference_img_id": ids[q + 8], "relative_caption": f"is at night {q}", "shared_concept": "a street"}
+        for q in range(3)
+    ]
     write_json(base / "annotations" / "val.json", val)
     write_json(base / "annotations" / "test.json", test)
 
@@ -159,18 +185,39 @@ def coco(root: Path) -> None:
             boxes = [(1, 1, 4, 4, 1)]
         for j, (x, y, bw, bh, cat) in enumerate(boxes):
             poly = [x, y, x + bw, y, x + bw, y + bh, x, y + bh]
-            annotations.append({"id": i * 10 + j, "image_id": i + 1, "category_id": cat, "bbox": [x, y, bw, bh],
-                                "segmentation": [poly], "area": bw * bh, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": i * 10 + j,
+                    "image_id": i + 1,
+                    "category_id": cat,
+                    "bbox": [x, y, bw, bh],
+                    "segmentation": [poly],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
         if i == 6:  # a crowd instance (uncompressed RLE): a candidate under the official rule only
-            annotations.append({"id": 99, "image_id": i + 1, "category_id": 3, "bbox": [30, 2, 10, 8], "area": 80,
-                                "iscrowd": 1, "segmentation": {"size": [h, w], "counts": box_rle(30, 2, 10, 8, w, h)}})
-    write_json(base / "annotations" / "instances_val2017.json", {"images": images, "annotations": annotations, "categories": categories})
+            annotations.append(
+                {
+                    "id": 99,
+                    "image_id": i + 1,
+                    "category_id": 3,
+                    "bbox": [30, 2, 10, 8],
+                    "area": 80,
+                    "iscrowd": 1,
+                    "segmentation": {"size": [h, w], "counts": box_rle(30, 2, 10, 8, w, h)},
+                }
+            )
+    write_json(
+        base / "annotations" / "instances_val2017.json",
+        {"images": images, "annotations": annotations, "categories": categories},
+    )
 
 
 def box_rle(x: int, y: int, bw: int, bh: int, w: int, h: int) -> list[int]:
     """Uncompressed COCO RLE of a filled box."""
     mask = np.zeros((h, w), dtype=bool)
-    mask[y:y + bh, x:x + bw] = True
+    mask[y : y + bh, x : x + bw] = True
     return mask_rle(mask)
 
 

@@ -1,5 +1,6 @@
 """Slerp written out from the paper's formula, one query at a time in Python floats: the reference
 p2w_lib.methods.slerp and every protocol's Slerp row are tested against."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The approximate index against exact search: equal when it scans every cell, close at the default."""
+
 from __future__ import annotations
 
 import numpy as np

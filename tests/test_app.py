@@ -1,4 +1,5 @@
 """The application layer a user touches: the command line and the interactive composer."""
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,20 @@ def test_search_writes_a_grid_and_json(trained, tmp_path, capsys, monkeypatch):
     clip, mapper, gallery = trained
     _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     query = gallery / "img_0000.png"
-    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4",
-            "--out", str(tmp_path / "grid.png"), "--json"]
+    argv = [
+        "search",
+        "--image",
+        str(query),
+        "--text",
+        "is red",
+        "--gallery",
+        str(gallery),
+        "--k",
+        "4",
+        "--out",
+        str(tmp_path / "grid.png"),
+        "--json",
+    ]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = search(clip, mapper, query, "is red", gallery, k=4)
@@ -92,18 +105,38 @@ def test_search_with_a_phi_method_and_its_checkpoint(trained, tmp_path, capsys, 
     clip, _, gallery = trained
     phi = Phi(PhiShape(clip.embed_dim, 16, clip.token_dim, 0.5)).eval()
     torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "SEARLE.pt")
-    monkeypatch.setattr("p2w_lib.app.cli.load_clip", lambda cfg: clip)
+    monkeypatch.setattr("p2w_lib.cli.load_clip", lambda cfg: clip)
     query = gallery / "img_0000.png"
-    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
-            "--method", "searle", "--phi", str(tmp_path / "SEARLE.pt"), "--clip", "p2w-tiny"]
+    argv = [
+        "search",
+        "--image",
+        str(query),
+        "--text",
+        "is red",
+        "--gallery",
+        str(gallery),
+        "--k",
+        "4",
+        "--json",
+        "--method",
+        "searle",
+        "--phi",
+        str(tmp_path / "SEARLE.pt"),
+        "--clip",
+        "p2w-tiny",
+    ]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = search(clip, {"searle": phi}, query, "is red", gallery, k=4, method="searle")
     assert printed["method"] == "searle" and [r["path"] for r in printed["results"]] == [p for p, _ in expected]
-    assert cli.main([*argv[:-4], "--method", "lincir", "--phi", str(tmp_path / "SEARLE.pt")]) == 0  # the same file as LinCIR's
+    assert (
+        cli.main([*argv[:-4], "--method", "lincir", "--phi", str(tmp_path / "SEARLE.pt")]) == 0
+    )  # the same file as LinCIR's
     capsys.readouterr()
-    torch.save({"state_dict_img2text": Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).state_dict()},
-               tmp_path / "pic2word.pt")
+    torch.save(
+        {"state_dict_img2text": Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).state_dict()},
+        tmp_path / "pic2word.pt",
+    )
     assert cli.main([*argv[:-6], "--method", "lincir", "--mapper", str(tmp_path / "pic2word.pt")]) == 2
     assert cli.main([*argv[:-6], "--method", "nearest", "--mapper", "m.pt"]) == 2
     assert cli.main([*argv[:-6], "--method", "image_text", "--phi", "p.pt"]) == 2
@@ -123,8 +156,20 @@ def test_search_with_searle_oti_inverts_the_query_even_where_evaluation_leaves_i
     _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     monkeypatch.setattr("p2w_lib.app.models.oti_query_tokens", lambda p, seed, c: stand_in)
     query = gallery / "img_0000.png"
-    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "4", "--json",
-            "--method", "searle_oti"]
+    argv = [
+        "search",
+        "--image",
+        str(query),
+        "--text",
+        "is red",
+        "--gallery",
+        str(gallery),
+        "--k",
+        "4",
+        "--json",
+        "--method",
+        "searle_oti",
+    ]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = search(clip, {"searle_oti": stand_in}, query, "is red", gallery, k=4, method="searle_oti")
@@ -138,8 +183,24 @@ def test_search_with_the_approximate_index_ranks_as_exact_search_and_stores_it(t
         (tmp_path / "more" / "img_0000.png").rename(gallery / f"extra_{i:03d}.png")
     _trained_profile(monkeypatch, clip, {"pic2word": mapper})
     query, cache = gallery / "img_0000.png", tmp_path / "cache"
-    argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
-            "--index", "approx", "--nprobe", "2", "--cache-dir", str(cache)]
+    argv = [
+        "search",
+        "--image",
+        str(query),
+        "--text",
+        "is red",
+        "--gallery",
+        str(gallery),
+        "--k",
+        "5",
+        "--json",
+        "--index",
+        "approx",
+        "--nprobe",
+        "2",
+        "--cache-dir",
+        str(cache),
+    ]
     assert cli.main(argv) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = search(clip, mapper, query, "is red", gallery, k=5)
@@ -165,8 +226,22 @@ def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsy
     files = gallery_files(gallery)
     feats = embed_images(clip, files).tensor(normalize=True)  # [N, D]
     for alpha in (0.3, 0.9):
-        argv = ["search", "--image", str(query), "--text", "is red", "--gallery", str(gallery), "--k", "5", "--json",
-                "--method", "slerp", "--alpha", str(alpha)]
+        argv = [
+            "search",
+            "--image",
+            str(query),
+            "--text",
+            "is red",
+            "--gallery",
+            str(gallery),
+            "--k",
+            "5",
+            "--json",
+            "--method",
+            "slerp",
+            "--alpha",
+            str(alpha),
+        ]
         assert cli.main(argv) == 0
         printed = json.loads(capsys.readouterr().out)
         assert printed["alpha"] == alpha
@@ -176,23 +251,45 @@ def test_search_with_slerp_at_a_chosen_alpha_ranks_by_the_formula(trained, capsy
         assert [r["score"] for r in printed["results"]] == pytest.approx(scores[best].tolist(), abs=1e-5)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--alpha", "0.5"], "pass --method slerp"),
-    (["--method", "slerp", "--alpha", "1.5"], "must lie in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--alpha", "0.5"], "pass --method slerp"),
+        (["--method", "slerp", "--alpha", "1.5"], "must lie in [0, 1]"),
+    ],
+)
 def test_search_refuses_an_alpha_it_cannot_use_before_loading_models(extra, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda *a: pytest.fail("models loaded first"))
     write_images(tmp_path / "gallery", 2)
-    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
-            str(tmp_path / "gallery"), *extra]
+    argv = [
+        "search",
+        "--image",
+        str(tmp_path / "gallery" / "img_0000.png"),
+        "--text",
+        "is red",
+        "--gallery",
+        str(tmp_path / "gallery"),
+        *extra,
+    ]
     assert cli.main(argv) == 2 and message in capsys.readouterr().err
 
 
 def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, capsys):
     params = ROOT / "params.yaml"
     write_images(tmp_path / "gallery", 2)
-    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
-            str(tmp_path / "gallery"), "--params", str(params), "--profile", "tiny"]
+    argv = [
+        "search",
+        "--image",
+        str(tmp_path / "gallery" / "img_0000.png"),
+        "--text",
+        "is red",
+        "--gallery",
+        str(tmp_path / "gallery"),
+        "--params",
+        str(params),
+        "--profile",
+        "tiny",
+    ]
     cwd = Path.cwd()
     try:
         import os
@@ -208,8 +305,17 @@ def test_search_without_a_trained_model_says_to_run_make_reproduce(tmp_path, cap
 def test_search_refuses_a_grid_name_that_is_not_png_before_loading_models(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda *a: pytest.fail("models loaded first"))
     write_images(tmp_path / "gallery", 2)
-    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
-            str(tmp_path / "gallery"), "--out", str(tmp_path / "grid.jpg")]
+    argv = [
+        "search",
+        "--image",
+        str(tmp_path / "gallery" / "img_0000.png"),
+        "--text",
+        "is red",
+        "--gallery",
+        str(tmp_path / "gallery"),
+        "--out",
+        str(tmp_path / "grid.jpg"),
+    ]
     assert cli.main(argv) == 2 and ".png" in capsys.readouterr().err
 
 

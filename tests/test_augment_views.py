@@ -1,4 +1,5 @@
 """K augmented views embedded once: reproducible crops, a pure per-step view choice, exact resume."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,16 @@ from p2w_lib import MapperConfig, TrainConfig, train_mapper
 from p2w_lib.clip.features import AugmentedView, embed_images
 from p2w_lib.methods.pic2word.train import cached_feature_source, view_choice
 
-SMALL = dict(batch_size=8, lr=1e-3, warmup_steps=2, epochs=3, checkpoint_every=3, seed=0, embed_batch_size=16,
-             crop_scale=(0.3, 0.6))  # small crops, so views visibly differ on 40-px images
+SMALL = dict(
+    batch_size=8,
+    lr=1e-3,
+    warmup_steps=2,
+    epochs=3,
+    checkpoint_every=3,
+    seed=0,
+    embed_batch_size=16,
+    crop_scale=(0.3, 0.6),
+)  # small crops, so views visibly differ on 40-px images
 MAPPER = MapperConfig(hidden_dim=32)
 
 
@@ -41,7 +50,9 @@ def test_view_choice_is_a_pure_function_of_seed_and_step():
 def test_stream_serves_each_sample_from_its_drawn_view(clip, image_paths, tmp_path):
     cfg = TrainConfig(**{**SMALL, "augment_views": 3})
     stream, n = cached_feature_source(clip, image_paths, cfg, tmp_path)
-    views = [embed_images(clip, image_paths, view=AugmentedView(i, cfg.crop_scale, cfg.seed)).tensor() for i in range(3)]
+    views = [
+        embed_images(clip, image_paths, view=AugmentedView(i, cfg.crop_scale, cfg.seed)).tensor() for i in range(3)
+    ]
     plan = lambda step: torch.arange(8) + step  # noqa: E731
     for step, feats in zip(range(2), stream(0, 2, plan)):
         pick = view_choice(step, 8, 3, cfg.seed)

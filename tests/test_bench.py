@@ -1,4 +1,5 @@
 """The benchmark script runs and measures the same loss on both paths (no timing assertions)."""
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,41 @@ def test_train_step_bench_reports_equal_losses(tmp_path):
     assert all(row["abs_loss_diff"] <= 1e-5 for row in paths.values())
     assert out["prompt_tokens"] < out["context"] == 77
     # Fewer FLOPs on each shortcut: counted, not timed.
-    assert paths["prefix-cached"]["gflop_per_step"] < paths["truncated"]["gflop_per_step"] < paths["reference"]["gflop_per_step"]
+    assert (
+        paths["prefix-cached"]["gflop_per_step"]
+        < paths["truncated"]["gflop_per_step"]
+        < paths["reference"]["gflop_per_step"]
+    )
     assert all(row["steps_per_s"] > 0 for row in paths.values()) and out["matmul_gflops_measured"] > 0
 
 
 def test_bench_cli_writes_json(tmp_path, capsys):
-    bench.main(["--model", "p2w-tiny", "--batch", "4", "--warmup", "0", "--repeats", "1", "--gallery", "12",
-                "--queries", "4", "--view-images", "4", "--epochs", "3", "--ann-size", "3000", "--ann-queries", "20",
-                "--out", str(tmp_path)])
+    bench.main(
+        [
+            "--model",
+            "p2w-tiny",
+            "--batch",
+            "4",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--gallery",
+            "12",
+            "--queries",
+            "4",
+            "--view-images",
+            "4",
+            "--epochs",
+            "3",
+            "--ann-size",
+            "3000",
+            "--ann-queries",
+            "20",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     train = json.loads((tmp_path / "train_step.json").read_text())
     assert {"steps_per_s", "speedup", "abs_loss_diff"} <= set(train["paths"]["prefix-cached"])
     views = json.loads((tmp_path / "augmentation.json").read_text())

@@ -1,5 +1,6 @@
 """The registries of benchmarks and query methods: one list each that pipelines, protocols, reports and
 data preparation all read."""
+
 from __future__ import annotations
 
 import inspect
@@ -64,8 +65,12 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
 
     def toy(ctx: EvalContext) -> dict:
         seen["ctx"] = ctx
-        return {"profile": ctx.profile.name, "seed": ctx.seed, "metric": "recall",
-                "methods": {"pic2word": {"R@1": 40.0, "R@5": 70.0}}}
+        return {
+            "profile": ctx.profile.name,
+            "seed": ctx.seed,
+            "metric": "recall",
+            "methods": {"pic2word": {"R@1": 40.0, "R@5": 70.0}},
+        }
 
     monkeypatch.setitem(BENCHMARKS, "toy", Benchmark("toy", "08_more_benchmarks", toy, summary_keys=("R@5",)))
     p = replace(profile.load_profile(ROOT / "params.yaml", "tiny"), results_root=str(tmp_path / "results"))
@@ -79,6 +84,7 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
 
 
 # -- the query-method registry ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", METHODS)
 def test_each_query_method_gives_one_unit_vector_per_query(name, clip):
@@ -97,8 +103,13 @@ def test_methods_share_one_text_encoding_and_come_back_in_registry_order(clip, m
     calls = []
     real = queries.encode_unique_texts
     monkeypatch.setattr(queries, "encode_unique_texts", lambda *a, **k: calls.append(1) or real(*a, **k))
-    out = compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2,
-                          methods=["slerp", "image_text", "text_only", "image_only"])
+    out = compose_queries(
+        clip,
+        None,
+        torch.randn(2, clip.embed_dim),
+        ["a sketch of *"] * 2,
+        methods=["slerp", "image_text", "text_only", "image_only"],
+    )
     assert list(out) == ["image_only", "text_only", "image_text", "slerp"] and len(calls) == 1
     with pytest.raises(ValueError, match=r"unknown query method\(s\) \['lerp'\]; choose from"):
         compose_queries(clip, None, torch.randn(2, clip.embed_dim), ["a sketch of *"] * 2, methods=["lerp"])

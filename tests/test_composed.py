@@ -1,5 +1,6 @@
 """Pseudo-token composition: against open_clip itself, a slow hand-written reference, and the
 full-context computation that truncation must reproduce."""
+
 from __future__ import annotations
 
 import random
@@ -34,7 +35,7 @@ def reference_composed(model, tokenizer, prompts, pseudo):
         ids = tokenizer([prompt])[0]  # [77]
         pos = int((ids == star).nonzero())
         emb = tower.token_embedding(ids)  # [77, W]
-        emb = torch.cat([emb[:pos], token[None], emb[pos + 1:]])
+        emb = torch.cat([emb[:pos], token[None], emb[pos + 1 :]])
         x = tower.transformer(emb[None] + tower.positional_embedding, attn_mask=tower.attn_mask)  # [1, 77, W]
         x = tower.ln_final(x)[0, int(ids.argmax())]  # [W]
         out.append(x @ tower.text_projection)

@@ -1,4 +1,5 @@
 """Typed configs reject bad input; query methods follow the paper; the environment stays in step."""
+
 from __future__ import annotations
 
 import re
@@ -88,8 +89,9 @@ def test_text_only_prompt_matches_official_removal():
 
 def _pyproject_pins():
     text = (ROOT / "pyproject.toml").read_text()
-    block = re.search(r"dependencies = \[(.*?)\]", text, re.S).group(1)
-    return sorted(re.findall(r'"([^"]+)"', block))
+    # the library's dependencies and every optional group (app, dev): environment.yml installs them all
+    blocks = re.findall(r"^(?:dependencies|[a-z]+) = \[(.*?)\]", text, re.S | re.M)
+    return sorted(pin for block in blocks for pin in re.findall(r'"([^"]+==[^"]+)"', block))
 
 
 def test_environment_yml_matches_pyproject_pins():

@@ -1,4 +1,5 @@
 """The demo world: deterministic, in the real formats, held out, and captions that tell the truth."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from p2w_lib.app.profile import load_profile
 
+from p2w_lib.app.profile import load_profile
 from p2w_lib.data.cc3m import read_image_caption_list
 from p2w_lib.data.fashion_iq import CATEGORIES, read_split, read_triplets
 from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
@@ -21,7 +22,11 @@ TINY = load_profile(ROOT / "params.yaml", "tiny").world
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +46,11 @@ def test_same_seed_gives_byte_identical_files_whatever_the_workers(world, tmp_pa
 def test_cc3m_list_in_pic2word_format(world):
     assert (world / "cc3m" / "train.tsv").read_text().splitlines()[0] == "filepath\ttitle"
     pairs = read_image_caption_list(world / "cc3m" / "train.tsv")
-    assert len(pairs) == 16 * (4 * TINY.pretrain_per_class_domain + TINY.pretrain_photos_per_class) + 3 * TINY.pretrain_garments_per_category
+    assert (
+        len(pairs)
+        == 16 * (4 * TINY.pretrain_per_class_domain + TINY.pretrain_photos_per_class)
+        + 3 * TINY.pretrain_garments_per_category
+    )
     assert all(Path(p).is_file() for p, _ in pairs)
     sketch_captions = [c for _, c in pairs if c.startswith("a sketch of")]
     assert sketch_captions and not any(w in c.split() for c in sketch_captions for w in COLOURS)
@@ -84,7 +93,10 @@ def test_fashion_iq_files(world):
 
 
 def test_evaluation_images_are_held_out_of_training(world):
-    train = {hashlib.sha256(Path(p).read_bytes()).hexdigest() for p, _ in read_image_caption_list(world / "cc3m" / "train.tsv")}
+    train = {
+        hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        for p, _ in read_image_caption_list(world / "cc3m" / "train.tsv")
+    }
     eval_files = [world / p for p, _ in read_label_list(world / TARGET_LIST)]
     eval_files += sorted((world / "fashion-iq" / "images").glob("*.png"))
     assert not train & {hashlib.sha256(p.read_bytes()).hexdigest() for p in eval_files}
@@ -116,8 +128,15 @@ def test_demo_world_oracle_and_metadata(world):
 def test_hard_negative_groups_differ_only_in_the_object_word():
     from p2w_lib.demo.batches import caption_groups
 
-    captions = ["a photo of a red star", "a photo of a red heart", "a photo of a blue star", "a sketch of a star",
-                "a photo of a red star", "a photo of a star and a heart", "a sketch of a moon"]
+    captions = [
+        "a photo of a red star",
+        "a photo of a red heart",
+        "a photo of a blue star",
+        "a sketch of a star",
+        "a photo of a red star",
+        "a photo of a star and a heart",
+        "a sketch of a moon",
+    ]
     groups = caption_groups(captions, ["star", "heart", "moon"])
     assert sorted(map(sorted, groups)) == [[0, 1, 4], [3, 6]]  # one word apart; no group of a single object
 
@@ -133,5 +152,9 @@ def test_mixed_batches_are_deterministic_unique_and_hold_the_groups(world):
     a = mixed_batch(5, len(captions), 32, 0, groups, 0.5, group_size=4)
     assert a.tolist() == mixed_batch(5, len(captions), 32, 0, groups, 0.5, group_size=4).tolist()  # resumable
     assert len(set(a.tolist())) == 32 and all(i in member for i in a[:16].tolist())
-    assert mixed_batch(5, len(captions), 32, 0, groups, 0.0).tolist() == \
-        __import__("p2w_lib.methods.pic2word.train", fromlist=["batch_indices"]).batch_indices(5, len(captions), 32, 0).tolist()
+    assert (
+        mixed_batch(5, len(captions), 32, 0, groups, 0.0).tolist()
+        == __import__("p2w_lib.methods.pic2word.train", fromlist=["batch_indices"])
+        .batch_indices(5, len(captions), 32, 0)
+        .tolist()
+    )

@@ -1,4 +1,5 @@
 """Two processes (gloo, CPU) train exactly like one process on the same global batch."""
+
 from __future__ import annotations
 
 import socket
@@ -36,8 +37,12 @@ def _free_port() -> int:
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_two_gloo_processes_equal_one_process_on_the_global_batch(tmp_path):
     paths = write_images(tmp_path / "images", 24)
-    single = train_mapper(tiny_clip(0), paths, config(batch_size=8), MAPPER, tmp_path / "single", cache_dir=tmp_path / "cache1")
-    mp.spawn(_worker, args=(2, _free_port(), paths, str(tmp_path / "ddp"), str(tmp_path / "cache2")), nprocs=2, join=True)
+    single = train_mapper(
+        tiny_clip(0), paths, config(batch_size=8), MAPPER, tmp_path / "single", cache_dir=tmp_path / "cache1"
+    )
+    mp.spawn(
+        _worker, args=(2, _free_port(), paths, str(tmp_path / "ddp"), str(tmp_path / "cache2")), nprocs=2, join=True
+    )
     ddp = torch.load(tmp_path / "ddp" / "mapper.pt", weights_only=False)
     assert ddp["step"] == single.steps == 3 * (24 // 8)
     for name, value in single.mapper.state_dict().items():
@@ -69,10 +74,20 @@ def test_sharded_embedding_equals_one_process(tmp_path):
     from p2w_lib import embed_images
 
     paths = write_images(tmp_path / "images", 11) + [str(tmp_path / "missing.png")]
-    mp.spawn(_embed_worker, args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "out")), nprocs=2, join=True)
+    mp.spawn(
+        _embed_worker,
+        args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "out")),
+        nprocs=2,
+        join=True,
+    )
     single = embed_images(tiny_clip(0), paths, max_bad_fraction=0.5)
     # a second sharded run finds the complete cache entry and every rank reads it (no shard work)
-    mp.spawn(_embed_worker, args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "again")), nprocs=2, join=True)
+    mp.spawn(
+        _embed_worker,
+        args=(2, _free_port(), paths, str(tmp_path / "cache"), str(tmp_path / "again")),
+        nprocs=2,
+        join=True,
+    )
     for out in ("out", "again"):
         for rank in (0, 1):
             assert np.allclose(np.load(tmp_path / f"{out}_{rank}.npy"), np.asarray(single.features), atol=1e-5)

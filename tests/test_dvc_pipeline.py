@@ -7,6 +7,7 @@
   and notebooks, `dvc metrics show --md` is a table for one screen, and `dvc plots show` writes to a
   git-ignored folder without warnings.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,8 +68,13 @@ def test_import_closure_follows_lazy_imports_inside_functions():
 
 def test_dvcignore_hides_bytecode_and_caches():
     spec = _dvcignore()
-    for path in ("p2w_lib/__pycache__/pipeline.cpython-311.pyc", "p2w_lib/demo/__pycache__/x.pyc", "p2w_lib/x.pyc",
-                 ".pytest_cache/v/cache", "notebooks/.ipynb_checkpoints/01-checkpoint.ipynb"):
+    for path in (
+        "p2w_lib/__pycache__/pipeline.cpython-311.pyc",
+        "p2w_lib/demo/__pycache__/x.pyc",
+        "p2w_lib/x.pyc",
+        ".pytest_cache/v/cache",
+        "notebooks/.ipynb_checkpoints/01-checkpoint.ipynb",
+    ):
         assert spec.match_file(path), path
     assert not spec.match_file("p2w_lib/app/pipeline.py")
 
@@ -119,7 +125,9 @@ def test_dvc_metrics_show_is_one_readable_table(fresh_copy):
     # Wide (two columns per query method: mean and spread over seeds) but one table, one row per file.
     assert 3 <= len(lines) <= 10 and max(map(len, lines)) <= 340, proc.stdout
     assert all("summary/" in line for line in lines[2:])  # per-seed detail is not a DVC metric
-    assert "e-" not in proc.stdout and not any(len(cell.strip()) > 8 for line in lines[2:] for cell in line.split("|")[2:])
+    assert "e-" not in proc.stdout and not any(
+        len(cell.strip()) > 8 for line in lines[2:] for cell in line.split("|")[2:]
+    )
 
 
 def test_dvc_plots_show_overlays_seeds_writes_an_ignored_folder_and_warns_about_nothing(fresh_copy):

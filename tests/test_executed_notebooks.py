@@ -1,5 +1,6 @@
 """The executed notebooks a user opens (results/notebooks/*.ipynb and .html) show every figure their
 stage writes, inline, and read cleanly: no progress-bar fragments, no paths of the machine that ran them."""
+
 from __future__ import annotations
 
 import io
@@ -40,11 +41,16 @@ def check_executed_notebook(repo: Path, stage: dict) -> None:
         assert len(image.convert("RGB").getcolors(1 << 24)) > 20, f"{notebook}: an image of one or two colours"
     for figure in figures:  # the saved file and an inline image are the same drawing (same shape)
         saved = Image.open(figure)
-        assert any(abs(_aspect(*i.size) / _aspect(*saved.size) - 1) < 0.04 for i in images), \
+        assert any(abs(_aspect(*i.size) / _aspect(*saved.size) - 1) < 0.04 for i in images), (
             f"{notebook}: {figure.name} is saved but not shown inline"
+        )
     book = nbformat.read(notebook, as_version=4)
-    text = "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
-                   for c in book.cells if c.cell_type == "code" for o in c.outputs)
+    text = "".join(
+        o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
     assert "\r" not in text, f"{notebook}: progress-bar fragments"
     assert "TqdmWarning" not in text and sys.prefix not in text and str(repo.resolve()) not in text
     html = notebook.with_suffix(".html").read_text()
@@ -67,12 +73,19 @@ def test_tidy_notebook_merges_streams_and_scrubs_machine_paths(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
     venv = sys.prefix
-    cell = new_code_cell("x", outputs=[
-        new_output("stream", name="stderr", text=f"{venv}/lib/tqdm/auto.py:21: TqdmWarning\n"),
-        new_output("stream", name="stderr", text="\rtrain:  10%|#\rtrain: 100%|##########|"),
-        new_output("stream", name="stderr", text="\n"),
-        new_output("execute_result", data={"text/plain": f"PosixPath('{tmp_path.resolve()}/results/x.png')"}, execution_count=1),
-    ])
+    cell = new_code_cell(
+        "x",
+        outputs=[
+            new_output("stream", name="stderr", text=f"{venv}/lib/tqdm/auto.py:21: TqdmWarning\n"),
+            new_output("stream", name="stderr", text="\rtrain:  10%|#\rtrain: 100%|##########|"),
+            new_output("stream", name="stderr", text="\n"),
+            new_output(
+                "execute_result",
+                data={"text/plain": f"PosixPath('{tmp_path.resolve()}/results/x.png')"},
+                execution_count=1,
+            ),
+        ],
+    )
     path = tmp_path / "book.ipynb"
     nbformat.write(new_notebook(cells=[cell]), path)
     tidy_notebook(path, repo_root=tmp_path)

@@ -1,4 +1,5 @@
 """Image embedding cache: hits, invalidation, and bad files skipped, counted and reported."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """LinCIR: the keyword rule, the multi-position pseudo token, the loss against a slow reference
 written from the paper's definition, training (learns, resumes exactly, never reads an image),
 and loading an official phi file."""
+
 from __future__ import annotations
 
 import random
@@ -26,23 +27,35 @@ from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
 CAPTIONS = [
-    "a photo of a green dress", "a cartoon of a arrow , is blue", "a man riding a horse on the beach",
-    "a photo of a toptee that has long sleeves and is checked", "two dogs playing in the snow",
-    "a red, white and blue flag", "a sketch of a small circle", "the cat is on the sofa",
+    "a photo of a green dress",
+    "a cartoon of a arrow , is blue",
+    "a man riding a horse on the beach",
+    "a photo of a toptee that has long sleeves and is checked",
+    "two dogs playing in the snow",
+    "a red, white and blue flag",
+    "a sketch of a small circle",
+    "the cat is on the sofa",
 ] * 4
 
 
 # -- the keyword rule: runs of determiners, adjectives and nouns, as spaCy tags them -----------------
 
-@pytest.mark.parametrize("caption, runs, masked", [
-    ("a photo of a green dress", ["a photo", "a green dress"], "* of *"),
-    ("A man riding a horse on the beach", ["a man", "a horse", "the beach"], "* riding * on *"),
-    ("a photo of a toptee that has long sleeves and is checked", ["a photo", "a toptee", "long sleeves", "checked"],
-     "* of * that has * and is *"),
-    ("two dogs playing in the snow", ["dogs", "the snow"], "two * playing in *"),
-    ("a red, white and blue flag", ["a red", "white", "blue flag"], "* , * and *"),
-    ("his new clothing", ["new clothing"], "his *"),
-])
+
+@pytest.mark.parametrize(
+    "caption, runs, masked",
+    [
+        ("a photo of a green dress", ["a photo", "a green dress"], "* of *"),
+        ("A man riding a horse on the beach", ["a man", "a horse", "the beach"], "* riding * on *"),
+        (
+            "a photo of a toptee that has long sleeves and is checked",
+            ["a photo", "a toptee", "long sleeves", "checked"],
+            "* of * that has * and is *",
+        ),
+        ("two dogs playing in the snow", ["dogs", "the snow"], "two * playing in *"),
+        ("a red, white and blue flag", ["a red", "white", "blue flag"], "* , * and *"),
+        ("his new clothing", ["new clothing"], "his *"),
+    ],
+)
 def test_keyword_runs_follow_the_part_of_speech_rule(caption, runs, masked):
     assert keyword_runs(caption) == runs
     assert mask_keywords(caption) == masked
@@ -55,6 +68,7 @@ def test_captions_without_keywords_and_empty_captions_fall_back_as_the_original(
 
 
 # -- composing several `*` with one token: against swapping the placeholder's embedding row ---------
+
 
 def test_lincir_loss_equals_the_reference_built_from_the_definition(clip):
     torch.manual_seed(0)
@@ -134,6 +148,7 @@ def test_the_pipeline_trains_lincir_without_any_image(clip, tmp_path, monkeypatc
 
 # -- checkpoints: ours and the official release format ----------------------------------------------
 
+
 def test_an_official_phi_file_loads_and_a_foreign_clip_is_refused(clip, clip_seed1, tmp_path):
     shape = phi_shape(clip, LinCIRConfig(hidden_mult=2))
     phi = Phi(shape)
@@ -148,7 +163,9 @@ def test_an_official_phi_file_loads_and_a_foreign_clip_is_refused(clip, clip_see
     ours = train_lincir(clip, CAPTIONS, SMALL, tmp_path / "run").checkpoint
     with pytest.raises(CheckpointError, match="phi was trained on CLIP"):
         load_phi(ours, clip_seed1)
-    torch.save({"Phi": {k: v for k, v in phi.state_dict().items() if not k.startswith("layers.6")}}, tmp_path / "cut.pt")
+    torch.save(
+        {"Phi": {k: v for k, v in phi.state_dict().items() if not k.startswith("layers.6")}}, tmp_path / "cut.pt"
+    )
     with pytest.raises(CheckpointError, match="not a SEARLE/LinCIR phi state dict"):
         load_phi(tmp_path / "cut.pt", clip)
 
@@ -163,8 +180,10 @@ def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tm
     phi = Phi(phi_shape(clip, LinCIRConfig(hidden_mult=1)))
     torch.save({"epoch": 1, "Phi": phi.state_dict()}, tmp_path / "lincir_large.pt")
     p = profile.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
-    p = p.with_sections(eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
-                searle=replace(p.searle, enabled=False))
+    p = p.with_sections(
+        eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
+        searle=replace(p.searle, enabled=False),
+    )
     p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
     mappers = models.token_mappers(p, 0, clip)

@@ -1,4 +1,5 @@
 """The training loop every trainer shares: the schedule, log rows, periodic checkpoints, resume trimming."""
+
 from __future__ import annotations
 
 import csv
@@ -21,16 +22,17 @@ def _run(loop, start, stop, seen, saved, opt=None):
         seen.append((i, opt.param_groups[0]["lr"]))  # the step runs at its scheduled rate
         return StepLog((f"{10 - i:.1f}",), 10.0 - i)
 
-    return loop.run(start, stop, opt, lambda i: 0.5 ** i, step, saved.append)
+    return loop.run(start, stop, opt, lambda i: 0.5**i, step, saved.append)
 
 
 def test_each_step_runs_at_its_rate_and_checkpoints_follow_the_cadence_but_not_the_end(tmp_path):
     loop = Loop(tmp_path / "log.csv", ("loss",), total=7, desc="t", checkpoint_every=3)
     seen, saved = [], []
     assert _run(loop, 0, 7, seen, saved) == 4.0
-    assert seen == [(i, 0.5 ** i) for i in range(7)] and saved == [3, 6]  # the trainer saves the finished run
+    assert seen == [(i, 0.5**i) for i in range(7)] and saved == [3, 6]  # the trainer saves the finished run
     assert _rows(tmp_path / "log.csv") == [["step", "loss", "lr"]] + [
-        [str(i + 1), f"{10 - i:.1f}", f"{0.5 ** i:.3e}"] for i in range(7)]
+        [str(i + 1), f"{10 - i:.1f}", f"{0.5**i:.3e}"] for i in range(7)
+    ]
 
 
 def test_a_resumed_run_drops_the_rows_past_its_checkpoint_and_logs_each_step_once(tmp_path):

@@ -1,4 +1,5 @@
 """The mapper keeps the official IM2TEXT layout; checkpoints carry config + CLIP identity."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,14 @@ from p2w_lib import Mapper, MapperConfig, load_mapper, save_mapper_checkpoint
 from p2w_lib.training.checkpoint import CheckpointError
 
 # The official IM2TEXT's parameter names: layers = Sequential of (Linear, Dropout, ReLU) blocks, then fc_out.
-OFFICIAL_KEYS = ["fc_out.bias", "fc_out.weight", "layers.0.0.bias", "layers.0.0.weight", "layers.1.0.bias", "layers.1.0.weight"]
+OFFICIAL_KEYS = [
+    "fc_out.bias",
+    "fc_out.weight",
+    "layers.0.0.bias",
+    "layers.0.0.weight",
+    "layers.1.0.bias",
+    "layers.1.0.weight",
+]
 
 
 def test_state_dict_keys_match_official_im2text():
@@ -121,7 +129,13 @@ def test_resume_checkpoint_round_trips_under_safe_loading(clip, tmp_path):
     from tests.conftest import write_images
 
     paths = write_images(tmp_path / "images", 16)
-    run = train_mapper(clip, paths, TrainConfig(batch_size=8, epochs=1, warmup_steps=1), MapperConfig(hidden_dim=16),
-                       tmp_path / "run", cache_dir=tmp_path / "cache")
+    run = train_mapper(
+        clip,
+        paths,
+        TrainConfig(batch_size=8, epochs=1, warmup_steps=1),
+        MapperConfig(hidden_dim=16),
+        tmp_path / "run",
+        cache_dir=tmp_path / "cache",
+    )
     ckpt = read_checkpoint(run.checkpoint)
     assert {"mapper", "optimizer", "rng", "train", "step"} <= set(ckpt)

@@ -1,4 +1,5 @@
 """Each metric against a slow, obvious reference on random rankings."""
+
 from __future__ import annotations
 
 import random
@@ -87,10 +88,14 @@ def test_true_recall_keeps_queries_without_relevant_images_as_zero():
             num_correct = sum(gallery_labels[i] == q for i in order[:k])
             total += num_correct / (num_total + 1e-5)
         expected[k] = 100 * total / len(query_labels)
-    rel, n_rel = metrics.relevance_from_labels(torch.tensor(ranking), torch.tensor(query_labels), torch.tensor(gallery_labels))
+    rel, n_rel = metrics.relevance_from_labels(
+        torch.tensor(ranking), torch.tensor(query_labels), torch.tensor(gallery_labels)
+    )
     for k, value in expected.items():
         assert metrics.true_recall(rel, n_rel, k) == pytest.approx(value, abs=1e-9)
-    assert expected[4] == pytest.approx(100 * (2 / 2 + 1 / 1 + 0) / 3, abs=1e-3)  # not (1 + 1) / 2: the third query counts
+    assert expected[4] == pytest.approx(
+        100 * (2 / 2 + 1 / 1 + 0) / 3, abs=1e-3
+    )  # not (1 + 1) / 2: the third query counts
 
 
 def test_query_without_relevant_images_is_an_error():
@@ -131,6 +136,7 @@ def test_topk_errors():
 
 # -- paired bootstrap and the true-recall ceiling ------------------------------------------------
 
+
 def _slow_bootstrap(a, b, n_boot, seed):
     """The definition, one resample at a time: resample query indices per group, average the paired
     differences, average over groups; same generator calls as the fast version."""
@@ -169,12 +175,18 @@ def test_paired_bootstrap_invariants():
     from p2w_lib.retrieval.metrics import paired_bootstrap
 
     same = [torch.tensor([0.0, 100, 100, 0])]
-    assert paired_bootstrap(same, same, n_boot=200) == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "level": 0.95, "n_boot": 200}
+    assert paired_bootstrap(same, same, n_boot=200) == {
+        "mean": 0.0,
+        "ci_low": 0.0,
+        "ci_high": 0.0,
+        "level": 0.95,
+        "n_boot": 200,
+    }
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(4000, generator=gen) < 0.5).double() * 100
     y = torch.zeros(4000, dtype=torch.float64)
     out = paired_bootstrap([x], [y], n_boot=2000)
-    sd = float(x.std()) / 4000 ** 0.5  # normal approximation of the mean's spread
+    sd = float(x.std()) / 4000**0.5  # normal approximation of the mean's spread
     assert out["ci_low"] < out["mean"] < out["ci_high"]
     assert (out["ci_high"] - out["ci_low"]) == pytest.approx(2 * 1.96 * sd, rel=0.1)
     with pytest.raises(ValueError, match="equal, non-empty"):
@@ -198,12 +210,35 @@ def test_true_recall_ceiling_is_the_score_of_a_perfect_ranking():
 def test_summary_metrics_mean_and_std_over_seeds():
     from p2w_lib.app.report import sanity_summary, summary_metrics
 
-    doc = {"seeds": {"0": {"methods": {"pic2word": {"R@10": 10.0}, "image_text": {"R@10": 4.0}},
-                           "paired_difference": {"R@10": {"mean": 6.0, "ci_low": 2.5, "ci_high": 9.0}}},
-                     "1": {"methods": {"pic2word": {"R@10": 14.0}, "image_text": {"R@10": 4.0}},
-                           "paired_difference": {"R@10": {"mean": 10.0, "ci_low": 6.0, "ci_high": 14.0}}}}}
-    assert summary_metrics(doc) == {"p2w": 12.0, "p2w sd": 2.0, "img+txt": 4.0, "img+txt sd": 0.0,
-                                    "margin": 8.0, "margin CI lo": 2.5, "seeds": 2}
-    tables = {0: {"class (photo)": 60.0, "class (sketch)": 90.0, "class (mosaic)": 50.0, "domain": 95.0, "colour": 92.0},
-              1: {"class (photo)": 70.0, "class (sketch)": 80.0, "class (mosaic)": 56.0, "domain": 97.0, "colour": 94.0}}
-    assert sanity_summary(tables) == {"clip photo": 65.0, "clip worst": 53.0, "clip domain": 96.0, "clip colour": 93.0, "seeds": 2}
+    doc = {
+        "seeds": {
+            "0": {
+                "methods": {"pic2word": {"R@10": 10.0}, "image_text": {"R@10": 4.0}},
+                "paired_difference": {"R@10": {"mean": 6.0, "ci_low": 2.5, "ci_high": 9.0}},
+            },
+            "1": {
+                "methods": {"pic2word": {"R@10": 14.0}, "image_text": {"R@10": 4.0}},
+                "paired_difference": {"R@10": {"mean": 10.0, "ci_low": 6.0, "ci_high": 14.0}},
+            },
+        }
+    }
+    assert summary_metrics(doc) == {
+        "p2w": 12.0,
+        "p2w sd": 2.0,
+        "img+txt": 4.0,
+        "img+txt sd": 0.0,
+        "margin": 8.0,
+        "margin CI lo": 2.5,
+        "seeds": 2,
+    }
+    tables = {
+        0: {"class (photo)": 60.0, "class (sketch)": 90.0, "class (mosaic)": 50.0, "domain": 95.0, "colour": 92.0},
+        1: {"class (photo)": 70.0, "class (sketch)": 80.0, "class (mosaic)": 56.0, "domain": 97.0, "colour": 94.0},
+    }
+    assert sanity_summary(tables) == {
+        "clip photo": 65.0,
+        "clip worst": 53.0,
+        "clip domain": 96.0,
+        "clip colour": 93.0,
+        "seeds": 2,
+    }

@@ -1,4 +1,5 @@
 """The demo CLIP's starting temperature (clip_pretrain.init_logit_scale) and the modality-gap diagnostic."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,7 @@ def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
     from p2w_lib.tools.ablations import modality_gap as gap_ablation
 
     tiny_world(tmp_path, monkeypatch)
-    row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny",
-                           clip_overrides={"steps": 4})
+    row = gap_ablation.run(Path("params.yaml"), 40.0, 0, tmp_path / "work", profile="tiny", clip_overrides={"steps": 4})
     assert row["init_logit_scale"] == 40.0 and row["steps"] == 4
     assert {"R@10 image_text", "R@10 pic2word", "R@10 oracle_text", "centroid_distance", "class (photo)"} <= set(row)
     low, mean, high = (row["Fashion-IQ margin R@10 [95% CI]"][i] for i in (1, 0, 2))

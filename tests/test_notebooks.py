@@ -1,4 +1,5 @@
 """Notebooks are thin, output-free and parametrised; `dvc repro` runs them all on the tiny profile."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,12 @@ METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp
 def test_the_numbered_notebooks():
     # 03 makes the query methods' networks and tokens (Pic2Word's mapper, LinCIR's and SEARLE's phi,
     # SEARLE-OTI's token store of the query images), each its own DVC stage
-    assert [n.stem for n in NOTEBOOKS][2:6] == ["03_searle_oti", "03_train_lincir", "03_train_mapper", "03_train_searle"]
+    assert [n.stem for n in NOTEBOOKS][2:6] == [
+        "03_searle_oti",
+        "03_train_lincir",
+        "03_train_mapper",
+        "03_train_searle",
+    ]
     assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "03", "03", "03", "04", "05", "06", "07", "08"]
 
 
@@ -40,16 +46,22 @@ def test_notebook_is_clean_thin_and_parametrised(path):
     prose = [c for c in book.cells if c.cell_type == "markdown"]
     assert len(prose) >= 2, "say between cells what the reader is looking at"
     assert book.cells[0].cell_type == "markdown"  # each notebook opens by explaining its step
-    assert all(len(c.source.splitlines()) <= 6 for c in code if c is not tagged[0]), "logic belongs in p2w_lib, not in notebook cells"
+    assert all(len(c.source.splitlines()) <= 6 for c in code if c is not tagged[0]), (
+        "logic belongs in p2w_lib, not in notebook cells"
+    )
     import ast
 
-    assert all(isinstance(node, ast.Assign) for node in ast.parse(tagged[0].source).body), "parameters are plain assignments"
+    assert all(isinstance(node, ast.Assign) for node in ast.parse(tagged[0].source).body), (
+        "parameters are plain assignments"
+    )
 
 
 def test_every_notebook_has_a_dvc_stage():
     """Notebooks 01-07 in the demo pipeline; 08 (CIRR, CIRCO, COCO) only in the paper pipeline."""
     demo = " ".join(s["cmd"] for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values())
-    paper = " ".join(s["cmd"] for s in yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"].values())
+    paper = " ".join(
+        s["cmd"] for s in yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"].values()
+    )
     assert all(f"run_notebook.sh {n.stem} " in demo for n in NOTEBOOKS if n.stem[:2] != "08")
     assert "08_more_benchmarks" not in demo and "run_notebook.sh 08_more_benchmarks paper " in paper
 
@@ -100,12 +112,20 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
         assert (results / "notebooks" / f"{n.stem}.html").is_file()
     check_schema(json.loads((results / "metrics" / "domain_conversion.json").read_text()), "per_domain", "true_recall")
     check_schema(json.loads((results / "metrics" / "fashion_iq.json").read_text()), "per_category", "hit_rate")
-    for fig in ("world_samples", "clip_pretrain_loss", "mapper_loss", "domain_conversion", "fashion_iq",
-                "qualitative_domain_conversion", "qualitative_fashion_iq", "try_your_own"):
+    for fig in (
+        "world_samples",
+        "clip_pretrain_loss",
+        "mapper_loss",
+        "domain_conversion",
+        "fashion_iq",
+        "qualitative_domain_conversion",
+        "qualitative_fashion_iq",
+        "try_your_own",
+    ):
         assert (results / "figures" / f"{fig}.png").stat().st_size > 1000
     from tests.test_executed_notebooks import check_executed_notebook
 
-    for stage_name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
+    for stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].values():
         check_executed_notebook(repo, stage)  # every figure inline, no progress fragments, no machine paths
     assert not list((repo / "runs" / "partial").glob("*.ipynb"))  # successful runs leave nothing behind
 
@@ -121,8 +141,19 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     assert "train_mapper" in status and "data_prep" not in status and "pretrain_clip" not in status
 
     # JupyterLab starts kernels in notebooks/: the same notebook must work from there too.
-    run([BIN / "papermill", "notebooks/07_try_your_own.ipynb", tmp_path / "from_notebooks_dir.ipynb",
-         "-p", "profile", "tiny", "--cwd", "notebooks"], repo)
+    run(
+        [
+            BIN / "papermill",
+            "notebooks/07_try_your_own.ipynb",
+            tmp_path / "from_notebooks_dir.ipynb",
+            "-p",
+            "profile",
+            "tiny",
+            "--cwd",
+            "notebooks",
+        ],
+        repo,
+    )
 
 
 def test_failing_notebook_fails_loudly_and_keeps_its_partial_copy_apart(tmp_path):

@@ -1,5 +1,6 @@
 """Paper-profile inputs: verified downloads, the CLIP-weights fast failure, CC3M as a list or as
 WebDataset shards, the seeded COCO object queries, and the data report."""
+
 from __future__ import annotations
 
 import json
@@ -30,12 +31,16 @@ REAL_LISTS = SHARED / "reference" / "pic2word-imagenet-r"
 
 # -- downloads --------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not REAL_LISTS.is_dir(), reason="../shared/reference absent")
 def test_pic2word_lists_fetched_and_verified_against_published_sha256(tmp_path):
     """The real list files, served from a file:// URL, pass the checksums published for them."""
     sources = {f.name.split("/")[-1]: (REAL_LISTS / f.name.split("/")[-1]).as_uri() for f in PIC2WORD_IMAGENET_LISTS}
     paths = fetch_pic2word_lists(tmp_path, sources)
-    assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["imgnet/imgnet_real_query.txt", "imgnet/imgnet_targets.txt"]
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
+        "imgnet/imgnet_real_query.txt",
+        "imgnet/imgnet_targets.txt",
+    ]
     assert sum(1 for _ in open(paths[0])) == 10000 and sum(1 for _ in open(paths[1])) == 16983
 
 
@@ -56,6 +61,7 @@ def test_unreachable_source_is_an_actionable_error(tmp_path):
 
 
 # -- CLIP weights -----------------------------------------------------------------------------
+
 
 def test_missing_weights_fail_fast_without_calling_open_clip(tmp_path, monkeypatch):
     """Not cached + no network: one message naming the file and the fix; open_clip is never asked."""
@@ -98,6 +104,7 @@ def test_hf_hub_offline_counts_as_no_network(tmp_path, monkeypatch):
 
 # -- CC3M -------------------------------------------------------------------------------------
 
+
 def test_webdataset_shards_are_read_member_by_member(tmp_path):
     keys = fx.cc3m_shards(tmp_path / "cc3m" / "shards")
     pairs, source, skipped = read_training_pairs(tmp_path / "cc3m")
@@ -119,6 +126,7 @@ def test_no_cc3m_data_names_both_layouts(tmp_path):
 
 # -- COCO object queries --------------------------------------------------------------------
 
+
 def test_coco_object_queries_are_seeded_and_in_the_original_format(tmp_path):
     fx.coco(tmp_path)
     counts = build_object_queries(tmp_path / "coco", tmp_path / "q0", seed=0)
@@ -133,8 +141,11 @@ def test_coco_object_queries_are_seeded_and_in_the_original_format(tmp_path):
     assert q.file_name == "000000000001.jpg" and len(q.box) == 4 and q.query_class not in q.other_classes
     crop = Image.open(query_crop_path(tmp_path / "q0", q.file_name))
     assert crop.size[0] == crop.size[1]  # stretched to a square, as the original's region transform
-    other_seeds = {tuple(r.query_class for r in read_queries(tmp_path / f"s{s}")) for s in range(6)
-                   if build_object_queries(tmp_path / "coco", tmp_path / f"s{s}", seed=s)}
+    other_seeds = {
+        tuple(r.query_class for r in read_queries(tmp_path / f"s{s}"))
+        for s in range(6)
+        if build_object_queries(tmp_path / "coco", tmp_path / f"s{s}", seed=s)
+    }
     assert len(other_seeds) > 1  # the seed matters: the choice is random, but repeatable
 
 
@@ -157,8 +168,11 @@ def test_coco_candidates_follow_the_official_rule(tmp_path):
     assert relative == official - {99, 70}
     counts = build_object_queries(tmp_path / "coco", tmp_path / "rel", seed=0, rule="relative")
     assert (counts["queries"], counts["no_candidate"]) == (7, 1)
-    chosen = {build_object_queries(tmp_path / "coco", tmp_path / f"o{s}", seed=s) and
-              read_queries(tmp_path / f"o{s}")[6].query_class for s in range(12)}
+    chosen = {
+        build_object_queries(tmp_path / "coco", tmp_path / f"o{s}", seed=s)
+        and read_queries(tmp_path / f"o{s}")[6].query_class
+        for s in range(12)
+    }
     assert "bench" in chosen  # image 7's crowd bench is drawn under the official rule
     with pytest.raises(ValueError, match="choose from"):
         build_object_queries(tmp_path / "coco", tmp_path / "x", rule="5-50%")
@@ -199,15 +213,22 @@ def test_rle_masks_decode_column_major(compressed):
 
 # -- the data report --------------------------------------------------------------------------
 
+
 def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatch):
     root, sources = tmp_path / "data" / "paper", tmp_path / "sources"
     lists = fx.paper_world(root, sources)
     from p2w_lib.app import downloads
 
-    monkeypatch.setattr(downloads, "PIC2WORD_IMAGENET_LISTS", tuple(
-        downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), sha256_file(p)) for p in lists.values()))
-    cfg = PaperDataConfig(imagenet_val=str(sources / "imagenet_val"), imagenet_r=(sources / "imagenet-r.tar").as_uri(),
-                          imagenet_lists=str(sources / "lists"))
+    monkeypatch.setattr(
+        downloads,
+        "PIC2WORD_IMAGENET_LISTS",
+        tuple(downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), sha256_file(p)) for p in lists.values()),
+    )
+    cfg = PaperDataConfig(
+        imagenet_val=str(sources / "imagenet_val"),
+        imagenet_r=(sources / "imagenet-r.tar").as_uri(),
+        imagenet_lists=str(sources / "lists"),
+    )
     report = prepare_paper_data(root, cfg)
     assert report["domain_conversion"]["gallery"]["missing"] == 1
     assert report["domain_conversion"]["gallery"]["first_missing"][0].endswith("n01484850/sculpture_1.jpg")
@@ -215,8 +236,13 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
     assert report["domain_conversion"]["imagenet-r"] == str(root / "imgnet" / "imagenet-r")  # downloaded, extracted
     assert (root / "imgnet" / "imagenet-r.tar").is_file()
     assert (root / "imgnet" / "real").is_symlink()
-    assert report["fashion_iq"]["shirt"] == {"triplets": 6, "evaluable": 4, "gallery": 8, "gallery_missing": 1,
-                                             "first_missing": ["s1007"]}
+    assert report["fashion_iq"]["shirt"] == {
+        "triplets": 6,
+        "evaluable": 4,
+        "gallery": 8,
+        "gallery_missing": 1,
+        "first_missing": ["s1007"],
+    }
     assert report["cc3m"]["training_images"] == 24 and report["cc3m"]["missing"] == 0
     assert report["coco_objects"]["queries"] == 8  # the official rule: the 16-pixel box is a candidate
     assert json.loads((root / "prepared" / "report.json").read_text()) == report
@@ -236,12 +262,24 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
 def test_cli_prints_the_message_not_a_traceback(tmp_path, monkeypatch, capsys):
     import yaml
 
-    from p2w_lib.app.cli import main as cli_main
+    from p2w_lib.cli import main as cli_main
 
     monkeypatch.setattr(pw, "reachable", lambda host, **kw: False)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"profile": "paper", "profiles": {"paper": {
-        "kind": "paper", "seeds": [0], "clip": {"model": "ViT-L-14", "pretrained": "openai", "cache_dir": str(tmp_path)}}}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "profile": "paper",
+                "profiles": {
+                    "paper": {
+                        "kind": "paper",
+                        "seeds": [0],
+                        "clip": {"model": "ViT-L-14", "pretrained": "openai", "cache_dir": str(tmp_path)},
+                    }
+                },
+            }
+        )
+    )
     assert cli_main(["check-weights", "--params", str(params)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: CLIP weights ViT-L-14/openai are not cached") and "Traceback" not in err

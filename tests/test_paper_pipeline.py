@@ -1,6 +1,7 @@
 """The paper profile end to end on fixtures in the real formats with a tiny random CLIP: data
 preparation, mapper training (faithful re-encoding mode, a corrupt CC3M image skipped), every
 evaluation and submission file, notebook 08 under papermill; and the paper pipeline's wiring."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ import yaml
 
 from p2w_lib.app import downloads, evaluation, prepare, profile, tables, training
 from p2w_lib.app.benchmarks import BENCHMARK_NAMES as PAPER_BENCHMARKS
-from p2w_lib.app.cli import main as cli_main
 from p2w_lib.app.readme import paper_section
+from p2w_lib.cli import main as cli_main
 from p2w_lib.protocols import circo
 from tests import paper_fixtures as fx
 
@@ -23,8 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
 LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
-SEARLE_TINY = {"oti_images": None, "oti_steps": 2, "oti_batch_size": 8, "batch_size": 8, "steps": 3, "hidden_mult": 1,
-               "phrases_per_concept": 4, "max_bad_fraction": 0.1}
+SEARLE_TINY = {
+    "oti_images": None,
+    "oti_steps": 2,
+    "oti_batch_size": 8,
+    "batch_size": 8,
+    "steps": 3,
+    "hidden_mult": 1,
+    "phrases_per_concept": 4,
+    "max_bad_fraction": 0.1,
+}
 
 
 def test_paper_profile_is_the_papers_recipe():
@@ -35,12 +44,21 @@ def test_paper_profile_is_the_papers_recipe():
     assert (t.batch_size, t.lr, t.weight_decay, t.epochs, t.warmup_steps) == (512, 1e-4, 0.1, 30, 10000)
     assert (t.betas, t.eps, t.crop_scale, t.prompt) == ((0.9, 0.98), 1e-6, (0.9, 1.0), "a photo of *")
     assert (p.mapper.hidden_dim, p.mapper.n_layers, p.mapper.dropout) == (512, 2, 0.1)
-    c = p.lincir  # LinCIR's published recipe: 8 GPUs x 64, constant lr 1e-4, wd 0.01, 20k steps, phi 4x wide, dropout 0.5
+    c = (
+        p.lincir
+    )  # LinCIR's published recipe: 8 GPUs x 64, constant lr 1e-4, wd 0.01, 20k steps, phi 4x wide, dropout 0.5
     assert (c.enabled, c.batch_size, c.lr, c.weight_decay, c.steps, c.warmup_steps) == (True, 512, 1e-4, 0.01, 20000, 0)
     assert (c.hidden_mult, c.dropout, c.noise_scale) == (4, 0.5, 1.0)
     s = p.searle  # SEARLE's published recipe (README and argument defaults of oti_inversion.py, train_phi.py)
     assert (s.enabled, s.oti_images, s.oti_steps, s.oti_lr, s.oti_weight_decay, s.oti_batch_size, s.oti_top_k) == (
-        True, 100000, 350, 2e-2, 0.01, 32, 15)
+        True,
+        100000,
+        350,
+        2e-2,
+        0.01,
+        32,
+        15,
+    )
     assert (s.oti_lambda_cos, s.oti_lambda_reg, s.ema_decay) == (1.0, 0.5, 0.99)
     assert (s.hidden_mult, s.dropout, s.batch_size, s.lr, s.weight_decay, s.steps) == (4, 0.5, 256, 1e-4, 0.01, 39000)
     assert (s.lambda_distil, s.lambda_reg, s.temperature, s.top_k) == (1.0, 0.75, 0.25, 150)
@@ -50,7 +68,17 @@ def test_paper_profile_is_the_papers_recipe():
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
     stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["prepare_data", "train_mapper", "train_lincir", "train_searle", "searle_oti", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"]
+    assert list(stages) == [
+        "prepare_data",
+        "train_mapper",
+        "train_lincir",
+        "train_searle",
+        "searle_oti",
+        "domain_conversion",
+        "fashion_iq",
+        "qualitative",
+        "more_benchmarks",
+    ]
     for name, stage in stages.items():
         assert stage["wdir"] == "../.." and stage["cmd"].endswith(" paper results/paper"), name
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
@@ -66,8 +94,8 @@ def test_paper_pipeline_wiring():
 
 def test_check_profile_routes_each_kind_to_its_pipeline(tmp_path, capsys):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for profile, kind in (("demo", "demo"), ("paper", "paper")):
-        params["profile"] = profile
+    for name, kind in (("demo", "demo"), ("paper", "paper")):
+        params["profile"] = name
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         assert cli_main(["check-profile", "--print-kind", "--params", str(tmp_path / "params.yaml")]) == 0
         assert capsys.readouterr().out.strip() == kind
@@ -84,8 +112,11 @@ def paper_repo(tmp_path, monkeypatch):
     """A working directory with params.yaml (profile paper on a tiny random CLIP) and the fixture data."""
     root, sources = tmp_path / "data" / "paper", tmp_path / "sources"
     lists = fx.paper_world(root, sources)
-    monkeypatch.setattr(downloads, "PIC2WORD_IMAGENET_LISTS", tuple(
-        downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), downloads.sha256_file(p)) for p in lists.values()))
+    monkeypatch.setattr(
+        downloads,
+        "PIC2WORD_IMAGENET_LISTS",
+        tuple(downloads.RemoteFile(f"imgnet/{p.name}", p.as_uri(), downloads.sha256_file(p)) for p in lists.values()),
+    )
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     paper = params["profiles"]["paper"]
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
@@ -93,9 +124,14 @@ def paper_repo(tmp_path, monkeypatch):
     paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
     paper["lincir"].update(LINCIR_TINY)
     paper["searle"].update(SEARLE_TINY)
-    paper["eval"]["max_bad_fraction"] = 0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
-    paper["paper_data"].update(imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r.tar"),
-                               imagenet_lists=str(sources / "lists"))
+    paper["eval"]["max_bad_fraction"] = (
+        0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
+    )
+    paper["paper_data"].update(
+        imagenet_val=str(sources / "imagenet_val"),
+        imagenet_r=str(sources / "imagenet-r.tar"),
+        imagenet_lists=str(sources / "lists"),
+    )
     params["profile"] = "paper"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
@@ -123,24 +159,40 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     fiq = evaluation.evaluate_fashion_iq_stage(p, 0)
     assert fiq["counts"]["shirt"]["evaluable"] == 4 and fiq["counts"]["shirt"]["skipped"] == 2
     more = evaluation.evaluate_more_benchmarks(p, 0)
-    for task in ("CIRR val: 6 queries evaluated, 0 skipped", "CIRCO val: 5 queries", "COCO objects: 8 queries",
-                 "fashion-iq shirt: 4 triplets evaluated, 2 skipped", "domain conversion: 6 queries evaluated"):
+    for task in (
+        "CIRR val: 6 queries evaluated, 0 skipped",
+        "CIRCO val: 5 queries",
+        "COCO objects: 8 queries",
+        "fashion-iq shirt: 4 triplets evaluated, 2 skipped",
+        "domain conversion: 6 queries evaluated",
+    ):
         assert task in caplog.text
     assert {"R@1", "R@5", "R@10", "Rs@1", "Rs@2", "Rs@3"} <= set(more["cirr"]["methods"]["pic2word"])
     assert {"mAP@5", "mAP@10"} <= set(more["circo"]["methods"]["pic2word"])
     assert more["coco_objects"]["n_queries"] == 8 and more["coco_objects"]["prompt"] == "with_class"
     assert set(more["circo"]["methods"]["pic2word"]["semantic_mAP@10"]) == set(circo.SEMANTIC_ASPECTS)
-    assert dc["queries"] == "all" and set(dc["n_queries_without_relevant"]) == {"cartoon", "origami", "toy", "sculpture"}
+    assert dc["queries"] == "all" and set(dc["n_queries_without_relevant"]) == {
+        "cartoon",
+        "origami",
+        "toy",
+        "sculpture",
+    }
     metrics = Path("results/paper/metrics")
     for task in PAPER_BENCHMARKS:
         saved = json.loads((metrics / f"{task}.json").read_text())
         assert saved["profile"] == "paper" and set(saved["methods"]) == METHODS, task
     subs = sorted(p.name for p in Path("results/paper/submissions").iterdir())
-    assert subs == ["circo_test_pic2word.json", "cirr_test1_recall_pic2word.json", "cirr_test1_recall_subset_pic2word.json"]
+    assert subs == [
+        "circo_test_pic2word.json",
+        "cirr_test1_recall_pic2word.json",
+        "cirr_test1_recall_subset_pic2word.json",
+    ]
     section = paper_section("results/paper")
     assert "Beside the published ViT-L/14 numbers" in section
     assert "Ours are on CIRR val, the papers' on CIRR test1" in section and "| Pic2Word: ours, CIRR val |" in section
-    assert "| SEARLE-XL: published, CIRCO test | 11.68 | 12.73 |" in section and "LinCIR: Gu et al., CVPR 2024" in section
+    assert (
+        "| SEARLE-XL: published, CIRCO test | 11.68 | 12.73 |" in section and "LinCIR: Gu et al., CVPR 2024" in section
+    )
     examples = tables.qualitative_examples(p, 0)
     assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
@@ -157,13 +209,20 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     training.train_seed(p, "pic2word", 0)
     shutil.copytree(ROOT / "notebooks", "notebooks")
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(["bash", "notebooks/run_notebook.sh", "08_more_benchmarks", "paper", "results/paper"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        ["bash", "notebooks/run_notebook.sh", "08_more_benchmarks", "paper", "results/paper"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Path("results/paper/notebooks/08_more_benchmarks.html").is_file()
     circo = json.loads(Path("results/paper/metrics/circo.json").read_text())
     assert circo["skipped"].startswith("not in paper_data.benchmarks")
-    assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {"lincir", "searle"}
+    assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {
+        "lincir",
+        "searle",
+    }
 
 
 def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
@@ -187,7 +246,17 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     first = run([BIN / "dvc", "repro", "pipelines/paper/dvc.yaml"], repo).stdout
-    for stage in ("prepare_data", "train_mapper", "train_lincir", "train_searle", "searle_oti", "domain_conversion", "fashion_iq", "qualitative", "more_benchmarks"):
+    for stage in (
+        "prepare_data",
+        "train_mapper",
+        "train_lincir",
+        "train_searle",
+        "searle_oti",
+        "domain_conversion",
+        "fashion_iq",
+        "qualitative",
+        "more_benchmarks",
+    ):
         assert f"Running stage 'pipelines/paper/dvc.yaml:{stage}'" in first
     metrics = repo / "results" / "paper" / "metrics"
     assert json.loads((metrics / "domain_conversion.json").read_text())["skipped"].startswith("not in paper_data")
@@ -195,7 +264,9 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
         assert set(json.loads((metrics / f"{task}.json").read_text())["methods"]) == METHODS, task
     assert len(list((repo / "results" / "paper" / "submissions").glob("*.json"))) == 3
     figures = repo / "results" / "paper" / "figures"
-    assert (figures / "qualitative_fashion_iq.png").stat().st_size > (figures / "qualitative_domain_conversion.png").stat().st_size
+    assert (figures / "qualitative_fashion_iq.png").stat().st_size > (
+        figures / "qualitative_domain_conversion.png"
+    ).stat().st_size
     # (Fashion-IQ: a grid of retrievals; ImageNet-R switched off: a one-line placeholder)
     assert not (repo / "results" / "metrics").exists()  # nothing of the demo's results is touched
 

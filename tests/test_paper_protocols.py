@@ -1,5 +1,6 @@
 """CIRR, CIRCO, COCO objects and the SEARLE Fashion-IQ variant against slow per-query references
 on fixtures in the real formats; the submission files; the real CIRCO annotations."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from p2w_lib.data.coco import read_queries as read_coco
 from p2w_lib.data.errors import DataFormatError
 from p2w_lib.data.fashion_iq import read_split, read_triplets
 from p2w_lib.data.images import load_rgb
-from p2w_lib.protocols import circo, cirr, coco_objects
+from p2w_lib.protocols import circo, cirr, coco_objects, submissions
 from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq, searle_query_texts
 from tests import paper_fixtures as fx
 from tests.conftest import SHARED
@@ -50,8 +51,13 @@ def per_method(clip, mapper, ref, prompt, text, alpha=0.8):
     image = F.normalize(ref, dim=0)
     t = clip.encode_text([text], normalize=True)[0]
     composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
-    return {"image_only": image, "text_only": t, "image_text": F.normalize(image + t, dim=0),
-            "slerp": slerp_reference(image, t, alpha), "pic2word": composed}
+    return {
+        "image_only": image,
+        "text_only": t,
+        "image_text": F.normalize(image + t, dim=0),
+        "slerp": slerp_reference(image, t, alpha),
+        "pic2word": composed,
+    }
 
 
 def ranked(query, gallery, names, drop=None):
@@ -69,7 +75,9 @@ def test_cirr_matches_slow_reference(data, clip, mapper):
     expected = {m: {"R@1": 0, "R@5": 0, "R@10": 0, "Rs@1": 0, "Rs@2": 0, "Rs@3": 0} for m in result["methods"]}
     for q in queries:
         ref = raw[names.index(q.reference)]
-        for method, vec in per_method(clip, mapper, ref, f"a photo of * , {q.caption}", q.caption, alpha=0.9).items():  # CIRR: the paper's 0.9
+        for method, vec in per_method(
+            clip, mapper, ref, f"a photo of * , {q.caption}", q.caption, alpha=0.9
+        ).items():  # CIRR: the paper's 0.9
             full = ranked(vec, gallery, names, drop=q.reference)
             subset = [n for n in full if n in q.members]
             for k in (1, 5, 10):
@@ -142,7 +150,10 @@ def test_circo_matches_slow_reference(data, clip, mapper, tmp_path, drop):
         for aspect in circo.SEMANTIC_ASPECTS:
             values = aspects[method].get(aspect)
             expected = 100 * sum(values) / len(values) if values else None
-            assert got["semantic_mAP@10"][aspect] == (pytest.approx(expected, abs=1e-3) if values else None), (method, aspect)
+            assert got["semantic_mAP@10"][aspect] == (pytest.approx(expected, abs=1e-3) if values else None), (
+                method,
+                aspect,
+            )
 
 
 def test_circo_test_submission_format(data, clip, mapper, tmp_path):
@@ -194,15 +205,19 @@ def test_searle_variant_matches_slow_reference(data, clip, mapper):
                 hits[method][k] += t.target in top[:k]
     for method, per_k in hits.items():
         for k, h in per_k.items():
-            assert result["methods"][method]["per_category"]["dress"][f"R@{k}"] == pytest.approx(100 * h / len(triplets), abs=1e-3)
+            assert result["methods"][method]["per_category"]["dress"][f"R@{k}"] == pytest.approx(
+                100 * h / len(triplets), abs=1e-3
+            )
 
 
 def test_searle_texts_strip_punctuation_and_use_both_orders():
     from p2w_lib.data.fashion_iq import Triplet
 
     texts = searle_query_texts(Triplet("a", "b", ("is red.", " has a logo, ")))
-    assert texts == [("a photo of * that is red and has a logo", "is red and has a logo"),
-                     ("a photo of * that has a logo and is red", "has a logo and is red")]
+    assert texts == [
+        ("a photo of * that is red and has a logo", "is red and has a logo"),
+        ("a photo of * that has a logo and is red", "has a logo and is red"),
+    ]
 
 
 @pytest.mark.skipif(not (SHARED / "reference" / "circo").is_dir(), reason="../shared/reference absent")
@@ -231,7 +246,10 @@ def test_coco_texts_follow_the_original_format():
     from p2w_lib.data.coco import ObjectQuery
 
     q = ObjectQuery("1.jpg", (0, 0, 1, 1), "dog", ("frisbee", "bench"))
-    assert coco_objects.texts_for(q) == ("a photo of * and dog and frisbee and bench", "a photo of dog and frisbee and bench")
+    assert coco_objects.texts_for(q) == (
+        "a photo of * and dog and frisbee and bench",
+        "a photo of dog and frisbee and bench",
+    )
     alone = ObjectQuery("2.jpg", (0, 0, 1, 1), "dog", ())
     assert coco_objects.texts_for(alone) == ("a photo of * and dog and ", "a photo of dog and ")  # as the original
     assert coco_objects.texts_for(q, "class_free")[0] == "a photo of * and frisbee and bench"
@@ -240,8 +258,6 @@ def test_coco_texts_follow_the_original_format():
 
 
 # -- test-server rules ----------------------------------------------------------------------
-
-from p2w_lib.protocols import submissions
 
 needs_cirr = pytest.mark.skipif(not (SHARED / "reference" / "cirr").is_dir(), reason="../shared/reference absent")
 
@@ -274,8 +290,11 @@ def test_cirr_rules_are_checked():
     for message, bad in cases.items():
         with pytest.raises(submissions.SubmissionError, match=message):
             submissions.check_cirr_submission(bad, [1, 2], "recall_subset")
-    big = {"version": "rc2", "metric": "recall", **{str(i): [f"test1-{i}-{j}-img0-padding-padding" for j in range(50)]
-                                                     for i in range(3000)}}
+    big = {
+        "version": "rc2",
+        "metric": "recall",
+        **{str(i): [f"test1-{i}-{j}-img0-padding-padding" for j in range(50)] for i in range(3000)},
+    }
     with pytest.raises(submissions.SubmissionError, match="over the server's 5,000,000"):
         submissions.check_cirr_submission(big, range(3000), "recall")
 

@@ -1,4 +1,5 @@
 """Prefix-cached composition against the full-context computation and the slow per-prompt reference."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,16 @@ from p2w_lib.clip.prefix_cache import PrefixCachedText, supports_prefix_cache
 from tests.conftest import tiny_clip
 from tests.test_composed import random_prompts, reference_composed
 
-EVAL_PROMPTS = ["a photo of *", "a cartoon of *", "a origami of *", "a photo of * , is red and has a white logo",
-                "* is red", "a photo of * , is striped", "a cartoon of *", "a toy of *"]
+EVAL_PROMPTS = [
+    "a photo of *",
+    "a cartoon of *",
+    "a origami of *",
+    "a photo of * , is red and has a white logo",
+    "* is red",
+    "a photo of * , is striped",
+    "a cartoon of *",
+    "a toy of *",
+]
 
 
 @pytest.mark.parametrize("model", ["p2w-tiny", "p2w-demo"])
@@ -49,7 +58,10 @@ def test_gradients_to_pseudo_tokens_equal_full_context(clip):
     tokens = ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
     weights = torch.randn(batch, clip.embed_dim, generator=torch.Generator().manual_seed(1))
     grads = []
-    for encode in (PrefixCachedText(clip.model).encode, lambda t, p: encode_composed_tokens(clip.model, t, p, truncate=False)):
+    for encode in (
+        PrefixCachedText(clip.model).encode,
+        lambda t, p: encode_composed_tokens(clip.model, t, p, truncate=False),
+    ):
         pseudo = torch.randn(batch, clip.token_dim, generator=torch.Generator().manual_seed(2)).requires_grad_()
         (encode(tokens, pseudo) * weights).sum().backward()
         grads.append(pseudo.grad)

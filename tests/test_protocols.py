@@ -1,4 +1,5 @@
 """Benchmark protocols against slow per-query references, and the loaders against the real files."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,13 @@ def test_domain_conversion_matches_slow_reference(world, clip, mapper):  # noqa:
             relevant = {j for j, (_, t) in enumerate(targets) if t == label + 1000 * p}
             image = F.normalize(ref, dim=0)
             composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
-            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0),
-                          "slerp": slerp_reference(image, text, 0.8), "pic2word": composed}
+            per_method = {
+                "image_only": image,
+                "text_only": text,
+                "image_text": F.normalize(image + text, dim=0),
+                "slerp": slerp_reference(image, text, 0.8),
+                "pic2word": composed,
+            }
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
                 for k in (10, 50):
@@ -62,7 +68,11 @@ def test_domain_conversion_matches_slow_reference(world, clip, mapper):  # noqa:
         for method in SCHEMA_METHODS:
             got = result["methods"][method]["per_domain"][domain]
             for k in (10, 50):
-                assert got[f"R@{k}"] == pytest.approx(100 * sums[method][k] / len(queries), abs=1e-3), (domain, method, k)
+                assert got[f"R@{k}"] == pytest.approx(100 * sums[method][k] / len(queries), abs=1e-3), (
+                    domain,
+                    method,
+                    k,
+                )
     assert result["metric"] == "true_recall" and result["n_queries"] == len(queries)
 
 
@@ -81,8 +91,13 @@ def test_fashion_iq_matches_slow_reference(world, clip, mapper):  # noqa: F811
             text = clip.encode_text([prompt], normalize=True)[0]  # official baselines: the prompt as text, `*` included
             image = F.normalize(ref, dim=0)
             composed = encode_composed(clip.model, clip.tokenizer, [prompt], mapper(ref[None]))[0]
-            per_method = {"image_only": image, "text_only": text, "image_text": F.normalize(image + text, dim=0),
-                          "slerp": slerp_reference(image, text, 0.8), "pic2word": composed}
+            per_method = {
+                "image_only": image,
+                "text_only": text,
+                "image_text": F.normalize(image + text, dim=0),
+                "slerp": slerp_reference(image, text, 0.8),
+                "pic2word": composed,
+            }
             for method, q in per_method.items():
                 ranked = ranking(q, gallery)
                 for k in (10, 50):
@@ -146,8 +161,15 @@ def test_fashion_iq_counts_unevaluable_triplets(world, clip, mapper, tmp_path, c
 
 
 def test_results_schema(world, clip, mapper):  # noqa: F811
-    result = evaluate_domain_conversion(clip, mapper, world, RENDITIONS, profile="demo", seed=3,
-                                        oracle_texts=json.loads((world / "oracle" / "domain_conversion.json").read_text()))
+    result = evaluate_domain_conversion(
+        clip,
+        mapper,
+        world,
+        RENDITIONS,
+        profile="demo",
+        seed=3,
+        oracle_texts=json.loads((world / "oracle" / "domain_conversion.json").read_text()),
+    )
     assert {"profile", "seed", "metric", "methods"} <= set(result) and result["seed"] == 3
     assert SCHEMA_METHODS | {"oracle_text"} == set(result["methods"])
     for scores in result["methods"].values():

@@ -1,5 +1,6 @@
 """The published numbers: every row names a registry method, a registry benchmark and metrics our
 protocols report, and the reports print each beside ours with its source."""
+
 from __future__ import annotations
 
 import math
@@ -47,5 +48,7 @@ def test_each_method_sits_beside_its_published_rows():
     assert not any("Slerp" in i for i in frame.index)  # no published Slerp row without a checked copy
     assert len(published_sources("cirr")) == len(published_for("cirr"))
     # A method we did not run gets no row; a benchmark nobody published gets an empty frame.
-    assert not any(i.startswith("LinCIR") for i in paper_comparison({"methods": {"pic2word": ours["pic2word"]}}, "cirr").index)
+    assert not any(
+        i.startswith("LinCIR") for i in paper_comparison({"methods": {"pic2word": ours["pic2word"]}}, "cirr").index
+    )
     assert paper_comparison({"skipped": "no data"}, "cirr").empty

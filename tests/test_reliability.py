@@ -1,5 +1,6 @@
 """Issue-14 reliability cases, each reproduced first: hostile or broken inputs, kills, concurrent
 runs. Each test names the case it covers."""
+
 from __future__ import annotations
 
 import io
@@ -57,7 +58,9 @@ def test_6_search_and_recompute_training_survive_the_broken_png(clip, tmp_path):
     hits = search(clip, mapper, paths[0], "is red", tmp_path / "gallery", k=3)
     assert len(hits) == 3 and all("zz_bad" not in str(p) for p, _ in hits)
     cfg = TrainConfig(batch_size=8, epochs=1, warmup_steps=1, recompute_image_features=True, max_bad_fraction=0.1)
-    run = train_mapper(clip, paths + [str(tmp_path / "gallery" / "zz_bad.png")], cfg, MapperConfig(hidden_dim=16), tmp_path / "run")
+    run = train_mapper(
+        clip, paths + [str(tmp_path / "gallery" / "zz_bad.png")], cfg, MapperConfig(hidden_dim=16), tmp_path / "run"
+    )
     assert run.steps == 2
 
 
@@ -86,12 +89,17 @@ def test_12_search_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypat
     write_images(gallery, 3)
     forged = "x.png\n  1  1.0000  /etc/passwd"
     escape = "\x1b[2J\x1b]0;owned\x07y.png"
-    monkeypatch.setattr("p2w_lib.app.cli.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)])
+    monkeypatch.setattr(
+        "p2w_lib.cli.search", lambda *a, **k: [(str(gallery / forged), 0.9), (str(gallery / escape), 0.8)]
+    )
     monkeypatch.setattr("p2w_lib.app.models.clip_for", lambda p, seed: None)
     monkeypatch.setattr("p2w_lib.app.models.token_mappers", lambda p, seed, clip: {"pic2word": None})
     monkeypatch.setattr("p2w_lib.app.profile.load_profile", lambda *a: type("P", (), {"seeds": (0,)})())
     monkeypatch.setattr("p2w_lib.app.models.require_trained", lambda p, seed: None)
-    assert cli.main(["search", "--image", str(gallery / "img_0000.png"), "--text", "is red", "--gallery", str(gallery)]) == 0
+    assert (
+        cli.main(["search", "--image", str(gallery / "img_0000.png"), "--text", "is red", "--gallery", str(gallery)])
+        == 0
+    )
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert len(lines) == 3 and "\x1b" not in out and "\x07" not in out  # header + one line per result
@@ -122,8 +130,12 @@ def test_10_hostile_or_wrong_tars_extract_nothing_and_say_why(tmp_path, case, mo
 
     monkeypatch.delattr(tarfile, "data_filter", raising=False)  # as on Python 3.11.0-3.11.3
     good = {"imagenet-r/n01/a.jpg": b"x"}
-    members = {"absolute": {**good, "/tmp/p2w-evil": b"x"}, "dotdot": {**good, "imagenet-r/../../evil": b"x"},
-               "symlink": good, "no_top_folder": {"n01/a.jpg": b"x"}}[case]
+    members = {
+        "absolute": {**good, "/tmp/p2w-evil": b"x"},
+        "dotdot": {**good, "imagenet-r/../../evil": b"x"},
+        "symlink": good,
+        "no_top_folder": {"n01/a.jpg": b"x"},
+    }[case]
     tar = _tar(tmp_path / "imagenet-r.tar", members, {"imagenet-r/link": "/etc/passwd"} if case == "symlink" else None)
     imgnet = tmp_path / "imgnet"
     imgnet.mkdir()
@@ -252,22 +264,31 @@ def test_5_a_truncated_shard_is_an_error_not_fewer_samples(tmp_path, cut):
     with tarfile.open(shard) as tar:
         members = tar.getmembers()
     third = members[len(members) // 3]
-    at = {"mid_member": third.offset_data + third.size // 2, "member_boundary": third.offset,
-          "no_end_marker": members[-1].offset_data + members[-1].size + 1}[cut]
+    at = {
+        "mid_member": third.offset_data + third.size // 2,
+        "member_boundary": third.offset,
+        "no_end_marker": members[-1].offset_data + members[-1].size + 1,
+    }[cut]
     shard.write_bytes(data[:at])
     with pytest.raises(DataFormatError, match="00000.tar: truncated shard"):
         read_shards(tmp_path / "shards")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("epochs", 0, "train.epochs: must be at least 1"), ("epochs", -2, "train.epochs: must be at least 1"),
-    ("max_steps", 0, "train.max_steps: must be null or at least 1"), ("batch_size", 0, "train.batch_size: must be > 0"),
-    ("batch_size", -8, "train.batch_size: must be > 0"), ("checkpoint_every", 0, "train.checkpoint_every: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("epochs", 0, "train.epochs: must be at least 1"),
+        ("epochs", -2, "train.epochs: must be at least 1"),
+        ("max_steps", 0, "train.max_steps: must be null or at least 1"),
+        ("batch_size", 0, "train.batch_size: must be > 0"),
+        ("batch_size", -8, "train.batch_size: must be > 0"),
+        ("checkpoint_every", 0, "train.checkpoint_every: must be at least 1"),
+    ],
+)
 def test_4_out_of_range_training_settings_fail_when_params_are_read(tmp_path, key, value, message):
     import yaml
-    from p2w_lib.app.profile import load_profile
 
+    from p2w_lib.app.profile import load_profile
     from p2w_lib.core.config import ConfigError
 
     root = Path(__file__).resolve().parents[1]
@@ -299,6 +320,7 @@ def test_2_fashion_iq_with_a_third_of_the_gallery_missing_fails_loudly(clip, tmp
     from p2w_lib.data.fashion_iq import read_split
     from p2w_lib.data.images import BadImagesError
     from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq
+
     root = tmp_path / "fiq"
     shutil.copytree(world / "fashion-iq", root)
     ids = read_split(root, "dress")
@@ -308,7 +330,9 @@ def test_2_fashion_iq_with_a_third_of_the_gallery_missing_fails_loudly(clip, tmp
     with pytest.raises(BadImagesError, match=r"of \d+ images skipped.*allowed 5.0%"):
         evaluate_fashion_iq(clip, mapper, root, categories=("dress",))
     with pytest.raises(BadImagesError, match="triplets have a missing or unreadable image"):
-        evaluate_fashion_iq(clip, mapper, root, categories=("dress",), max_bad_fraction=0.4)  # gallery passes, triplets not
+        evaluate_fashion_iq(
+            clip, mapper, root, categories=("dress",), max_bad_fraction=0.4
+        )  # gallery passes, triplets not
     result = evaluate_fashion_iq(clip, mapper, root, categories=("dress",), max_bad_fraction=0.9)  # accepted knowingly
     assert result["counts"]["dress"]["gallery_missing"] == len(ids[::3])
 
@@ -350,8 +374,14 @@ def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path)
     run([BIN / "dvc", "repro", "pretrain_clip"], repo)
     ckpt = repo / "models" / "tiny" / "mapper" / "seed0" / "mapper.pt"
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_mapper"], cwd=repo, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "dvc"), "repro", "train_mapper"],
+        cwd=repo,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import random
 
     target = random.Random(os.getpid()).randrange(3, 40)  # a random step (varies per run; printed on failure)
@@ -387,8 +417,14 @@ def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path)
     os.chdir(repo)
     try:
         p = profile.load_profile("params.yaml", "tiny")
-        clean = train_mapper(models.clip_for(p, 0), training_data.training_images(p), replace(p.train, seed=0), p.mapper,
-                             tmp_path / "clean", cache_dir=p.cache_dir)
+        clean = train_mapper(
+            models.clip_for(p, 0),
+            training_data.training_images(p),
+            replace(p.train, seed=0),
+            p.mapper,
+            tmp_path / "clean",
+            cache_dir=p.cache_dir,
+        )
     finally:
         os.chdir(cwd)
     for name, value in clean.mapper.state_dict().items():
@@ -397,14 +433,17 @@ def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path)
 
 # -- unclear errors: each now names the file (or setting) and the fix --------------------------
 
-@pytest.mark.parametrize("text, message", [
-    ("profile: demo\nprofiles: {demo: [1, 2\n", r"params.yaml:\d+:\d+: not valid YAML"),
-    ("", "params.yaml: expected the settings .* the file is empty"),
-    ("profile: tiny\nprofiles: {}\nprofle: demo\n", r"unknown top-level setting\(s\) \['profle'\]"),
-])
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("profile: demo\nprofiles: {demo: [1, 2\n", r"params.yaml:\d+:\d+: not valid YAML"),
+        ("", "params.yaml: expected the settings .* the file is empty"),
+        ("profile: tiny\nprofiles: {}\nprofle: demo\n", r"unknown top-level setting\(s\) \['profle'\]"),
+    ],
+)
 def test_params_file_errors_name_the_file_and_line(tmp_path, text, message):
     from p2w_lib.app.profile import load_profile
-
     from p2w_lib.core.config import ConfigError
 
     (tmp_path / "params.yaml").write_text(text)
@@ -421,7 +460,7 @@ def test_caption_list_encodings(tmp_path):
     with pytest.raises(DataFormatError, match=r"latin.tsv:2: not UTF-8 text .*iconv"):
         read_image_caption_list(latin)
     bom = tmp_path / "bom.tsv"
-    bom.write_bytes("\ufefffilepath\ttitle\na.jpg\tun café\n".encode("utf-8"))
+    bom.write_bytes("\ufefffilepath\ttitle\na.jpg\tun café\n".encode())
     assert read_image_caption_list(bom) == [(str(tmp_path / "a.jpg"), "un café")]
 
 
@@ -431,18 +470,25 @@ def test_annotation_files_of_the_wrong_kind_are_clear_errors(tmp_path, reader, c
     from p2w_lib.data import circo, cirr, coco, fashion_iq
     from p2w_lib.data.errors import DataFormatError
 
-    files = {"fiq_captions": "captions/cap.dress.val.json", "fiq_split": "image_splits/split.dress.val.json",
-             "cirr_captions": "captions/cap.rc2.val.json", "cirr_split": "image_splits/split.rc2.val.json",
-             "circo": "annotations/val.json", "coco": "annotations/instances_val2017.json"}
+    files = {
+        "fiq_captions": "captions/cap.dress.val.json",
+        "fiq_split": "image_splits/split.dress.val.json",
+        "cirr_captions": "captions/cap.rc2.val.json",
+        "cirr_split": "image_splits/split.rc2.val.json",
+        "circo": "annotations/val.json",
+        "coco": "annotations/instances_val2017.json",
+    }
     path = tmp_path / files[reader]
     path.parent.mkdir(parents=True)
     path.write_text(content)
-    call = {"fiq_captions": lambda: fashion_iq.read_triplets(tmp_path, "dress"),
-            "fiq_split": lambda: fashion_iq.read_split(tmp_path, "dress"),
-            "cirr_captions": lambda: cirr.read_queries(tmp_path, "val"),
-            "cirr_split": lambda: cirr.read_image_split(tmp_path, "val"),
-            "circo": lambda: circo.read_queries(tmp_path, "val"),
-            "coco": lambda: coco.build_object_queries(tmp_path, tmp_path / "out")}[reader]
+    call = {
+        "fiq_captions": lambda: fashion_iq.read_triplets(tmp_path, "dress"),
+        "fiq_split": lambda: fashion_iq.read_split(tmp_path, "dress"),
+        "cirr_captions": lambda: cirr.read_queries(tmp_path, "val"),
+        "cirr_split": lambda: cirr.read_image_split(tmp_path, "val"),
+        "circo": lambda: circo.read_queries(tmp_path, "val"),
+        "coco": lambda: coco.build_object_queries(tmp_path, tmp_path / "out"),
+    }[reader]
     with pytest.raises(DataFormatError, match=rf"{path.name}: the .* (must be a JSON|is empty)"):
         call()
 
@@ -459,23 +505,32 @@ def test_coco_annotation_with_an_unknown_id_names_it(tmp_path):
     data = json.loads(path.read_text())
     data["annotations"][3]["category_id"] = 999
     path.write_text(json.dumps(data))
-    with pytest.raises(DataFormatError, match=r"instances_val2017.json: annotation 11 names image_id 2 / category_id 999"):
+    with pytest.raises(
+        DataFormatError, match=r"instances_val2017.json: annotation 11 names image_id 2 / category_id 999"
+    ):
         build_object_queries(tmp_path / "coco", tmp_path / "out")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--k", "0"], "k=0: ask for at least one result"),
-    (["--text", "a * and *"], "has 2 placeholders"),
-    (["--gallery", "EMPTY"], "no image files .* the gallery is empty"),
-    (["--image", "nothing.png"], "nothing.png: query image not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--k", "0"], "k=0: ask for at least one result"),
+        (["--text", "a * and *"], "has 2 placeholders"),
+        (["--gallery", "EMPTY"], "no image files .* the gallery is empty"),
+        (["--image", "nothing.png"], "nothing.png: query image not found"),
+    ],
+)
 def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, monkeypatch, args, message):
     from p2w_lib.app import cli, models
 
     monkeypatch.setattr(models, "clip_for", lambda *a: pytest.fail("models loaded before the inputs were checked"))
     write_images(tmp_path / "gallery", 2)
     (tmp_path / "EMPTY").mkdir()
-    base = {"--image": str(tmp_path / "gallery" / "img_0000.png"), "--text": "is red", "--gallery": str(tmp_path / "gallery")}
+    base = {
+        "--image": str(tmp_path / "gallery" / "img_0000.png"),
+        "--text": "is red",
+        "--gallery": str(tmp_path / "gallery"),
+    }
     given = dict(zip(args[::2], args[1::2]))
     given = {k: (str(tmp_path / v) if k in ("--gallery", "--image") else v) for k, v in given.items()}
     argv = ["search"] + [x for kv in {**base, **given}.items() for x in kv]
@@ -491,11 +546,28 @@ def test_a_mapper_for_another_clip_is_one_line_not_a_traceback(clip, tmp_path, c
     from tests.conftest import tiny_clip
 
     other = tiny_clip(1)
-    save_mapper_checkpoint(tmp_path / "m.pt", Mapper(other.embed_dim, other.token_dim, hidden_dim=8), MapperConfig(hidden_dim=8),
-                           other.identity)
+    save_mapper_checkpoint(
+        tmp_path / "m.pt",
+        Mapper(other.embed_dim, other.token_dim, hidden_dim=8),
+        MapperConfig(hidden_dim=8),
+        other.identity,
+    )
     write_images(tmp_path / "gallery", 2)
-    argv = ["search", "--image", str(tmp_path / "gallery" / "img_0000.png"), "--text", "is red", "--gallery",
-            str(tmp_path / "gallery"), "--mapper", str(tmp_path / "m.pt"), "--clip", "p2w-tiny", "--pretrained", ""]
+    argv = [
+        "search",
+        "--image",
+        str(tmp_path / "gallery" / "img_0000.png"),
+        "--text",
+        "is red",
+        "--gallery",
+        str(tmp_path / "gallery"),
+        "--mapper",
+        str(tmp_path / "m.pt"),
+        "--clip",
+        "p2w-tiny",
+        "--pretrained",
+        "",
+    ]
     code = cli.main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "mapper was trained on CLIP" in err
@@ -520,11 +592,15 @@ def test_a_missing_weights_file_fails_before_data_prep(tmp_path, monkeypatch):
     params["profiles"]["paper"]["clip"]["pretrained"] = str(tmp_path / "ViT-L-14.pt")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr("p2w_lib.app.paper_data.prepare_paper_data", lambda *a: pytest.fail("data prep ran first"))
-    with pytest.raises(FileNotFoundError, match=r"profiles.paper.clip.pretrained: weights file .*ViT-L-14.pt not found"):
+    with pytest.raises(
+        FileNotFoundError, match=r"profiles.paper.clip.pretrained: weights file .*ViT-L-14.pt not found"
+    ):
         prepare.prepare_data(profile.load_profile(tmp_path / "params.yaml", "paper"))
 
 
-def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipeline(clip, tmp_path, monkeypatch, caplog):
+def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipeline(
+    clip, tmp_path, monkeypatch, caplog
+):
     """Model folders persist under DVC, and DVC re-runs training when its code changes: the pipeline
     must then retrain, not reuse the finished checkpoint of the old code."""
     from p2w_lib import MapperConfig, TrainConfig
@@ -533,12 +609,16 @@ def test_1_a_finished_checkpoint_of_other_training_code_is_retrained_by_the_pipe
 
     paths = write_images(tmp_path / "images", 16)
     cfg, mcfg = TrainConfig(batch_size=8, epochs=1, warmup_steps=1), MapperConfig(hidden_dim=8)
-    first = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
+    first = train.train_mapper(
+        clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True
+    )
     assert read_checkpoint(first.checkpoint)["code"] == train.code_fingerprint(train.__name__)
     monkeypatch.setattr(train, "code_fingerprint", lambda modules: "other-code")
     direct = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache")
     assert read_checkpoint(direct.checkpoint)["code"] != "other-code"  # a direct call resumes (here: finished)
-    again = train.train_mapper(clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True)
+    again = train.train_mapper(
+        clip, paths, cfg, mcfg, tmp_path / "run", cache_dir=tmp_path / "cache", restart_on_change=True
+    )
     assert read_checkpoint(again.checkpoint)["code"] == "other-code"  # retrained by the new code
     assert "training code" in caplog.text and "starting over" in caplog.text
 

@@ -1,5 +1,6 @@
 """The typed results documents: what a grouped document declares, and clear errors for files that
 are not results documents."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ def test_files_that_are_not_results_documents_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"cirr.json: not a results document .*dvc repro"):
         load_result(bad)
     old = tmp_path / "domain_conversion.json"
-    old.write_text(json.dumps({"profile": "demo", "seed": 0, "metric": "true_recall", "methods": {}, "group_key": "per_domain"}))
+    old.write_text(
+        json.dumps({"profile": "demo", "seed": 0, "metric": "true_recall", "methods": {}, "group_key": "per_domain"})
+    )
     with pytest.raises(ValueError, match=r"domain_conversion.json: a grouped results document needs both"):
         load_result(old)
     skipped = tmp_path / "circo.json"

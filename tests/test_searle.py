@@ -1,6 +1,7 @@
 """SEARLE: the concept substitute, OTI and the distilled phi, each against a slow reference written
 from the original's definition (miccunifi/SEARLE), plus training (learns, resumes exactly) and
 the pipeline's switch."""
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,18 @@ from tests.conftest import tiny_world
 from tests.text_reference import swapped_embedding_encode
 
 CAPTIONS = [
-    "a photo of a red dress", "a red car on the road", "a sketch of a small red house", "the house by the lake",
-    "a dress with long sleeves", "a small dog and a small cat", "a cat on the red sofa", "an old house",
-    "a dog in the snow", "a car near a house", "the lake at night", "two dogs and a car",
+    "a photo of a red dress",
+    "a red car on the road",
+    "a sketch of a small red house",
+    "the house by the lake",
+    "a dress with long sleeves",
+    "a small dog and a small cat",
+    "a cat on the red sofa",
+    "an old house",
+    "a dog in the snow",
+    "a car near a house",
+    "the lake at night",
+    "two dogs and a car",
 ]
 
 
@@ -45,12 +55,13 @@ def phrases(clip):
 
 # -- concepts: the offline substitute ----------------------------------------------------------------
 
+
 def test_concepts_are_content_words_that_enough_captions_use(phrases):
     assert phrases.concepts == ["car", "cat", "dog", "dress", "house", "lake", "red", "small"]  # no determiner
     assert content_words("the cat is on a mat") == ["cat", "mat"]
     for c, o, n in zip(phrases.concepts, phrases.offset.tolist(), phrases.count.tolist()):
         assert 1 <= n <= 3
-        assert all(c in content_words(p) for p in phrases.phrases[o:o + n])
+        assert all(c in content_words(p) for p in phrases.phrases[o : o + n])
 
 
 def test_masking_replaces_whole_words_first_or_every_occurrence():
@@ -63,7 +74,7 @@ def test_a_phrase_whose_concept_is_cut_by_the_context_is_dropped(clip):
     long = "a " + " ".join(["big"] * 90) + " zebra"
     ph = concept_phrases(clip, [long, "a zebra", "the zebra"], min_count=2, per_concept=5)
     zebra = ph.concepts.index("zebra")
-    assert long not in ph.phrases[ph.offset[zebra]:ph.offset[zebra] + ph.count[zebra]]
+    assert long not in ph.phrases[ph.offset[zebra] : ph.offset[zebra] + ph.count[zebra]]
     assert ph.first.star.any(dim=1).all() and ph.every.star.any(dim=1).all()
 
 
@@ -71,8 +82,9 @@ def test_concept_embeddings_average_the_templates_and_top_concepts_rank_by_cosin
     concepts = ["cat", "dog", "house"]
     feats = concept_embeddings(clip, concepts)
     for row, c in zip(feats, concepts):
-        ref = F.normalize(F.normalize(clip.encode_text([t.format(c) for t in TEMPLATES], normalize=False), dim=-1)
-                          .mean(0), dim=0)
+        ref = F.normalize(
+            F.normalize(clip.encode_text([t.format(c) for t in TEMPLATES], normalize=False), dim=-1).mean(0), dim=0
+        )
         assert torch.allclose(row, ref, atol=1e-5)
     images = torch.randn(5, clip.embed_dim)
     top = top_concepts(images, feats, k=2)
@@ -86,14 +98,18 @@ def test_oti_draws_are_uniform_over_each_images_phrases(phrases):
     concepts_of = torch.tensor([[phrases.concepts.index("dress"), phrases.concepts.index("small")]])
     gen = torch.Generator().manual_seed(0)
     rows = torch.cat([draw(concepts_of, phrases, len(TEMPLATES), gen).phrase for _ in range(3000)])
-    allowed = {r for c in concepts_of[0].tolist()
-               for r in range(int(phrases.offset[c]), int(phrases.offset[c] + phrases.count[c]))}
+    allowed = {
+        r
+        for c in concepts_of[0].tolist()
+        for r in range(int(phrases.offset[c]), int(phrases.offset[c] + phrases.count[c]))
+    }
     assert set(rows.tolist()) == allowed
     expected = 3000 / len(allowed)
     assert all(abs((rows == r).sum().item() - expected) < 5 * math.sqrt(expected) for r in allowed)
 
 
 # -- the losses, against references from the definition ---------------------------------------------
+
 
 def test_distillation_loss_equals_the_originals_definition():
     torch.manual_seed(0)
@@ -129,8 +145,11 @@ def test_phi_loss_equals_the_reference_built_from_the_definition(clip, phrases):
     phi = Phi(PhiShape(clip.embed_dim, 32, clip.token_dim, 0.0)).eval()
     feats, oti = torch.randn(4, clip.embed_dim), torch.randn(4, clip.token_dim)
     small = phrases.concepts.index("small")
-    twice = [r for r in range(int(phrases.offset[small]), int(phrases.offset[small] + phrases.count[small]))
-             if phrases.phrases[r] == "a small dog and a small cat"]
+    twice = [
+        r
+        for r in range(int(phrases.offset[small]), int(phrases.offset[small] + phrases.count[small]))
+        if phrases.phrases[r] == "a small dog and a small cat"
+    ]
     rows = torch.tensor(twice * 2 + [0, 3])  # "small ... small": every occurrence masked
     cfg = SEARLEConfig(lambda_distil=1.0, lambda_reg=0.75, temperature=0.25)
     loss = searle_phi_loss(clip, phi, feats, oti, rows, phrases, cfg)
@@ -157,8 +176,18 @@ def test_phi_phrases_come_from_the_images_top_concepts(phrases):
 
 # -- OTI and training --------------------------------------------------------------------------------
 
-OTI = SEARLEConfig(oti_steps=30, oti_batch_size=4, oti_lr=2e-2, oti_top_k=2, batch_size=4, steps=12, lr=1e-3,
-                   hidden_mult=1, checkpoint_every=5, top_k=3)
+OTI = SEARLEConfig(
+    oti_steps=30,
+    oti_batch_size=4,
+    oti_lr=2e-2,
+    oti_top_k=2,
+    batch_size=4,
+    steps=12,
+    lr=1e-3,
+    hidden_mult=1,
+    checkpoint_every=5,
+    top_k=3,
+)
 
 
 def test_oti_makes_the_templates_read_as_the_image(clip, phrases):
@@ -243,8 +272,10 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     phi = Phi(PhiShape(clip.embed_dim, 4 * clip.embed_dim, clip.token_dim, 0.5))
     torch.save({"epoch": 100, "Phi": phi.state_dict()}, tmp_path / "SEARLE_ViTL14.pt")
     p = profile.load_profile(Path(__file__).resolve().parents[1] / "params.yaml", "tiny")
-    p = p.with_sections(eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
-                lincir=replace(p.lincir, enabled=False))
+    p = p.with_sections(
+        eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
+        lincir=replace(p.lincir, enabled=False),
+    )
     p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
     mappers = models.token_mappers(p, 0, clip)
@@ -265,12 +296,23 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
 
     p = tiny_world(tmp_path, monkeypatch)
     n = p.searle.oti_images
-    assert training_data.searle_images(p, subset_seed=1) != training_data.searle_images(p)  # the ablation's draw is not the pipeline's
+    assert training_data.searle_images(p, subset_seed=1) != training_data.searle_images(
+        p
+    )  # the ablation's draw is not the pipeline's
     mapper = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=16).eval()
     monkeypatch.setattr(searle_ablation, "clip_for", lambda *a: clip)
     monkeypatch.setattr(searle_ablation, "mapper_for", lambda *a: mapper)
-    args = argparse.Namespace(params="params.yaml", profile="tiny", images=n, oti_steps=3, ema_decay=0.9, steps=4,
-                              lr=1e-3, seed=0, subset_seed=1)
+    args = argparse.Namespace(
+        params="params.yaml",
+        profile="tiny",
+        images=n,
+        oti_steps=3,
+        ema_decay=0.9,
+        steps=4,
+        lr=1e-3,
+        seed=0,
+        subset_seed=1,
+    )
     row = searle_ablation.run(args)
     run = tmp_path / "runs" / "searle_ablation" / row["setting"]
     phi = load_phi(run / "phi.pt", clip)
@@ -282,6 +324,7 @@ def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path,
 
 
 # -- SEARLE-OTI: the inversion at query time -----------------------------------------------------------
+
 
 def test_query_tokens_are_the_inversion_of_each_distinct_reference_image(clip, phrases):
     """A reference listed in several queries is inverted once, and its token is what oti.invert makes
@@ -320,6 +363,7 @@ def test_query_tokens_of_later_calls_continue_the_batch_numbering(clip, phrases)
 
 # -- SEARLE-OTI's own stage: the token store the evaluation stages read ------------------------------
 
+
 def _tiny_oti_profile(tmp_path, monkeypatch, clip):
     from dataclasses import replace
 
@@ -336,12 +380,15 @@ def _searle_oti_scores(p, clip, oti) -> dict:
     """SEARLE-OTI's scores on the profile's evaluated benchmarks, in stage order, with network `oti`."""
     from p2w_lib.app.benchmarks import BENCHMARKS, EvalContext
 
-    return {name: BENCHMARKS[name].evaluate(EvalContext(p, 0, clip, {"searle_oti": oti}))["methods"]["searle_oti"]
-            for name in ("domain_conversion", "fashion_iq")}
+    return {
+        name: BENCHMARKS[name].evaluate(EvalContext(p, 0, clip, {"searle_oti": oti}))["methods"]["searle_oti"]
+        for name in ("domain_conversion", "fashion_iq")
+    }
 
 
 def test_the_searle_oti_stage_stores_the_tokens_that_evaluation_reads_and_inverts_nothing_more(
-        clip, tmp_path, monkeypatch, caplog):
+    clip, tmp_path, monkeypatch, caplog
+):
     from p2w_lib.app import evaluation, models
     from p2w_lib.training.checkpoint import read_checkpoint
 
@@ -374,7 +421,9 @@ def test_a_stale_searle_oti_store_is_refused_at_evaluation_and_redone_by_the_sta
     assert "searle_oti" in models.token_mappers(other, 0, clip)
 
 
-def test_the_searle_oti_stage_switched_off_leaves_a_note_and_evaluation_leaves_the_method_out(clip, tmp_path, monkeypatch):
+def test_the_searle_oti_stage_switched_off_leaves_a_note_and_evaluation_leaves_the_method_out(
+    clip, tmp_path, monkeypatch
+):
     from dataclasses import replace
 
     from p2w_lib.app import evaluation, models
@@ -396,8 +445,12 @@ def test_own_image_first_matches_a_one_query_at_a_time_reference(clip):
     tokens = torch.randn(7, clip.token_dim) * 0.02
     tokens[5] = tokens[3]  # two equal tokens: at most one of them can find its own image
     with torch.no_grad():
-        queries = [encode_composed_tokens(clip.model, tokenize_prompts(clip.model, clip.tokenizer, ["a photo of *"]),
-                                          tokens[i:i + 1])[0] for i in range(7)]  # one at a time, [D] each
+        queries = [
+            encode_composed_tokens(
+                clip.model, tokenize_prompts(clip.model, clip.tokenizer, ["a photo of *"]), tokens[i : i + 1]
+            )[0]
+            for i in range(7)
+        ]  # one at a time, [D] each
     images = torch.randn(7, clip.embed_dim)
     images[:4] = 3 * torch.stack(queries[:4])  # unnormalised images that match their tokens' prompts exactly
     images[5] = 3 * queries[5]

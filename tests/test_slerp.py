@@ -1,4 +1,5 @@
 """Slerp against its formula written out per query, its invariants, and the alpha each protocol uses."""
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,10 @@ def test_the_papers_alpha_per_benchmark():
 def test_compose_queries_takes_the_benchmarks_alpha(clip):
     feats = torch.randn(3, clip.embed_dim)
     prompts = ["a photo of * , is red"] * 3
-    asked = {b: compose_queries(clip, None, feats, prompts, methods=["image_only", "text_only", "slerp"], benchmark=b)
-             for b in ("domain_conversion", "cirr")}
+    asked = {
+        b: compose_queries(clip, None, feats, prompts, methods=["image_only", "text_only", "slerp"], benchmark=b)
+        for b in ("domain_conversion", "cirr")
+    }
     out = {0.8: asked["domain_conversion"], 0.9: asked["cirr"]}
     for a, q in out.items():
         expected = torch.stack([slerp_reference(q["image_only"][i], q["text_only"][i], a) for i in range(3)])
@@ -66,8 +69,15 @@ def test_compose_queries_takes_the_benchmarks_alpha(clip):
 def test_a_chosen_alpha_overrides_the_benchmarks(clip):
     feats = torch.randn(2, clip.embed_dim)
     prompts = ["a photo of * , is red"] * 2
-    q = compose_queries(clip, None, feats, prompts, methods=["image_only", "text_only", "slerp"], benchmark="cirr",
-                        slerp_alpha=0.3)
+    q = compose_queries(
+        clip,
+        None,
+        feats,
+        prompts,
+        methods=["image_only", "text_only", "slerp"],
+        benchmark="cirr",
+        options={"slerp": {"alpha": 0.3}},
+    )
     expected = torch.stack([slerp_reference(q["image_only"][i], q["text_only"][i], 0.3) for i in range(2)])
     assert torch.allclose(q["slerp"], expected, atol=1e-6)
 

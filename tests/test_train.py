@@ -1,4 +1,5 @@
 """Mapper training: learns, logs, checkpoints atomically, and resumes to the same result."""
+
 from __future__ import annotations
 
 import csv

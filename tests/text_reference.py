@@ -1,4 +1,5 @@
 """The slow reference every pseudo-token method's loss is tested against (LinCIR, SEARLE)."""
+
 from __future__ import annotations
 
 import copy

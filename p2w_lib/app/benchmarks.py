@@ -8,10 +8,12 @@ library; these adapters are the application side.
 Adding a benchmark: a protocol module, one adapter below, and one `Benchmark(...)` line in
 `BENCHMARKS` (docs/extending.md shows one).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.protocols import circo, cirr, coco_objects
@@ -62,16 +64,29 @@ class Benchmark:
 def _domain_conversion(ctx: EvalContext) -> dict:
     p = ctx.profile
     return evaluate_domain_conversion(
-        ctx.clip, ctx.mapper, p.world_dir, p.source.rendition_domains, ks=p.eval.ks,
-        oracle_texts=p.source.oracle_texts(p, "domain_conversion"), queries=p.eval.imagenet_r_queries, **ctx.common, **ctx.labels,
+        ctx.clip,
+        ctx.mapper,
+        p.world_dir,
+        p.source.rendition_domains,
+        ks=p.eval.ks,
+        oracle_texts=p.source.oracle_texts(p, "domain_conversion"),
+        queries=p.eval.imagenet_r_queries,
+        **ctx.common,
+        **ctx.labels,
     )
 
 
 def _fashion_iq(ctx: EvalContext) -> dict:
     p = ctx.profile
     return evaluate_fashion_iq(
-        ctx.clip, ctx.mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, oracle_texts=p.source.oracle_texts(p, "fashion_iq"),
-        prompt_style=p.eval.fashion_iq_prompt, **ctx.common, **ctx.labels,
+        ctx.clip,
+        ctx.mapper,
+        p.world_dir / "fashion-iq",
+        ks=p.eval.ks,
+        oracle_texts=p.source.oracle_texts(p, "fashion_iq"),
+        prompt_style=p.eval.fashion_iq_prompt,
+        **ctx.common,
+        **ctx.labels,
     )
 
 
@@ -95,17 +110,27 @@ def _circo(ctx: EvalContext) -> dict:
 
 def _coco_objects(ctx: EvalContext) -> dict:
     p = ctx.profile
-    return coco_objects.evaluate_coco_objects(ctx.clip, ctx.mapper, p.world_dir / "coco", p.prepared_dir / "coco",
-                                              prompt=p.eval.coco_prompt, **ctx.labels, **ctx.common)
+    return coco_objects.evaluate_coco_objects(
+        ctx.clip,
+        ctx.mapper,
+        p.world_dir / "coco",
+        p.prepared_dir / "coco",
+        prompt=p.eval.coco_prompt,
+        **ctx.labels,
+        **ctx.common,
+    )
 
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
-    Benchmark("domain_conversion", "04_domain_conversion", _domain_conversion),
-    Benchmark("fashion_iq", "05_fashion_iq", _fashion_iq),
-    Benchmark("cirr", "08_more_benchmarks", _cirr),
-    Benchmark("circo", "08_more_benchmarks", _circo, summary_keys=("mAP@10",)),
-    Benchmark("coco_objects", "08_more_benchmarks", _coco_objects),
-)}
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("domain_conversion", "04_domain_conversion", _domain_conversion),
+        Benchmark("fashion_iq", "05_fashion_iq", _fashion_iq),
+        Benchmark("cirr", "08_more_benchmarks", _cirr),
+        Benchmark("circo", "08_more_benchmarks", _circo, summary_keys=("mAP@10",)),
+        Benchmark("coco_objects", "08_more_benchmarks", _coco_objects),
+    )
+}
 BENCHMARK_NAMES: tuple[str, ...] = tuple(BENCHMARKS)
 
 

@@ -5,6 +5,7 @@ tampered download never lands under data/. A file already in place with the righ
 not fetched again. `source` may be an https URL, a file:// URL or a local path (for machines
 without internet: download elsewhere, copy the file over, point the source at it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,10 +28,16 @@ class RemoteFile:
 
 # Pic2Word's ImageNet-R domain-conversion lists (Apache-2.0), with the checksums of the published files.
 PIC2WORD_IMAGENET_LISTS = (
-    RemoteFile("imgnet/imgnet_real_query.txt", f"{PIC2WORD_RAW}/imgnet/imgnet_real_query.txt",
-               "cd19c2d76f7fee0c47afba6dfc182c3fd5dbf800c0a80149feca6e0547936d1e"),
-    RemoteFile("imgnet/imgnet_targets.txt", f"{PIC2WORD_RAW}/imgnet/imgnet_targets.txt",
-               "4cc6b22d493b783f2f7fce356276096c0d5ec38be95bd3a3349c8458b8a4a311"),
+    RemoteFile(
+        "imgnet/imgnet_real_query.txt",
+        f"{PIC2WORD_RAW}/imgnet/imgnet_real_query.txt",
+        "cd19c2d76f7fee0c47afba6dfc182c3fd5dbf800c0a80149feca6e0547936d1e",
+    ),
+    RemoteFile(
+        "imgnet/imgnet_targets.txt",
+        f"{PIC2WORD_RAW}/imgnet/imgnet_targets.txt",
+        "4cc6b22d493b783f2f7fce356276096c0d5ec38be95bd3a3349c8458b8a4a311",
+    ),
 )
 
 
@@ -44,7 +51,9 @@ _FIQ_SHA256 = {
     "image_splits/split.toptee.val.json": "ee42b2505275dd7a19b11ddb88c9264aab2d77f4e59b075fb1c7c3095d02f412",
 }
 # Fashion-IQ's validation captions and splits (CDLA), with the checksums of the released files.
-FASHION_IQ_VAL_FILES = tuple(RemoteFile(f"fashion-iq/{name}", f"{FASHION_IQ_RAW}/{name}", sha) for name, sha in _FIQ_SHA256.items())
+FASHION_IQ_VAL_FILES = tuple(
+    RemoteFile(f"fashion-iq/{name}", f"{FASHION_IQ_RAW}/{name}", sha) for name, sha in _FIQ_SHA256.items()
+)
 
 
 class ChecksumError(RuntimeError):
@@ -62,7 +71,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def _copy_stream(response, out, total: int | None, desc: str) -> None:
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=not total or total < (1 << 24)) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=not total or total < (1 << 24)
+    ) as bar:
         while block := response.read(1 << 20):
             out.write(block)
             bar.update(len(block))
@@ -93,8 +104,10 @@ def fetch_verified(source: str, dest: str | Path, sha256: str | None, timeout: f
             ) from err
         got = sha256_file(tmp) if sha256 else None
         if got != sha256:
-            raise ChecksumError(f"{source}: sha256 {got} differs from the expected {sha256}; {dest} was not written. "
-                                "The source changed or the download is corrupt: fetch it again or check the URL.")
+            raise ChecksumError(
+                f"{source}: sha256 {got} differs from the expected {sha256}; {dest} was not written. "
+                "The source changed or the download is corrupt: fetch it again or check the URL."
+            )
     return dest
 
 
@@ -104,8 +117,10 @@ def fetch_pic2word_lists(root: str | Path, sources: dict[str, str] | None = None
     sources: optional list name -> URL or local path replacing the public URL.
     """
     sources = sources or {}
-    return [fetch_verified(sources.get(Path(f.name).name, f.url), Path(root) / f.name, f.sha256)
-            for f in PIC2WORD_IMAGENET_LISTS]
+    return [
+        fetch_verified(sources.get(Path(f.name).name, f.url), Path(root) / f.name, f.sha256)
+        for f in PIC2WORD_IMAGENET_LISTS
+    ]
 
 
 def fetch_missing(root: str | Path, files: tuple[RemoteFile, ...], base: str | None = None) -> list[str]:

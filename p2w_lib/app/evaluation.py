@@ -36,8 +36,11 @@ def invert_query_images(p) -> dict[int, int]:
     stopped stage resumes from it.
     Switched off (`eval.searle_oti: false`), it inverts nothing and leaves a note."""
     counts: dict[int, int] = {}
-    if not _switch_note(p.models_dir / "searle_oti", p.eval.searle_oti,
-                        "eval.searle_oti is false in params.yaml: no query image was inverted"):
+    if not _switch_note(
+        p.models_dir / "searle_oti",
+        p.eval.searle_oti,
+        "eval.searle_oti is false in params.yaml: no query image was inverted",
+    ):
         return counts
     for seed in p.seeds:
         clip, store = models.clip_for(p, seed), p.oti_store_path(seed)
@@ -71,7 +74,9 @@ def evaluate_benchmark(p, name: str, seed: int, clip: FrozenClip | None = None, 
     if (skipped := _switched_off(p, name, seed)) is not None:
         return skipped
     clip = clip or models.clip_for(p, seed)
-    ctx = EvalContext(profile=p, seed=seed, clip=clip, mapper=mapper if mapper is not None else models.token_mappers(p, seed, clip))
+    ctx = EvalContext(
+        profile=p, seed=seed, clip=clip, mapper=mapper if mapper is not None else models.token_mappers(p, seed, clip)
+    )
     result = BENCHMARKS[name].evaluate(ctx)
     _record(p, name, seed, result)
     return result

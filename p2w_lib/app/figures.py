@@ -3,12 +3,13 @@
 No backend is forced here: in JupyterLab (and under papermill) the inline backend shows each figure
 in its cell and embeds it in the executed notebook; without a display matplotlib falls back to Agg.
 """
+
 from __future__ import annotations
 
 import csv
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
@@ -47,8 +48,9 @@ def image_grid(rows: Sequence[Sequence[str]], row_labels: Sequence[str], title: 
     return fig
 
 
-def loss_curves(logs: dict[str, str | Path], y: str = "loss", title: str = "training loss",
-                steps_per_epoch: int | None = None) -> Figure:
+def loss_curves(
+    logs: dict[str, str | Path], y: str = "loss", title: str = "training loss", steps_per_epoch: int | None = None
+) -> Figure:
     """Loss against step from training-log CSVs, one line per label (seeds overlaid), on a log scale;
     dotted verticals mark epoch ends when `steps_per_epoch` is given."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -93,15 +95,19 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
         return placeholder(f"{title or 'benchmark'}: skipped ({first['skipped']})")
     by = group_key(first)
     if by is None:
-        raise ValueError(f"grouped_bars draws a benchmark with groups (domains, categories); the {first['metric']} "
-                         "results given have none: use metrics_frame for them")
+        raise ValueError(
+            f"grouped_bars draws a benchmark with groups (domains, categories); the {first['metric']} "
+            "results given have none: use metrics_frame for them"
+        )
     methods = list(first["methods"])
     groups = [*group_names(first), "average"]
     fig, ax = plt.subplots(figsize=(1.45 * len(groups) + 2, 4.2))
     width = 0.8 / len(methods)
     for i, method in enumerate(methods):
-        per_seed = [[r["methods"][method][by][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
-                    for r in by_seed.values()]  # [S, G]
+        per_seed = [
+            [r["methods"][method][by][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
+            for r in by_seed.values()
+        ]  # [S, G]
         means = [statistics.fmean(col) for col in zip(*per_seed)]
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]
         ax.bar(xs, means, width, label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
@@ -111,13 +117,25 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
     _ceiling_marks(ax, first, groups, metric)
     ax.set_xticks(range(len(groups)), groups)
     seeds = ", ".join(str(s) for s in by_seed)
-    ax.set_ylabel(f"{metric} (%)\nbars: mean of seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""), fontsize=9)
-    ax.set_title(title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})", pad=16 if note else 6)
+    ax.set_ylabel(
+        f"{metric} (%)\nbars: mean of seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""), fontsize=9
+    )
+    ax.set_title(
+        title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})", pad=16 if note else 6
+    )
     if note:  # one line between the title and the axes
         ax.text(0.5, 1.01, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5, color="#b71c1c")
     handles, labels = ax.get_legend_handles_labels()
     # Below the axes, so no legend ever covers a bar.
-    ax.legend(handles, labels, fontsize=8, ncol=min(len(handles), 6), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    ax.legend(
+        handles,
+        labels,
+        fontsize=8,
+        ncol=min(len(handles), 6),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        frameon=False,
+    )
     ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -135,8 +153,9 @@ def _ceiling_marks(ax, result: dict, groups: list[str], metric: str) -> None:
 HIT_COLOUR = "#2e7d32"
 
 
-def retrieval_grid(examples: list[dict], methods: Sequence[str] = ("pic2word", "image_text"), k: int = 5,
-                   title: str = "") -> Figure:
+def retrieval_grid(
+    examples: list[dict], methods: Sequence[str] = ("pic2word", "image_text"), k: int = 5, title: str = ""
+) -> Figure:
     """Per example and method: the query image with its text, the ground-truth target when the
     example has one, then the top-k (rank headers on top); correct retrievals outlined in green.
 
@@ -185,7 +204,9 @@ def _bare(ax) -> None:
 
 
 def _outline(ax, colour: str, ls: str = "-") -> None:
-    ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, ec=colour, lw=4 if ls == "-" else 2, ls=ls))
+    ax.add_patch(
+        Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, ec=colour, lw=4 if ls == "-" else 2, ls=ls)
+    )
 
 
 def _wrap(text: str, width: int = 28) -> str:
@@ -219,13 +240,14 @@ def world_samples(world_dir: str | Path) -> Figure:
     per_category = [sorted(images.glob(f"{c}V*.png"))[:n] for c in ("D", "S", "T")]  # dress, shirt, toptee
     mixed = [str(g) for trio in zip(*per_category) for g in trio]
     for r in range(2):
-        rows.append(mixed[r * n:(r + 1) * n])
+        rows.append(mixed[r * n : (r + 1) * n])
         labels.append("garments")
     return image_grid(rows, labels, title="The demo world: 16 classes x 5 domains, and Fashion-IQ-style garments")
 
 
-def search_grid(image: str | Path, text: str, hits: list[tuple[str, float]], method: str = "pic2word",
-                title: str = "") -> Figure:
+def search_grid(
+    image: str | Path, text: str, hits: list[tuple[str, float]], method: str = "pic2word", title: str = ""
+) -> Figure:
     """The query image and text, then the ranked results with their cosine scores."""
     return compare_grid(image, text, {method: hits}, title=title)
 

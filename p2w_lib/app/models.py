@@ -26,8 +26,14 @@ def clip_for(p, seed: int) -> FrozenClip:
 
 def network_for(p, method: str, seed: int, clip: FrozenClip) -> nn.Module:
     """`method`'s network for `seed` (its released checkpoint when params.yaml names one), checked against `clip`."""
-    inputs = NetworkInputs(clip, seed, p.method_settings(method), p.model_dir(method, seed), p.released(method),
-                           lambda: training_data.training_captions(p))
+    inputs = NetworkInputs(
+        clip,
+        seed,
+        p.method_settings(method),
+        p.model_dir(method, seed),
+        p.released(method),
+        lambda: training_data.training_captions(p),
+    )
     return registry.QUERY_METHODS[method].training.network(inputs)
 
 
@@ -61,7 +67,8 @@ def require_trained(p, seed: int) -> None:
     if missing:
         raise FileNotFoundError(
             f"no trained model for profile {p.name!r}, seed {seed}: {', '.join(missing)} missing. Run `make reproduce` "
-            "to train it, or pass a mapper checkpoint (`--mapper`, or eval.mapper_checkpoint in params.yaml)")
+            "to train it, or pass a mapper checkpoint (`--mapper`, or eval.mapper_checkpoint in params.yaml)"
+        )
 
 
 def clip_and_mapper(p, seed: int):

@@ -5,6 +5,7 @@ papermill stores every progress-bar refresh of a cell as stream text joined by c
 (thousands of fragments for a training loop); a terminal shows only what follows the last `\\r` of
 each line, and so does the tidied notebook.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,12 @@ def _merged_streams(outputs: list) -> list:
     """Consecutive stream outputs of the same name (stdout/stderr) joined into one."""
     merged = []
     for out in outputs:
-        if out.output_type == "stream" and merged and merged[-1].output_type == "stream" and merged[-1].name == out.name:
+        if (
+            out.output_type == "stream"
+            and merged
+            and merged[-1].output_type == "stream"
+            and merged[-1].name == out.name
+        ):
             merged[-1].text += out.text
         else:
             merged.append(out)
@@ -80,8 +86,13 @@ def _scrub_output(out, repo_root: Path) -> None:
 def embedded_images(path: str | Path) -> list[bytes]:
     """The PNG images a notebook's outputs embed, in cell order."""
     book = nbformat.read(Path(path), as_version=4)
-    return [base64.b64decode(out.data["image/png"]) for cell in book.cells if cell.cell_type == "code"
-            for out in cell.outputs if "image/png" in out.get("data", {})]
+    return [
+        base64.b64decode(out.data["image/png"])
+        for cell in book.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
 
 
 if __name__ == "__main__":  # run_notebook.sh: `python -m p2w_lib.app.notebook_outputs executed.ipynb ...`

@@ -8,15 +8,16 @@ Everything it writes goes to data/<profile>/prepared/. Missing annotation files 
 that is switched on stop the run with one message listing every problem; missing images are
 reported here and counted again by each evaluation.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import shutil
 import tarfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -72,7 +73,6 @@ REPORT = "report.json"
 
 
 def _present(path: str | Path) -> bool:
-
     return is_member_ref(path) or os.path.isfile(path)  # shard members come from the shard's own index
 
 
@@ -114,13 +114,14 @@ def place_imagenet_r(imgnet: Path, source: str | None) -> str:
     if target.exists():
         return _where(target)
     if "://" in str(source):  # the public tar's URL: download it once next to where it is extracted
-
         tar_path = fetch_verified(str(source), imgnet / "imagenet-r.tar", None)
     else:
         tar_path = Path(source).expanduser()
     if not tar_path.is_file():
-        raise FileNotFoundError(f"paper_data.imagenet_r: {tar_path} not found; download imagenet-r.tar from "
-                                "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder")
+        raise FileNotFoundError(
+            f"paper_data.imagenet_r: {tar_path} not found; download imagenet-r.tar from "
+            "people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar or point at the extracted folder"
+        )
     extract_tar_folder(tar_path, "imagenet-r", target)
     log.info("extracted %s to %s", tar_path, target)
     return _where(target)
@@ -152,9 +153,11 @@ def extract_tar_folder(tar_path: Path, top: str, target: Path) -> None:
         with tarfile.open(tar_path) as tar:
             bad = unsafe_members(tar, top)
             if bad:
-                raise DataFormatError(f"{tar_path}: refusing to extract, {len(bad)} member(s) are not plain files under "
-                                      f"{top}/: {bad[:3]}. Use the published archive, or extract it yourself and point "
-                                      "the setting at the folder.")
+                raise DataFormatError(
+                    f"{tar_path}: refusing to extract, {len(bad)} member(s) are not plain files under "
+                    f"{top}/: {bad[:3]}. Use the published archive, or extract it yourself and point "
+                    "the setting at the folder."
+                )
             tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         os.replace(staging / top, target)  # appears only when complete
     except tarfile.TarError as err:
@@ -164,11 +167,12 @@ def extract_tar_folder(tar_path: Path, top: str, target: Path) -> None:
 
 
 def prepare_imagenet_r(root: Path, cfg: PaperDataConfig) -> dict:
-
     base = cfg.imagenet_lists.rstrip("/")
     fetch_pic2word_lists(root, {name: f"{base}/{name}" for name in ("imgnet_real_query.txt", "imgnet_targets.txt")})
-    report = {"real": link_folder(root / "imgnet" / "real", cfg.imagenet_val, "paper_data.imagenet_val"),
-              "imagenet-r": place_imagenet_r(root / "imgnet", cfg.imagenet_r)}
+    report = {
+        "real": link_folder(root / "imgnet" / "real", cfg.imagenet_val, "paper_data.imagenet_val"),
+        "imagenet-r": place_imagenet_r(root / "imgnet", cfg.imagenet_r),
+    }
     for name, rel in (("queries", QUERY_LIST), ("gallery", TARGET_LIST)):
         items = read_label_list(root / rel)
         report[name] = missing_files([root / p for p, _ in items], cfg.n_examples, f"checking ImageNet-R {name}")
@@ -192,8 +196,14 @@ def prepare_cc3m(root: Path, out_list: Path, n_examples: int) -> dict:
     if not present:
         raise FileNotFoundError(f"{root / 'cc3m'}: none of the {len(pairs)} listed training images exists")
     write_image_caption_list(out_list, present)
-    return {"source": source, "listed": len(pairs), "missing": len(missing), "first_missing": missing[:n_examples],
-            **skipped, "training_images": len(present)}
+    return {
+        "source": source,
+        "listed": len(pairs),
+        "missing": len(missing),
+        "first_missing": missing[:n_examples],
+        **skipped,
+        "training_images": len(present),
+    }
 
 
 def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None) -> dict:
@@ -208,23 +218,28 @@ def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None
         absent = [i for i in ids if i not in files]
         gallery = set(ids)
         evaluable = sum(t.candidate in files and t.target in files and t.target in gallery for t in triplets)
-        report[category] = {"triplets": len(triplets), "evaluable": evaluable, "gallery": len(ids),
-                            "gallery_missing": len(absent), "first_missing": absent[:n_examples]}
+        report[category] = {
+            "triplets": len(triplets),
+            "evaluable": evaluable,
+            "gallery": len(ids),
+            "gallery_missing": len(absent),
+            "first_missing": absent[:n_examples],
+        }
     return report
 
 
 def check_cirr(root: Path, n_examples: int) -> dict:
-
     report = {}
     for split in ("val", "test1"):
         files = read_image_split(root, split)
-        report[split] = {"queries": len(read_cirr_queries(root, split)),
-                         **missing_files(list(files.values()), n_examples, f"checking CIRR {split} images")}
+        report[split] = {
+            "queries": len(read_cirr_queries(root, split)),
+            **missing_files(list(files.values()), n_examples, f"checking CIRR {split} images"),
+        }
     return report
 
 
 def check_circo(root: Path, n_examples: int) -> dict:
-
     files = read_gallery(root)
     report = {"val": {"queries": len(read_circo_queries(root, "val"))}}
     if (root / "annotations" / "test.json").is_file():  # optional: only for the test-server file
@@ -234,7 +249,6 @@ def check_circo(root: Path, n_examples: int) -> dict:
 
 
 def prepare_coco(root: Path, out_dir: Path, seed: int, rule: str = "official") -> dict:
-
     return build_object_queries(root, out_dir, seed=seed, rule=rule)
 
 
@@ -272,6 +286,6 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
             f"paper data under {root} is not ready ({len(problems)} problem(s); full report in {prepared / REPORT}):\n  "
             + "\n  ".join(problems)
             + "\nProvide the files (see README, 'Reproducing the paper'), or drop the benchmark from "
-              "paper_data.benchmarks in params.yaml."
+            "paper_data.benchmarks in params.yaml."
         )
     return report

@@ -27,7 +27,9 @@ def pretrain_clips(p) -> dict[int, dict[str, float]]:
         p.source.pretrain_clip(p, seed)
         shutil.copyfile(p.clip_dir(seed) / "pretrain_log.csv", plots / f"seed{seed}.csv")  # for `dvc plots show`
         tables[seed] = zero_shot_table(models.clip_for(p, seed), p.world_dir, p.cache_dir)
-    atomic_write_json(p.results_dir / "metrics" / "demo_clip_sanity.json",
-                      {"profile": p.name, "zero_shot_accuracy": {str(s): t for s, t in tables.items()}})
+    atomic_write_json(
+        p.results_dir / "metrics" / "demo_clip_sanity.json",
+        {"profile": p.name, "zero_shot_accuracy": {str(s): t for s, t in tables.items()}},
+    )
     atomic_write_json(p.summary_path("demo_clip"), sanity_summary(tables))
     return tables

@@ -8,9 +8,10 @@ Training.sections) and read from the registry, so a new method's section needs n
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -165,14 +166,20 @@ class Profile:
         return self.results_dir / "metrics" / "summary" / f"{task}.json"
 
 
-CORE_SECTIONS = {"world": DemoWorldConfig, "clip_pretrain": DemoClipConfig, "clip": ClipConfig, "eval": EvalConfig,
-                 "paper_data": PaperDataConfig, "launch": LaunchConfig}
+CORE_SECTIONS = {
+    "world": DemoWorldConfig,
+    "clip_pretrain": DemoClipConfig,
+    "clip": ClipConfig,
+    "eval": EvalConfig,
+    "paper_data": PaperDataConfig,
+    "launch": LaunchConfig,
+}
 
 
 def method_sections() -> dict[str, type]:
     """{section: config class} of every registered trained method (two methods may share one, e.g. SEARLE's)."""
     out: dict[str, type] = {}
-    for name, m in registry.trained().items():
+    for m in registry.trained().values():
         for section, cls in m.training.sections.items():
             if out.setdefault(section, cls) is not cls:
                 raise TypeError(f"params.yaml section {section!r} is declared by two methods with other types")
@@ -194,12 +201,16 @@ def read_params(params_path: Path) -> dict:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{params_path}: not UTF-8 text ({err.reason}); save it as UTF-8") from err
     if not isinstance(params, dict) or not params:
-        raise ConfigError(f"{params_path}: expected the settings ({', '.join(TOP_LEVEL_KEYS)}), but the file is "
-                          f"{'empty' if not params else type(params).__name__}; restore it from git")
+        raise ConfigError(
+            f"{params_path}: expected the settings ({', '.join(TOP_LEVEL_KEYS)}), but the file is "
+            f"{'empty' if not params else type(params).__name__}; restore it from git"
+        )
     unknown = sorted(set(params) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise ConfigError(f"{params_path}: unknown top-level setting(s) {unknown}; expected only {list(TOP_LEVEL_KEYS)} "
-                          "(profile settings go under profiles.<name>)")
+        raise ConfigError(
+            f"{params_path}: unknown top-level setting(s) {unknown}; expected only {list(TOP_LEVEL_KEYS)} "
+            "(profile settings go under profiles.<name>)"
+        )
     return params
 
 
@@ -233,8 +244,13 @@ def load_profile(params_path: str | Path = "params.yaml", profile: str | None = 
 INTERACTIVE_RESULTS = Path("runs") / "interactive"
 
 
-def notebook_profile(profile: str | None = None, results_dir: str | None = None, seeds=None,
-                     mapper_checkpoint: str | None = None, params_path: str | Path = "params.yaml") -> Profile:
+def notebook_profile(
+    profile: str | None = None,
+    results_dir: str | None = None,
+    seeds=None,
+    mapper_checkpoint: str | None = None,
+    params_path: str | Path = "params.yaml",
+) -> Profile:
     """The profile a notebook runs, with its papermill parameters applied, and a line saying where it writes.
 
     results_dir: None when a person steps through the notebook: metrics and figures then go to
@@ -252,8 +268,10 @@ def notebook_profile(profile: str | None = None, results_dir: str | None = None,
     if mapper_checkpoint is not None:
         p = replace(p, eval=replace(p.eval, mapper_checkpoint=str(mapper_checkpoint)))
     where = f"{p.results_dir}/ (interactive run; `dvc repro` writes results/)" if interactive else f"{p.results_dir}/"
-    print(f"profile {p.name} ({p.kind}), seeds {list(p.seeds)}; metrics and figures -> {where}; "
-          f"data {p.world_dir}/, models {p.models_dir}/ (reused when their settings match)")
+    print(
+        f"profile {p.name} ({p.kind}), seeds {list(p.seeds)}; metrics and figures -> {where}; "
+        f"data {p.world_dir}/, models {p.models_dir}/ (reused when their settings match)"
+    )
     return p
 
 
@@ -270,7 +288,9 @@ def _check_choices(sections: dict, where: str) -> None:
     for (section, key), allowed in _CHOICES.items():
         value = getattr(sections[section], key)
         if value not in allowed:
-            raise ConfigError(f"{where}.{section}.{key}: {value!r} is not one of {allowed} (the first is the paper's protocol)")
+            raise ConfigError(
+                f"{where}.{section}.{key}: {value!r} is not one of {allowed} (the first is the paper's protocol)"
+            )
 
 
 def enter_repo_root(start: str | Path | None = None) -> Path:

@@ -3,6 +3,7 @@
 Application layer: only `python -m p2w_lib report` uses it; no pipeline stage imports it, so
 rewording the README never re-runs the pipeline (.dvcignore leaves it out of the stages' hashes).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,11 @@ def _seed_table(all_seeds: dict, keys: tuple[str, ...]) -> str:
     runs = list(all_seeds["seeds"].values())
     lines = ["| method | " + " | ".join(f"{k}" for k in keys) + " |", "|---|" + "---|" * len(keys)]
     for m in runs[0]["methods"]:
-        lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(_cell([r["methods"][m][k] for r in runs]) for k in keys) + " |")
+        lines.append(
+            f"| {METHOD_LABELS.get(m, m)} | "
+            + " | ".join(_cell([r["methods"][m][k] for r in runs]) for k in keys)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -54,8 +59,11 @@ def _group_table(all_seeds: AllSeeds, key: str = "R@10") -> str:
 def _sanity_table(sanity: dict) -> str:
     tables = list(sanity["zero_shot_accuracy"].values())
     keys = list(tables[0])
-    lines = ["| | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys),
-             "| mean (seeds) | " + " | ".join(_cell([t[k] for t in tables]) for k in keys) + " |"]
+    lines = [
+        "| | " + " | ".join(keys) + " |",
+        "|---|" + "---|" * len(keys),
+        "| mean (seeds) | " + " | ".join(_cell([t[k] for t in tables]) for k in keys) + " |",
+    ]
     return "\n".join(lines)
 
 
@@ -66,13 +74,17 @@ def _claims(dc: dict, fiq: dict) -> list[str]:
         m = r["methods"]
         ratio = m["pic2word"]["R@10"] / max(m["image_text"]["R@10"], 1e-9)
         share = 100 * m["pic2word"]["R@10"] / max(m.get("oracle_text", {}).get("R@10", float("nan")), 1e-9)
-        lines.append(f"- seed {seed}, domain conversion: Pic2Word's R@10 is {ratio:.1f}x image + text's and "
-                     f"{share:.0f}% of the oracle text's (ceiling {sum(c['R@10'] for c in r['ceiling'].values()) / len(r['ceiling']):.1f}).")
+        lines.append(
+            f"- seed {seed}, domain conversion: Pic2Word's R@10 is {ratio:.1f}x image + text's and "
+            f"{share:.0f}% of the oracle text's (ceiling {sum(c['R@10'] for c in r['ceiling'].values()) / len(r['ceiling']):.1f})."
+        )
     for seed, r in fiq["seeds"].items():
         d = r["paired_difference"]["R@10"]
-        lines.append(f"- seed {seed}, Fashion-IQ analogue: Pic2Word - image + text = {d['mean']:+.2f} R@10 points, "
-                     f"95% paired bootstrap interval [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] "
-                     f"({sum(c['evaluable'] for c in r['counts'].values())} queries).")
+        lines.append(
+            f"- seed {seed}, Fashion-IQ analogue: Pic2Word - image + text = {d['mean']:+.2f} R@10 points, "
+            f"95% paired bootstrap interval [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] "
+            f"({sum(c['evaluable'] for c in r['counts'].values())} queries)."
+        )
     return lines
 
 
@@ -147,21 +159,32 @@ def paper_section(results_dir: str | Path = "results/paper") -> str:
         parts += [markdown_table(metrics_frame(result, keys=None)), ""]
         comparison = paper_comparison(result, task)
         if not comparison.empty:
-
             ours_split, paper_split = SPLITS[task]
-            caveat = "" if ours_split == paper_split else (
-                f" Ours are on {ours_split}, the papers' on {paper_split}: not the same queries; submit "
-                f"results/paper/submissions/ to the server for a {paper_split} number.")
+            caveat = (
+                ""
+                if ours_split == paper_split
+                else (
+                    f" Ours are on {ours_split}, the papers' on {paper_split}: not the same queries; submit "
+                    f"results/paper/submissions/ to the server for a {paper_split} number."
+                )
+            )
             sources = [f"- {line}" for line in published_sources(task)]
-            parts += [f"Beside the published ViT-L/14 numbers.{caveat}", "", markdown_table(comparison), "",
-                      "Sources:", "", *sources, ""]
+            parts += [
+                f"Beside the published ViT-L/14 numbers.{caveat}",
+                "",
+                markdown_table(comparison),
+                "",
+                "Sources:",
+                "",
+                *sources,
+                "",
+            ]
     if not parts:
         raise FileNotFoundError(f"{metrics}: no results files of the paper benchmarks; run the paper pipeline first")
     return "\n".join(parts)
 
 
 def write_readme_section(readme: str | Path = "README.md", results_dir: str | Path = "results") -> None:
-
     readme = Path(readme)
     text = readme.read_text()
     if README_START not in text or README_END not in text:

@@ -1,4 +1,5 @@
 """Tables and figures from results files: what notebooks show and the README embeds."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ def metrics_frame(result: Document, keys: tuple[str, ...] | None = ("R@10", "R@5
     rows = {}
     for method, scores in result["methods"].items():
         row = {(f"avg {k}" if by else k): scores[k] for k in keys if k in scores}
-        for group in (groups(result) if by else ()):
+        for group in groups(result) if by else ():
             row.update({f"{group} {k}": scores[by][group][k] for k in keys if k in scores[by][group]})
         rows[METHOD_LABELS.get(method, method)] = row
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
@@ -71,13 +72,18 @@ def paper_comparison(result: Document, task: str) -> pd.DataFrame:
 def published_sources(task: str) -> list[str]:
     """One line per published row of `task`: what it is, its source, and how far it was checked."""
 
-    return [f"{p.label or METHOD_LABELS.get(p.method, p.method)}: {p.source} ({p.checked})" for p in published_for(task)]
+    return [
+        f"{p.label or METHOD_LABELS.get(p.method, p.method)}: {p.source} ({p.checked})" for p in published_for(task)
+    ]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     header = "| method | " + " | ".join(frame.columns) + " |"
     sep = "|---|" + "---|" * len(frame.columns)
-    lines = [f"| {idx} | " + " | ".join("–" if pd.isna(v) else f"{v:.2f}" for v in row) + " |" for idx, row in frame.iterrows()]
+    lines = [
+        f"| {idx} | " + " | ".join("–" if pd.isna(v) else f"{v:.2f}" for v in row) + " |"
+        for idx, row in frame.iterrows()
+    ]
     return "\n".join([header, sep, *lines])
 
 
@@ -90,8 +96,14 @@ def seed_comparison(results: dict[int, dict], metric: str = "R@10") -> pd.DataFr
     """Average `metric` per method (columns) for each seed (rows), then their mean and standard
     deviation over seeds; a skipped benchmark says so."""
     frame = pd.DataFrame.from_dict(
-        {f"seed {s}": ({METHOD_LABELS.get(m, m): v[metric] for m, v in r["methods"].items()} if "methods" in r
-                       else {"skipped": r["skipped"]}) for s, r in results.items()},
+        {
+            f"seed {s}": (
+                {METHOD_LABELS.get(m, m): v[metric] for m, v in r["methods"].items()}
+                if "methods" in r
+                else {"skipped": r["skipped"]}
+            )
+            for s, r in results.items()
+        },
         orient="index",
     )
     if len(results) > 1 and "skipped" not in frame:
@@ -110,14 +122,22 @@ def paired_difference_frame(results: dict[int, dict]) -> pd.DataFrame:
         a, b = (METHOD_LABELS.get(m, m) for m in diff["methods"])
         for key, d in diff.items():
             if key != "methods":
-                rows[f"seed {seed}, {key}"] = {f"{a} - {b}": d["mean"], "95% CI low": d["ci_low"], "95% CI high": d["ci_high"]}
+                rows[f"seed {seed}, {key}"] = {
+                    f"{a} - {b}": d["mean"],
+                    "95% CI low": d["ci_low"],
+                    "95% CI high": d["ci_high"],
+                }
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
 def margin_note(results: dict[int, dict], key: str = "R@10") -> str:
     """One line per seed: Pic2Word's margin over image + text with its 95% interval (Fashion-IQ)."""
-    parts = [f"seed {s}: {r['paired_difference'][key]['mean']:+.1f} [{r['paired_difference'][key]['ci_low']:+.1f}, "
-             f"{r['paired_difference'][key]['ci_high']:+.1f}]" for s, r in results.items() if key in r.get("paired_difference", {})]
+    parts = [
+        f"seed {s}: {r['paired_difference'][key]['mean']:+.1f} [{r['paired_difference'][key]['ci_low']:+.1f}, "
+        f"{r['paired_difference'][key]['ci_high']:+.1f}]"
+        for s, r in results.items()
+        if key in r.get("paired_difference", {})
+    ]
     return f"Pic2Word - image + text, {key} (95% CI): " + "; ".join(parts) if parts else ""
 
 
@@ -137,10 +157,13 @@ def summary_metrics(all_seeds: AllSeeds, keys: tuple[str, ...] = ("R@10",)) -> d
     out: dict = {}
     if runs:  # a toy gallery smaller than K has no score at K: fall back to the first score it has
         first = next(iter(runs[0]["methods"].values()))
-        keys = tuple(k for k in keys if k in first) or tuple(k for k, v in first.items() if isinstance(v, (int, float)))[:1]
+        keys = (
+            tuple(k for k in keys if k in first)
+            or tuple(k for k, v in first.items() if isinstance(v, (int, float)))[:1]
+        )
     if not keys:
         return {"seeds": len(runs)}
-    for method in (runs[0]["methods"] if runs else ()):
+    for method in runs[0]["methods"] if runs else ():
         name = SHORT_NAMES.get(method, method)
         mean, std = _mean_std([r["methods"][method][keys[0]] for r in runs])
         out.update({name: mean, f"{name} sd": std})
@@ -157,6 +180,10 @@ def sanity_summary(tables: dict[int, dict[str, float]]) -> dict:
     class accuracy, of the worst domain's, and of domain and colour."""
     rows = list(tables.values())
     worst = [min(v for k, v in t.items() if k.startswith("class (")) for t in rows]
-    pick = {"clip photo": [t["class (photo)"] for t in rows], "clip worst": worst,
-            "clip domain": [t["domain"] for t in rows], "clip colour": [t["colour"] for t in rows]}
+    pick = {
+        "clip photo": [t["class (photo)"] for t in rows],
+        "clip worst": worst,
+        "clip domain": [t["domain"] for t in rows],
+        "clip colour": [t["colour"] for t in rows],
+    }
     return {**{k: _mean_std(v)[0] for k, v in pick.items()}, "seeds": len(rows)}

@@ -4,12 +4,13 @@ choose the gallery folder, and see the top-k of Pic2Word beside image + text, up
 The widget is a thin shell over `Composer.run` (query image + text -> ranked results -> grid
 figure), which tests drive without a browser.
 """
+
 from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -29,8 +30,17 @@ METHODS = ("pic2word", "image_text")
 class Composer:
     """State of one composer: the gallery embedded once per folder, the query embedded once per image."""
 
-    def __init__(self, clip: FrozenClip, mapper: Mapper, gallery: str | Path, cache_dir=None, k: int = 5,
-                 image: str | Path | None = None, text: str = "", methods: Sequence[str] = METHODS):
+    def __init__(
+        self,
+        clip: FrozenClip,
+        mapper: Mapper,
+        gallery: str | Path,
+        cache_dir=None,
+        k: int = 5,
+        image: str | Path | None = None,
+        text: str = "",
+        methods: Sequence[str] = METHODS,
+    ):
         self.clip, self.mapper, self.cache_dir, self.k, self.methods = clip, mapper, cache_dir, k, tuple(methods)
         self.index = GalleryIndex.build(clip, gallery, cache_dir)
         self.image = str(image or self.index.files[0])
@@ -41,8 +51,13 @@ class Composer:
         self._widget = None
 
     # -- the callback core --------------------------------------------------------------
-    def run(self, image: str | Path | None = None, text: str | None = None, gallery: str | Path | None = None,
-            k: int | None = None) -> dict[str, list[tuple[str, float]]]:
+    def run(
+        self,
+        image: str | Path | None = None,
+        text: str | None = None,
+        gallery: str | Path | None = None,
+        k: int | None = None,
+    ) -> dict[str, list[tuple[str, float]]]:
         """Search with whatever changed; returns {method: [(path, cosine), ...]} and draws `self.figure`."""
 
         if gallery is not None and str(gallery) != self.index.folder:
@@ -74,12 +89,23 @@ class Composer:
     def _build_widget(self):
         import ipywidgets as w
 
-        pick = w.Dropdown(options=[(Path(f).name, f) for f in self.index.files], value=self.image if self.image in
-                          self.index.files else None, description="query", layout=w.Layout(width="320px"))
+        pick = w.Dropdown(
+            options=[(Path(f).name, f) for f in self.index.files],
+            value=self.image if self.image in self.index.files else None,
+            description="query",
+            layout=w.Layout(width="320px"),
+        )
         upload = w.FileUpload(accept="image/*", multiple=False, description="upload query")
-        text = w.Text(value=self.text, description="text", continuous_update=False, layout=w.Layout(width="420px"),
-                      placeholder="is red with a white logo  |  a sketch of *")
-        folder = w.Text(value=self.index.folder, description="gallery", continuous_update=False, layout=w.Layout(width="420px"))
+        text = w.Text(
+            value=self.text,
+            description="text",
+            continuous_update=False,
+            layout=w.Layout(width="420px"),
+            placeholder="is red with a white logo  |  a sketch of *",
+        )
+        folder = w.Text(
+            value=self.index.folder, description="gallery", continuous_update=False, layout=w.Layout(width="420px")
+        )
         k = w.IntSlider(value=self.k, min=1, max=20, description="top k")
         status, out = w.HTML(), w.Output()
 
@@ -89,7 +115,9 @@ class Composer:
             except (SearchInputError, FileNotFoundError, OSError, ValueError) as err:
                 status.value = f"<span style='color:#c62828'>{err}</span>"
                 return
-            status.value = f"{len(self.index.files)} images in the gallery; prompt <code>{build_prompt(self.text)}</code>"
+            status.value = (
+                f"{len(self.index.files)} images in the gallery; prompt <code>{build_prompt(self.text)}</code>"
+            )
             out.clear_output(wait=True)
             with out:
                 _show(self.figure)
@@ -98,8 +126,10 @@ class Composer:
         text.observe(lambda c: refresh(text=c["new"]), names="value")
         folder.observe(lambda c: refresh(gallery=c["new"]), names="value")
         k.observe(lambda c: refresh(k=c["new"]), names="value")
-        upload.observe(lambda c: c["new"] and refresh(image=self.upload(c["new"][0]["name"], c["new"][0]["content"])),
-                       names="value")
+        upload.observe(
+            lambda c: c["new"] and refresh(image=self.upload(c["new"][0]["name"], c["new"][0]["content"])),
+            names="value",
+        )
         self._refresh = refresh  # tests and notebooks can trigger a search as a widget event would
         refresh()
         return w.VBox([w.HBox([pick, upload]), text, folder, k, status, out])

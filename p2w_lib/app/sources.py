@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from p2w_lib.app.benchmarks import BENCHMARKS
 from p2w_lib.app import paper_data
+from p2w_lib.app.benchmarks import BENCHMARKS
 from p2w_lib.app.paper_data import CC3M_LIST
 from p2w_lib.clip.backbone import FrozenClip, load_clip, resolve_model_name
 from p2w_lib.clip.weights import check_clip_settings
@@ -41,8 +41,12 @@ class DemoSource:
         return build_world(p.world_dir, p.world)
 
     def pretrain_clip(self, p, seed: int) -> Path:
-        return pretrain_clip(p.world_dir / "cc3m" / "train.tsv", p.clip_dir(seed), replace(p.clip_pretrain, seed=seed),
-                             restart_on_change=True)
+        return pretrain_clip(
+            p.world_dir / "cc3m" / "train.tsv",
+            p.clip_dir(seed),
+            replace(p.clip_pretrain, seed=seed),
+            restart_on_change=True,
+        )
 
     def clip(self, p, seed: int) -> FrozenClip:
         return load_clip(ClipConfig(model=f"local-dir:{(p.clip_dir(seed) / 'clip').resolve()}", pretrained=None))
@@ -78,8 +82,11 @@ class PaperSource:
 
     def prepare(self, p) -> dict:
         # The CLIP setting is checked first: a wrong weights path should not surface after the data prep.
-        log.info(check_clip_settings(resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir,
-                                     f"profiles.{p.name}.clip"))
+        log.info(
+            check_clip_settings(
+                resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir, f"profiles.{p.name}.clip"
+            )
+        )
         return paper_data.prepare_paper_data(p.world_dir, p.paper_data)
 
     def clip(self, p, seed: int) -> FrozenClip:

@@ -38,8 +38,15 @@ def oti_store_table(p) -> pd.DataFrame:
         saved = read_checkpoint(p.oti_store_path(seed), "SEARLE-OTI token store", "run invert_query_images first")
         n = len(saved["tokens"])
         own = own_image_first(models.clip_for(p, seed), saved["images"], saved["tokens"])
-        rows.append({"seed": seed, "query images": n, "OTI batches": saved["batches"],
-                     "own image first (%)": round(own, 1), "chance (%)": round(100 / max(n, 1), 2)})
+        rows.append(
+            {
+                "seed": seed,
+                "query images": n,
+                "OTI batches": saved["batches"],
+                "own image first (%)": round(own, 1),
+                "chance (%)": round(100 / max(n, 1), 2),
+            }
+        )
     return pd.DataFrame(rows).set_index("seed")
 
 
@@ -49,10 +56,26 @@ def qualitative_examples(p, seed: int, n: int = 4) -> dict[str, list[dict]]:
     on = {task: p.source.switched_on(p, task) for task in ("domain_conversion", "fashion_iq")}
     return {
         "domain_conversion": domain_conversion_examples(
-            clip, mapper, p.world_dir, p.source.rendition_domains, n=n, seed=seed, cache_dir=p.cache_dir,
-            max_bad_fraction=p.eval.max_bad_fraction) if on["domain_conversion"] else [],
-        "fashion_iq": [ex for c in ("dress", "shirt", "toptee") for ex in fashion_examples(
-            clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir)] if on["fashion_iq"] else [],
+            clip,
+            mapper,
+            p.world_dir,
+            p.source.rendition_domains,
+            n=n,
+            seed=seed,
+            cache_dir=p.cache_dir,
+            max_bad_fraction=p.eval.max_bad_fraction,
+        )
+        if on["domain_conversion"]
+        else [],
+        "fashion_iq": [
+            ex
+            for c in ("dress", "shirt", "toptee")
+            for ex in fashion_examples(
+                clip, mapper, p.world_dir / "fashion-iq", c, n=1, seed=seed, cache_dir=p.cache_dir
+            )
+        ]
+        if on["fashion_iq"]
+        else [],
     }
 
 

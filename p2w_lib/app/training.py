@@ -26,8 +26,15 @@ def train_seed(p, method: str, seed: int, clip=None):
     training = registry.QUERY_METHODS[method].training
     if training.distributed and p.launch.nproc_per_node > 1:
         return _torchrun_training(p, seed)
-    inputs = TrainInputs(clip or models.clip_for(p, seed), seed, p.method_settings(method), p.model_dir(method, seed),
-                         p.cache_dir, lambda: training_data.training_images(p), lambda: training_data.training_captions(p))
+    inputs = TrainInputs(
+        clip or models.clip_for(p, seed),
+        seed,
+        p.method_settings(method),
+        p.model_dir(method, seed),
+        p.cache_dir,
+        lambda: training_data.training_images(p),
+        lambda: training_data.training_captions(p),
+    )
     return training.train(inputs)
 
 
@@ -38,8 +45,11 @@ def train_method(p, method: str) -> dict:
     plots = p.results_dir / "plots" / m.training.loss_plot
     plots.mkdir(parents=True, exist_ok=True)
     runs = {}
-    if not _switch_note(p.models_dir / m.training.folder, p.enabled(method),
-                        f"{m.training.switch} is false in params.yaml: no {m.label} model was trained"):
+    if not _switch_note(
+        p.models_dir / m.training.folder,
+        p.enabled(method),
+        f"{m.training.switch} is false in params.yaml: no {m.label} model was trained",
+    ):
         return runs
     for seed in p.seeds:
         runs[seed] = train_seed(p, method, seed)
@@ -76,12 +86,29 @@ def _switch_note(folder: Path, enabled: bool, note: str) -> bool:
 
 def _torchrun_training(p, seed: int) -> TrainResult:
     """Train the mapper under torchrun, one process per GPU (`python -m p2w_lib train`), then read the result back."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p.launch.nproc_per_node}",
-           "-m", "p2w_lib", "train", "--profile", p.name, "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={p.launch.nproc_per_node}",
+        "-m",
+        "p2w_lib",
+        "train",
+        "--profile",
+        p.name,
+        "--seed",
+        str(seed),
+    ]
     log.info("launching %s", " ".join(cmd))
     subprocess.run(cmd, check=True)  # a failing rank fails the stage with torchrun's own report
     with open(p.mapper_dir(seed) / LOG_NAME, newline="") as fh:
         last = list(csv.DictReader(fh))[-1]
     checkpoint = p.mapper_dir(seed) / CHECKPOINT_NAME
-    return TrainResult(mapper=models.mapper_for(p, seed, models.clip_for(p, seed)), steps=int(last["step"]),
-                       last_loss=float(last["loss"]), checkpoint=checkpoint, log_csv=p.mapper_dir(seed) / LOG_NAME)
+    return TrainResult(
+        mapper=models.mapper_for(p, seed, models.clip_for(p, seed)),
+        steps=int(last["step"]),
+        last_loss=float(last["loss"]),
+        checkpoint=checkpoint,
+        log_csv=p.mapper_dir(seed) / LOG_NAME,
+    )

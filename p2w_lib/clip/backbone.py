@@ -4,15 +4,16 @@ checkpoints are keyed by.
 CLIP never trains in Pic2Word, so `load_clip` returns it in eval mode with every parameter's
 `requires_grad` off; gradients still flow *through* the text tower to the pseudo token.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -114,7 +115,7 @@ def _check_model_source(name: str, cfg: ClipConfig) -> None:
     import open_clip
 
     if name.startswith("local-dir:"):
-        folder = Path(name[len("local-dir:"):])
+        folder = Path(name[len("local-dir:") :])
         if not (folder / "open_clip_config.json").is_file():
             raise FileNotFoundError(
                 f"CLIP folder {folder} has no open_clip_config.json: expected a folder written by "
@@ -132,8 +133,7 @@ def _check_model_source(name: str, cfg: ClipConfig) -> None:
         tags = open_clip.list_pretrained_tags_by_model(name)
         if cfg.pretrained not in tags:
             raise ConfigError(
-                f"clip.pretrained={cfg.pretrained!r} is neither a file nor a known tag of {name} "
-                f"(known tags: {tags})."
+                f"clip.pretrained={cfg.pretrained!r} is neither a file nor a known tag of {name} (known tags: {tags})."
             )
         require_weights(name, cfg.pretrained, cfg.cache_dir)  # fail in a second, not after a retry storm
 
@@ -203,7 +203,7 @@ def read_model_config(model: str) -> dict:
     name = resolve_model_name(model)
     if not name.startswith("local-dir:"):
         raise ConfigError(f"{model!r} is not a config folder; builtin open_clip names have no local JSON.")
-    path = Path(name[len("local-dir:"):]) / "open_clip_config.json"
+    path = Path(name[len("local-dir:") :]) / "open_clip_config.json"
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -7,6 +7,7 @@ Two things here go beyond the original code:
   token, so positions after the last end-of-text token of the batch cannot change the result.
   We run only `max_eot + 1` positions instead of 77 (prompts are a handful of tokens).
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,14 @@ def text_tower(model: nn.Module) -> TextTower:
     """View of `model`'s text tower (open_clip `CLIP` or `CustomTextCLIP`)."""
     if hasattr(model, "token_embedding") and hasattr(model, "transformer"):  # open_clip.CLIP
         tower = TextTower(
-            model.token_embedding, model.positional_embedding, model.transformer, model.ln_final,
-            model.text_projection, model.attn_mask, model.text_pool_type, getattr(model, "text_eos_id", None),
+            model.token_embedding,
+            model.positional_embedding,
+            model.transformer,
+            model.ln_final,
+            model.text_projection,
+            model.attn_mask,
+            model.text_pool_type,
+            getattr(model, "text_eos_id", None),
         )
     elif hasattr(getattr(model, "text", None), "token_embedding"):  # open_clip.CustomTextCLIP
         t = model.text
@@ -54,8 +61,14 @@ def text_tower(model: nn.Module) -> TextTower:
                 "are not supported by pseudo-token composition."
             )
         tower = TextTower(
-            t.token_embedding, t.positional_embedding, t.transformer, t.ln_final,
-            t.text_projection, t.attn_mask, t.pool_type, t.eos_id,
+            t.token_embedding,
+            t.positional_embedding,
+            t.transformer,
+            t.ln_final,
+            t.text_projection,
+            t.attn_mask,
+            t.pool_type,
+            t.eos_id,
         )
     else:
         raise TypeError(
@@ -98,8 +111,13 @@ def warn_if_truncated(tokenizer, texts: list[str], ids: torch.Tensor) -> int:
     cut = [(t, n) for t, n in cut if n is None or n > ids.shape[1]]
     if cut:
         text, n = cut[0]
-        log.warning("%d text(s) longer than CLIP's %d-token context were cut, e.g. %r (%s tokens): the end is ignored",
-                    len(cut), ids.shape[1], text[:80], n or "over")
+        log.warning(
+            "%d text(s) longer than CLIP's %d-token context were cut, e.g. %r (%s tokens): the end is ignored",
+            len(cut),
+            ids.shape[1],
+            text[:80],
+            n or "over",
+        )
     return len(cut)
 
 
@@ -177,7 +195,9 @@ def project(tower: TextTower, pooled: torch.Tensor) -> torch.Tensor:
     return pooled
 
 
-def run_text_tower_bucketed(model: nn.Module, ids: torch.Tensor, pool_pos: torch.Tensor, n_buckets: int = 4, normalize: bool = True) -> torch.Tensor:
+def run_text_tower_bucketed(
+    model: nn.Module, ids: torch.Tensor, pool_pos: torch.Tensor, n_buckets: int = 4, normalize: bool = True
+) -> torch.Tensor:
     """`run_text_tower` on length-sorted sub-batches, each truncated to its own longest prompt.
 
     Exact (every row is still pooled at its own end-of-text token behind a causal mask), and
@@ -235,5 +255,3 @@ def encode_composed(
     """
     tokens = tokenize_prompts(model, tokenizer, prompts)
     return encode_composed_tokens(model, tokens, pseudo_tokens, normalize=normalize)
-
-

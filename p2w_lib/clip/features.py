@@ -13,15 +13,16 @@ multi-million-image cache never has to fit in RAM. Each of an entry's three file
 atomically and the metadata last, so concurrent writers and readers only ever see complete
 entries; a damaged entry is recomputed, with a warning naming it.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -47,11 +48,15 @@ def augment_transform(clip: FrozenClip, scale: tuple[float, float]):
     from torchvision import transforms
 
     pre = clip.model.visual.preprocess_cfg
-    return transforms.Compose([
-        transforms.RandomResizedCrop(clip.image_size, scale=tuple(scale), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.ToTensor(),
-        transforms.Normalize(pre["mean"], pre["std"]),
-    ])
+    return transforms.Compose(
+        [
+            transforms.RandomResizedCrop(
+                clip.image_size, scale=tuple(scale), interpolation=transforms.InterpolationMode.BICUBIC
+            ),
+            transforms.ToTensor(),
+            transforms.Normalize(pre["mean"], pre["std"]),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class AugmentedView:
     def key(self) -> str:
         return f"view{self.index}:scale{tuple(self.scale)}:seed{self.seed}"
 
-    def dataset(self, clip: FrozenClip, paths: list[str]) -> "ImageListDataset":
+    def dataset(self, clip: FrozenClip, paths: list[str]) -> ImageListDataset:
         return _SeededImages(paths, augment_transform(clip, self.scale), clip.image_size, salt=self.key())
 
 
@@ -117,7 +122,6 @@ def content_fingerprint(path: str) -> str:
 
 
 def _file_stamp(path: str) -> list:
-
     try:
         if is_member_ref(path):  # a shard member: stamp its shard (ctime changes on any rewrite)
             st = os.stat(split_ref(path)[0])
@@ -144,8 +148,15 @@ def cache_key(clip: FrozenClip, paths: Sequence[str], dtype: str = "float32", vi
     return h.hexdigest()[:24]
 
 
-def _compute(clip: FrozenClip, paths: list[str], out: np.ndarray, batch_size: int, num_workers: int, desc: str,
-             view: AugmentedView | None = None):
+def _compute(
+    clip: FrozenClip,
+    paths: list[str],
+    out: np.ndarray,
+    batch_size: int,
+    num_workers: int,
+    desc: str,
+    view: AugmentedView | None = None,
+):
     dataset = view.dataset(clip, paths) if view else ImageListDataset(paths, clip.preprocess, clip.image_size)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False)
     valid = np.ones(len(paths), dtype=bool)
@@ -201,7 +212,9 @@ def embed_images(
         feats = np.zeros((len(paths), dim), dtype=np.float32)
         valid, report = _compute(clip, paths, feats, batch_size, num_workers, desc, view)
     else:
-        feats, valid, report = _write_cache(clip, Path(cache_dir), key, paths, batch_size, num_workers, desc, dtype, view)
+        feats, valid, report = _write_cache(
+            clip, Path(cache_dir), key, paths, batch_size, num_workers, desc, dtype, view
+        )
     if report.n_bad:
         log.warning("%s: %s", desc, report.summary())
     report.check(max_bad_fraction)
@@ -209,8 +222,14 @@ def embed_images(
 
 
 def _write_cache(clip, cache_dir: Path, key: str, paths, batch_size, num_workers, desc, dtype: str, view=None):
-    return _store_cache(clip, cache_dir, key, len(paths), dtype,
-                        lambda out: _compute(clip, paths, out, batch_size, num_workers, desc, view))
+    return _store_cache(
+        clip,
+        cache_dir,
+        key,
+        len(paths),
+        dtype,
+        lambda out: _compute(clip, paths, out, batch_size, num_workers, desc, view),
+    )
 
 
 def _store_cache(clip, cache_dir: Path, key: str, n: int, dtype: str, fill):
@@ -242,13 +261,20 @@ def _read_cache(cache_dir: Path, key: str, paths: list[str]) -> ImageEmbeddings 
             raise ValueError(f"{feats.shape[0]} rows for {len(paths)} images")
         report = BadImageReport(total=len(paths), bad=dict(meta["bad"]))
     except (OSError, ValueError, EOFError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
-        log.warning("embedding cache entry %s is damaged (%s: %s); recomputing it. To clear the whole cache, "
-                    "delete %s", cache_dir / key, type(err).__name__, err, cache_dir)
+        log.warning(
+            "embedding cache entry %s is damaged (%s: %s); recomputing it. To clear the whole cache, delete %s",
+            cache_dir / key,
+            type(err).__name__,
+            err,
+            cache_dir,
+        )
         return None
     return ImageEmbeddings(paths, feats, valid, report, from_cache=True, key=key)
 
 
-def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_dir: str | Path, rank: int, world: int, **kwargs) -> ImageEmbeddings:
+def embed_images_sharded(
+    clip: FrozenClip, paths: Sequence[str | Path], cache_dir: str | Path, rank: int, world: int, **kwargs
+) -> ImageEmbeddings:
     """`embed_images` with the work split over `world` processes (torch.distributed).
 
     Each rank embeds every `world`-th image into its own cache entry; rank 0 then interleaves the
@@ -266,7 +292,9 @@ def embed_images_sharded(clip: FrozenClip, paths: Sequence[str | Path], cache_di
     embed_images(clip, paths[rank::world], cache_dir=cache_dir, **shard_kwargs)
     dist.barrier()
     if rank == 0:
-        shards = [embed_images(clip, paths[r::world], cache_dir=cache_dir, **shard_kwargs) for r in range(world)]  # cache hits
+        shards = [
+            embed_images(clip, paths[r::world], cache_dir=cache_dir, **shard_kwargs) for r in range(world)
+        ]  # cache hits
 
         def interleave(out):
             valid = np.zeros(len(paths), dtype=bool)
@@ -289,6 +317,6 @@ def caption_embeddings(clip: FrozenClip, captions: Sequence[str], batch_size: in
     tower = text_tower(clip.model)
     out = []
     for i in tqdm(range(0, len(captions), batch_size), desc="embedding captions", unit="batch", leave=False):
-        ids = clip.tokenizer(list(captions[i:i + batch_size]))  # [B, L]
+        ids = clip.tokenizer(list(captions[i : i + batch_size]))  # [B, L]
         out.append(run_text_tower_bucketed(clip.model, ids, pool_positions(ids, tower), normalize=False).float().cpu())
     return torch.cat(out)  # [N, D]

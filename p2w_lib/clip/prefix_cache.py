@@ -10,6 +10,7 @@ float rounding (tested against the full-context path in tests/test_prefix_cache.
 Training (`a photo of *`, 6 tokens) then runs 2 positions instead of 6; evaluation prompts
 such as `a {domain} of *` share one cache entry per domain.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,12 @@ def supports_prefix_cache(model: nn.Module) -> bool:
     blocks = getattr(tower.transformer, "resblocks", None)
     if not tower.is_causal or blocks is None or not getattr(tower.transformer, "batch_first", True):
         return False
-    return all(isinstance(getattr(b, "attn", None), nn.MultiheadAttention) and not hasattr(b, "ln_1_kv")
-               and b.attn._qkv_same_embed_dim for b in blocks)
+    return all(
+        isinstance(getattr(b, "attn", None), nn.MultiheadAttention)
+        and not hasattr(b, "ln_1_kv")
+        and b.attn._qkv_same_embed_dim
+        for b in blocks
+    )
 
 
 def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -64,8 +69,10 @@ class PrefixCachedText:
 
     def __init__(self, model: nn.Module):
         if not supports_prefix_cache(model):
-            raise ValueError(f"{type(model).__name__}: prefix caching needs an open_clip causal text transformer "
-                             "of self-attention blocks; use composed.encode_composed_tokens instead")
+            raise ValueError(
+                f"{type(model).__name__}: prefix caching needs an open_clip causal text transformer "
+                "of self-attention blocks; use composed.encode_composed_tokens instead"
+            )
         self.tower = text_tower(model)
         self.blocks = list(self.tower.transformer.resblocks)
         self._cache: dict[tuple[int, ...], PrefixKV] = {}
@@ -75,7 +82,7 @@ class PrefixCachedText:
 
     def _embed(self, ids: torch.Tensor, start: int) -> torch.Tensor:
         dtype = self.tower.transformer.get_cast_dtype()
-        pos = self.tower.positional_embedding[start:start + ids.shape[1]]  # [L, W]
+        pos = self.tower.positional_embedding[start : start + ids.shape[1]]  # [L, W]
         return self.tower.token_embedding(ids).to(dtype) + pos.to(dtype)  # [B, L, W]
 
     @torch.no_grad()
@@ -84,7 +91,7 @@ class PrefixCachedText:
         if prefix not in self._cache:
             ids = torch.tensor([prefix], device=self.tower.token_embedding.weight.device)  # [1, P]
             x = self._embed(ids, 0)  # [1, P, W]
-            mask = self.tower.attn_mask[:len(prefix), :len(prefix)].to(x.dtype)
+            mask = self.tower.attn_mask[: len(prefix), : len(prefix)].to(x.dtype)
             kv = []
             for block in self.blocks:
                 q, k, v = _qkv(block, x)  # [1, H, P, hd]
@@ -97,10 +104,12 @@ class PrefixCachedText:
         causal = torch.full((n_suffix, n_suffix), float("-inf"), device=device).triu(1)  # [S, S]
         return torch.cat([torch.zeros(n_suffix, n_prefix, device=device), causal], dim=1).to(dtype)  # [S, P+S]
 
-    def _encode_group(self, prefix: tuple[int, ...], ids: torch.Tensor, pool: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
+    def _encode_group(
+        self, prefix: tuple[int, ...], ids: torch.Tensor, pool: torch.Tensor, pseudo: torch.Tensor
+    ) -> torch.Tensor:
         """Pooled, unprojected features [b, W] of rows [b, L] that all start with `prefix`."""
         kv, star = self.prefix_kv(prefix), len(prefix)
-        suffix = ids[:, star:int(pool.max()) + 1]  # [b, S]; rows shorter than S are padded after their end
+        suffix = ids[:, star : int(pool.max()) + 1]  # [b, S]; rows shorter than S are padded after their end
         head = pseudo.to(self.tower.transformer.get_cast_dtype())[:, None]  # [b, 1, W]: the pseudo token replaces `*`
         head = head + self.tower.positional_embedding[star].to(head.dtype)
         x = torch.cat([head, self._embed(suffix[:, 1:], star + 1)], dim=1)  # [b, S, W]
@@ -113,7 +122,7 @@ class PrefixCachedText:
             if i == len(self.blocks) - 1:  # the last layer's output is read at the end-of-text token only
                 if bool((at == at[0]).all()):  # one prompt length (training): slices, cheaper than gathers
                     j = int(at[0])
-                    x = _block(block, x[:, j:j + 1], k, v, q[:, :, j:j + 1], mask[j:j + 1])  # [b, 1, W]
+                    x = _block(block, x[:, j : j + 1], k, v, q[:, :, j : j + 1], mask[j : j + 1])  # [b, 1, W]
                 else:
                     x = _block(block, x[rows, at][:, None], k, v, q[rows, :, at][:, :, None], mask[at][:, None, None])
                 return self.tower.ln_final(x)[:, 0]  # [b, W]

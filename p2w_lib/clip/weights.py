@@ -5,6 +5,7 @@ downloads it on first use. Without network that ends in retries and a traceback 
 huggingface_hub. `require_weights` answers first, in well under a second: it looks in the local
 caches, and only if the file is absent probes the download hosts with a short timeout.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -44,7 +45,9 @@ def weights_source(model: str, tag: str, cache_dir: str | None = None) -> Weight
         repo, filename = os.path.split(hub)
         names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
         hits = [try_to_load_from_cache(repo, name, cache_dir=cache_dir) for name in names]
-        files = [h for h in hits if isinstance(h, str)] or [f"{cache_dir or HF_HUB_CACHE}/models--{repo.replace('/', '--')}"]
+        files = [h for h in hits if isinstance(h, str)] or [
+            f"{cache_dir or HF_HUB_CACHE}/models--{repo.replace('/', '--')}"
+        ]
         host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
         return WeightsSource(model, tag, tuple(files), (host,), f"huggingface.co/{repo} ({' or '.join(names)})")
     if not url:
@@ -56,6 +59,7 @@ def weights_source(model: str, tag: str, cache_dir: str | None = None) -> Weight
 
 def reachable(host: str, port: int = 443, timeout: float = 0.4) -> bool:
     """Can a TCP connection to host:port open within `timeout` seconds (DNS lookup included)?"""
+
     def connect() -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout):
@@ -109,8 +113,10 @@ def check_clip_settings(model: str, pretrained: str | None, cache_dir: str | Non
         return f"{model}: random weights (pretrained: null)"
     if os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES):
         if not os.path.isfile(os.path.expanduser(pretrained)):
-            raise FileNotFoundError(f"{where}.pretrained: weights file {pretrained} not found; fix the path in "
-                                    "params.yaml, or use an open_clip tag such as `openai`")
+            raise FileNotFoundError(
+                f"{where}.pretrained: weights file {pretrained} not found; fix the path in "
+                "params.yaml, or use an open_clip tag such as `openai`"
+            )
         return f"{model}: weights from {pretrained}"
     from open_clip import pretrained as oc_pretrained
 
@@ -118,7 +124,10 @@ def check_clip_settings(model: str, pretrained: str | None, cache_dir: str | Non
         return f"{model}: weights from the model folder"
     tags = oc_pretrained.list_pretrained_tags_by_model(model)
     if tags and pretrained not in tags:
-        raise FileNotFoundError(f"{where}.pretrained: open_clip has no weights {pretrained!r} for {model}; "
-                                f"choose one of {sorted(tags)}")
+        raise FileNotFoundError(
+            f"{where}.pretrained: open_clip has no weights {pretrained!r} for {model}; choose one of {sorted(tags)}"
+        )
     found = require_weights(model, pretrained, cache_dir)
-    return f"{model}/{pretrained}: " + (f"cached at {found}" if found else "not cached; will be downloaded on first use")
+    return f"{model}/{pretrained}: " + (
+        f"cached at {found}" if found else "not cached; will be downloaded on first use"
+    )

@@ -3,13 +3,15 @@
 `from_dict` turns a plain mapping (a section of params.yaml, a checkpoint's saved config) into
 one of these, refusing unknown keys and wrong types with a message that names where they came from.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T")
 
@@ -35,14 +37,6 @@ class ClipConfig:
     precision: str = "fp32"
     device: str = "cpu"
     cache_dir: str | None = None
-
-
-
-
-
-
-
-
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -96,9 +90,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {unknown}; known settings of {cls.__name__}: {sorted(fields)}"
-        )
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known settings of {cls.__name__}: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     return validate(cls(**kwargs), where)
@@ -119,8 +111,11 @@ def fraction(v) -> bool:
 def validate(cfg: T, where: str | None = None) -> T:
     """`cfg` itself, or ConfigError naming `where`.key and the allowed range of every bad value."""
     where = where or type(cfg).__name__
-    problems = [f"{where}.{key}: must be {need}, got {getattr(cfg, key)!r}"
-                for key, (ok, need) in getattr(type(cfg), "RANGES", {}).items() if not ok(getattr(cfg, key))]
+    problems = [
+        f"{where}.{key}: must be {need}, got {getattr(cfg, key)!r}"
+        for key, (ok, need) in getattr(type(cfg), "RANGES", {}).items()
+        if not ok(getattr(cfg, key))
+    ]
     if problems:
         raise ConfigError("; ".join(problems))
     return cfg
@@ -135,10 +130,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
         return v
 
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
-
-
-
-
 
 
 @dataclass(frozen=True)

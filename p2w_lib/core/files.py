@@ -3,15 +3,17 @@
 Each writer writes to a temporary file in the destination folder, then renames it over the
 target (`os.replace` is atomic on POSIX within one filesystem).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -10,7 +10,7 @@ closure cannot leave one out.
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "p2w_lib"
@@ -53,7 +53,7 @@ def imported_names(tree: ast.AST, module: str, is_package: bool, top_level_only:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _direct(module: str, root: Path, mtime_ns: int) -> frozenset[str]:
     path = module_file(module, root)
     tree = ast.parse(path.read_text(encoding="utf-8"))

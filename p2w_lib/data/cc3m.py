@@ -1,4 +1,5 @@
 """Pic2Word's CC3M list: a tab-separated file with a `filepath<TAB>title` header, one image per line."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,10 @@ def read_image_caption_list(path: str | Path, root: str | Path | None = None) ->
         except UnicodeDecodeError as whole:
             at = whole.start
         line = raw[:at].count(b"\n") + 1
-        raise DataFormatError(f"{path}:{line}: not UTF-8 text (byte {at}: {err.reason}); convert the list to UTF-8, "
-                              "e.g. `iconv -f latin1 -t utf-8`") from err
+        raise DataFormatError(
+            f"{path}:{line}: not UTF-8 text (byte {at}: {err.reason}); convert the list to UTF-8, "
+            "e.g. `iconv -f latin1 -t utf-8`"
+        ) from err
 
 
 def _read_pairs(path: Path, root: Path) -> list[tuple[str, str]]:
@@ -51,7 +54,6 @@ def _read_pairs(path: Path, root: Path) -> list[tuple[str, str]]:
 
 
 def write_image_caption_list(path: str | Path, pairs: list[tuple[str, str]]) -> None:
-
     for image, title in pairs:
         if "\t" in title or "\n" in title:
             raise ValueError(f"caption of {image} contains a tab or newline: {title!r}")

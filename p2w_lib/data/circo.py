@@ -5,6 +5,7 @@ gt_img_ids, semantic_aspects}; test queries have no targets. The gallery is ever
 `COCO2017_unlabeled/annotations/image_info_unlabeled2017.json`, stored as
 `COCO2017_unlabeled/unlabeled2017/<file_name>`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from pathlib import Path
 from p2w_lib.data.errors import DataFormatError
 from p2w_lib.data.json_files import load_json
 
-HINT = ("CIRCO's annotations come from github.com/miccunifi/CIRCO; the gallery is COCO's unlabeled2017 images "
-        "and annotations/image_info_unlabeled2017.json from cocodataset.org.")
+HINT = (
+    "CIRCO's annotations come from github.com/miccunifi/CIRCO; the gallery is COCO's unlabeled2017 images "
+    "and annotations/image_info_unlabeled2017.json from cocodataset.org."
+)
 GALLERY_INFO = "COCO2017_unlabeled/annotations/image_info_unlabeled2017.json"
 GALLERY_IMAGES = "COCO2017_unlabeled/unlabeled2017"
 
@@ -38,11 +41,16 @@ def read_queries(root: str | Path, split: str = "val") -> list[CircoQuery]:
             gt = tuple(int(g) for g in item["gt_img_ids"]) if split != "test" else ()
             target = int(item["target_img_id"]) if split != "test" else None
             aspects = tuple(str(a) for a in item.get("semantic_aspects") or ())
-            queries.append(CircoQuery(int(item["id"]), int(item["reference_img_id"]), str(item["relative_caption"]), gt,
-                                      target, aspects))
+            queries.append(
+                CircoQuery(
+                    int(item["id"]), int(item["reference_img_id"]), str(item["relative_caption"]), gt, target, aspects
+                )
+            )
         except (KeyError, TypeError, ValueError) as err:
-            raise DataFormatError(f"{path}: entry {i} lacks id/reference_img_id/relative_caption"
-                                  f"{'' if split == 'test' else '/gt_img_ids/target_img_id'}: {item!r}") from err
+            raise DataFormatError(
+                f"{path}: entry {i} lacks id/reference_img_id/relative_caption"
+                f"{'' if split == 'test' else '/gt_img_ids/target_img_id'}: {item!r}"
+            ) from err
     return queries
 
 

@@ -4,6 +4,7 @@ A caption entry is {pairid, reference, caption, img_set: {id, members}, target_h
 (test1 has no targets); a split file maps image name -> path relative to the CIRR root
 (`./dev/dev-0-0-img0.png`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,12 +31,20 @@ def read_queries(root: str | Path, split: str = "val") -> list[CirrQuery]:
     queries = []
     for i, item in enumerate(data):
         try:
-            queries.append(CirrQuery(int(item["pairid"]), str(item["reference"]), str(item["caption"]),
-                                     tuple(str(m) for m in item["img_set"]["members"]),
-                                     str(item["target_hard"]) if split != "test1" else item.get("target_hard")))
+            queries.append(
+                CirrQuery(
+                    int(item["pairid"]),
+                    str(item["reference"]),
+                    str(item["caption"]),
+                    tuple(str(m) for m in item["img_set"]["members"]),
+                    str(item["target_hard"]) if split != "test1" else item.get("target_hard"),
+                )
+            )
         except (KeyError, TypeError, ValueError) as err:
-            raise DataFormatError(f"{path}: entry {i} lacks pairid/reference/caption/img_set.members"
-                                  f"{'' if split == 'test1' else '/target_hard'}: {item!r}") from err
+            raise DataFormatError(
+                f"{path}: entry {i} lacks pairid/reference/caption/img_set.members"
+                f"{'' if split == 'test1' else '/target_hard'}: {item!r}"
+            ) from err
     return queries
 
 

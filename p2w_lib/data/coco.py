@@ -16,6 +16,7 @@ Candidate rules (`rule=`):
 The pick among candidates is seeded here (the original's `random.sample` had no seed), so the
 query set is repeatable; either way it is one uniform draw per image.
 """
+
 from __future__ import annotations
 
 import csv
@@ -101,8 +102,10 @@ def _candidates(data: dict) -> tuple[dict[int, dict], dict[int, list[dict]], dic
     per_image: dict[int, list[dict]] = defaultdict(list)
     for ann in data["annotations"]:
         if ann["image_id"] not in images or ann["category_id"] not in names:
-            raise DataFormatError(f"annotation {ann.get('id')!r} names image_id {ann['image_id']!r} / category_id "
-                                  f"{ann['category_id']!r}, which the file's images/categories do not list")
+            raise DataFormatError(
+                f"annotation {ann.get('id')!r} names image_id {ann['image_id']!r} / category_id "
+                f"{ann['category_id']!r}, which the file's images/categories do not list"
+            )
         per_image[ann["image_id"]].append(ann)
     return images, per_image, names
 
@@ -132,7 +135,9 @@ def build_object_queries(root: str | Path, out_dir: str | Path, seed: int = 0, r
     except DataFormatError as err:
         raise DataFormatError(f"{ann_path}: {err}. Use the unmodified instances_val2017.json.") from err
     except (KeyError, TypeError) as err:
-        raise DataFormatError(f"{ann_path}: expected COCO instances JSON with images/annotations/categories ({err!r})") from err
+        raise DataFormatError(
+            f"{ann_path}: expected COCO instances JSON with images/annotations/categories ({err!r})"
+        ) from err
     rng = random.Random(seed)
     rows, counts = [], {"images": len(images), "queries": 0, "no_candidate": 0, "missing_image": 0, "rule": rule}
     for image_id in tqdm(sorted(per_image), desc="COCO object queries", unit="image", leave=False):
@@ -195,7 +200,9 @@ def read_queries(queries_dir: str | Path) -> list[ObjectQuery]:
                 if len(box) != 4:
                     raise ValueError("box needs 4 numbers")
             except ValueError as err:
-                raise DataFormatError(f"{path}:{line_no}: query_regions must be 'x1;y1;x2;y2', got {row['query_regions']!r}") from err
+                raise DataFormatError(
+                    f"{path}:{line_no}: query_regions must be 'x1;y1;x2;y2', got {row['query_regions']!r}"
+                ) from err
             others = tuple(c for c in (row["classes"] or "").split(";") if c)
             rows.append(ObjectQuery(row["id"], box, row["query_class"], others))
     return rows

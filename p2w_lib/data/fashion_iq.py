@@ -1,5 +1,6 @@
 """Fashion-IQ annotation files: `captions/cap.{category}.{split}.json` (list of
 {candidate, target, captions: [c1, c2]}) and `image_splits/split.{category}.{split}.json` (image ids)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ def read_triplets(root: str | Path, category: str, split: str = "val") -> list[T
             c1, c2 = item["captions"]
             triplets.append(Triplet(str(item["candidate"]), str(item["target"]), (c1, c2)))
         except (KeyError, TypeError, ValueError) as err:
-            raise DataFormatError(f"{path}: entry {i} is not {{candidate, target, captions: [c1, c2]}}: {item!r}") from err
+            raise DataFormatError(
+                f"{path}: entry {i} is not {{candidate, target, captions: [c1, c2]}}: {item!r}"
+            ) from err
     return triplets
 
 

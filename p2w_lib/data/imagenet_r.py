@@ -1,5 +1,6 @@
 """Pic2Word's ImageNet-R domain-conversion lists: `path label` per line, paths relative to the
 data root, label = 1000 x domain index + class index (queries carry the class index only)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,5 +30,4 @@ def read_label_list(path: str | Path) -> list[tuple[str, int]]:
 
 
 def write_label_list(path: str | Path, items: list[tuple[str, int]]) -> None:
-
     atomic_write_text(path, "".join(f"{p} {label} \n" for p, label in items))  # trailing space as in the originals

@@ -1,12 +1,13 @@
 """Reading image files for CLIP: a dataset that never crashes on one bad file, and a report
 that makes every skipped file visible (and fails the run when too many are bad)."""
+
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from PIL import Image

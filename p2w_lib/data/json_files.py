@@ -1,4 +1,5 @@
 """Reading a dataset's JSON annotation file with errors that name the file and the fix."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ def load_json(path: str | Path, what: str, hint: str, expect: type | None = None
     except UnicodeDecodeError as err:
         raise DataFormatError(f"{path}: not UTF-8 text ({err}); save it as UTF-8") from err
     if expect is not None and not isinstance(data, expect):
-        raise DataFormatError(f"{path}: the {what} must be a JSON {_KIND[expect]}, got {type(data).__name__} "
-                              f"({json.dumps(data)[:60]}). {hint}")
+        raise DataFormatError(
+            f"{path}: the {what} must be a JSON {_KIND[expect]}, got {type(data).__name__} "
+            f"({json.dumps(data)[:60]}). {hint}"
+        )
     if expect is not None and non_empty and not data:
         raise DataFormatError(f"{path}: the {what} is empty. {hint}")
     return data

@@ -5,6 +5,7 @@ An image inside a shard is addressed as `<shard.tar>::<member name>`, so it flow
 same path-based code as a folder of files (embedding cache, bad-image reports). Reading one
 member seeks straight to its bytes with an offset index built once per shard and process.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,7 +44,9 @@ def _scan(shard: str, read_captions: bool) -> tuple[dict[str, tuple[int, int]], 
                 if not m.isfile():
                     continue
                 if m.offset_data + m.size > size:
-                    _truncated(shard, f"member {m.name!r} needs bytes up to {m.offset_data + m.size:,}, the file has {size:,}")
+                    _truncated(
+                        shard, f"member {m.name!r} needs bytes up to {m.offset_data + m.size:,}, the file has {size:,}"
+                    )
                 offsets[m.name] = (m.offset_data, m.size)
                 if read_captions and m.name.endswith(".txt"):
                     texts[m.name] = tar.extractfile(m).read()
@@ -51,7 +54,9 @@ def _scan(shard: str, read_captions: bool) -> tuple[dict[str, tuple[int, int]], 
     except tarfile.TarError as err:
         if "end of data" in str(err):  # tarfile's word for a cut inside a header or padding block
             _truncated(shard, str(err))
-        raise DataFormatError(f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it") from err
+        raise DataFormatError(
+            f"{shard}: not a readable (uncompressed) tar shard ({err}); re-create it or remove it"
+        ) from err
     with open(shard, "rb") as fh:
         fh.seek(end)
         marker = fh.read(2 * tarfile.BLOCKSIZE)
@@ -61,8 +66,10 @@ def _scan(shard: str, read_captions: bool) -> tuple[dict[str, tuple[int, int]], 
 
 
 def _truncated(shard: str, what: str) -> None:
-    raise DataFormatError(f"{shard}: truncated shard ({what}); the samples after the cut are lost. Download or "
-                          "re-create the shard, or move it out of the shards folder.")
+    raise DataFormatError(
+        f"{shard}: truncated shard ({what}); the samples after the cut are lost. Download or "
+        "re-create the shard, or move it out of the shards folder."
+    )
 
 
 def shard_index(shard: str) -> dict[str, tuple[int, int]]:
@@ -98,7 +105,9 @@ def read_shards(folder: str | Path) -> tuple[list[tuple[str, str]], dict[str, in
     folder = Path(folder)
     shards = sorted(folder.glob("*.tar"))
     if not shards:
-        raise FileNotFoundError(f"{folder}: no .tar shards; expected WebDataset shards (<key>.jpg + <key>.txt per sample)")
+        raise FileNotFoundError(
+            f"{folder}: no .tar shards; expected WebDataset shards (<key>.jpg + <key>.txt per sample)"
+        )
     pairs: list[tuple[str, str]] = []
     skipped = {"samples_without_image": 0}
     for shard in shards:

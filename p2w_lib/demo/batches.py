@@ -7,10 +7,11 @@ not what is in a photo. Part of each batch is therefore drawn in groups of image
 read the same once the object word is masked (`a photo of a large red striped _`): within a group,
 only the object tells the pairs apart, the way web-scale batches hold many near-duplicate captions.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -32,8 +33,9 @@ def caption_groups(captions: Sequence[str], words: Sequence[str]) -> list[list[i
     return [rows for key, rows in sorted(by_key.items()) if len(named[key]) >= 2]
 
 
-def mixed_batch(step: int, n: int, batch_size: int, seed: int, groups: list[list[int]], fraction: float,
-                group_size: int = 8) -> torch.Tensor:
+def mixed_batch(
+    step: int, n: int, batch_size: int, seed: int, groups: list[list[int]], fraction: float, group_size: int = 8
+) -> torch.Tensor:
     """Indices [B] of one step: `fraction` of the batch from groups (up to `group_size` each), the
     rest from the epoch order of `batch_indices`. A pure function of (seed, step), so a resumed run
     sees the same batches."""
@@ -47,8 +49,8 @@ def mixed_batch(step: int, n: int, batch_size: int, seed: int, groups: list[list
     while len(picked) < n_hard:
         rows = groups[int(torch.randint(len(groups), (1,), generator=gen))]
         take = [rows[i] for i in torch.randperm(len(rows), generator=gen).tolist() if rows[i] not in seen]
-        take = take[:min(group_size, n_hard - len(picked))]
+        take = take[: min(group_size, n_hard - len(picked))]
         picked += take
         seen.update(take)
-    fill = [i for i in rest.tolist() if i not in seen][:batch_size - n_hard]
+    fill = [i for i in rest.tolist() if i not in seen][: batch_size - n_hard]
     return torch.tensor(picked + fill, dtype=torch.long)

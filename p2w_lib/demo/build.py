@@ -9,6 +9,7 @@ Specs are drawn in one process from one seeded RNG; rendering (a pure function o
 in parallel, so the files are byte-identical for a given seed whatever the number of workers.
 Evaluation images are drawn separately from training images and live in other folders.
 """
+
 from __future__ import annotations
 
 import random
@@ -72,7 +73,7 @@ def _render_chunk(args) -> int:
 
 
 def render_all(jobs: list[RenderJob], size: int, workers: int) -> None:
-    chunks = [(jobs[i:i + 256], size) for i in range(0, len(jobs), 256)]
+    chunks = [(jobs[i : i + 256], size) for i in range(0, len(jobs), 256)]
     bar = tqdm(total=len(jobs), desc="rendering demo world", unit="img")
     if workers <= 1:
         for chunk in chunks:
@@ -85,7 +86,9 @@ def render_all(jobs: list[RenderJob], size: int, workers: int) -> None:
     bar.close()
 
 
-def pretraining_split(rng: random.Random, cfg: DemoWorldConfig, root: Path) -> tuple[list[RenderJob], list[tuple[str, str]]]:
+def pretraining_split(
+    rng: random.Random, cfg: DemoWorldConfig, root: Path
+) -> tuple[list[RenderJob], list[tuple[str, str]]]:
     """CC3M-like image-caption pairs over all classes x domains, plus garments."""
     per_domain = {d: cfg.pretrain_photos_per_class if d == PHOTO else cfg.pretrain_per_class_domain for d in DOMAINS}
     specs = [sample_object(rng, c, d) for c in CLASSES for d in DOMAINS for _ in range(per_domain[d])]
@@ -95,8 +98,11 @@ def pretraining_split(rng: random.Random, cfg: DemoWorldConfig, root: Path) -> t
     for n, spec in enumerate(specs):
         rel = f"images/{n:06d}.png"
         jobs.append(RenderJob(spec, str(root / "cc3m" / rel)))
-        caption = (object_caption(spec, rng, cfg.caption_drop, cfg.colour_caption_drop) if isinstance(spec, ObjectSpec)
-                   else garment_caption(spec, rng, cfg.garment_caption_drop))
+        caption = (
+            object_caption(spec, rng, cfg.caption_drop, cfg.colour_caption_drop)
+            if isinstance(spec, ObjectSpec)
+            else garment_caption(spec, rng, cfg.garment_caption_drop)
+        )
         pairs.append((rel, caption))
     return jobs, pairs
 
@@ -121,7 +127,13 @@ def domain_conversion_split(rng: random.Random, cfg: DemoWorldConfig, root: Path
     return jobs, queries, targets, attributes, oracle
 
 
-CHANGEABLE = {"colour": tuple(COLOURS), "pattern": PATTERNS, "sleeve": SLEEVES, "neckline": NECKLINES, "logo": ("",) + LOGO_COLOURS}
+CHANGEABLE = {
+    "colour": tuple(COLOURS),
+    "pattern": PATTERNS,
+    "sleeve": SLEEVES,
+    "neckline": NECKLINES,
+    "logo": ("",) + LOGO_COLOURS,
+}
 
 
 def _changed(rng: random.Random, attrs: dict, category: str) -> dict:
@@ -142,15 +154,19 @@ def fashion_split(rng: random.Random, category: str, n_triplets: int, n_gallery:
     it, as in Fashion-IQ, where an image can be the candidate or target of several triplets."""
     space = garment_space(category)
     if n_gallery > len(space):
-        raise ValueError(f"fashion-iq {category}: a gallery of {n_gallery} distinct garments, but only {len(space)} exist; "
-                         "lower world.fiq_val_gallery")
+        raise ValueError(
+            f"fashion-iq {category}: a gallery of {n_gallery} distinct garments, but only {len(space)} exist; "
+            "lower world.fiq_val_gallery"
+        )
     picked = rng.sample(space, n_gallery)
     row = {tuple(sorted(attrs.items())): i for i, attrs in enumerate(picked)}
     specs = [GarmentSpec(category=category, seed=rng.getrandbits(31), **attrs) for attrs in picked]
     ids = [f"{prefix}{i:05d}" for i in range(n_gallery)]
     jobs = [RenderJob(spec, str(root / "fashion-iq" / "images" / f"{i}.png")) for spec, i in zip(specs, ids)]
     triplets, oracle = [], []
-    for _ in range(1000 * n_triplets + 1000):  # a drawn target must be in the gallery (n_gallery / |space| of draws are)
+    for _ in range(
+        1000 * n_triplets + 1000
+    ):  # a drawn target must be in the gallery (n_gallery / |space| of draws are)
         if len(triplets) == n_triplets:
             break
         c = rng.randrange(n_gallery)
@@ -160,7 +176,9 @@ def fashion_split(rng: random.Random, category: str, n_triplets: int, n_gallery:
         triplets.append({"candidate": ids[c], "target": ids[t], "captions": relative_captions(specs[c], specs[t], rng)})
         oracle.append(oracle_garment_text(specs[t]))
     if len(triplets) < n_triplets:
-        raise ValueError(f"fashion-iq {category}: drew only {len(triplets)} of {n_triplets} triplets; raise world.fiq_val_gallery")
+        raise ValueError(
+            f"fashion-iq {category}: drew only {len(triplets)} of {n_triplets} triplets; raise world.fiq_val_gallery"
+        )
     return jobs, triplets, ids, oracle
 
 
@@ -173,8 +191,10 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
     jobs += dc_jobs
     fiq_oracle, counts = {}, {"pretrain": len(pairs), "dc_queries": len(queries), "dc_gallery": len(targets)}
     for category in CATEGORIES:
-        for split, n, extra, prefix in (("val", cfg.fiq_val_triplets, cfg.fiq_val_gallery, f"{category[0].upper()}V"),
-                                        ("train", cfg.fiq_train_triplets, max(200, 2 * cfg.fiq_train_triplets), f"{category[0].upper()}T")):
+        for split, n, extra, prefix in (
+            ("val", cfg.fiq_val_triplets, cfg.fiq_val_gallery, f"{category[0].upper()}V"),
+            ("train", cfg.fiq_train_triplets, max(200, 2 * cfg.fiq_train_triplets), f"{category[0].upper()}T"),
+        ):
             f_jobs, triplets, ids, oracle = fashion_split(rng, category, n, extra, prefix, root)
             jobs += f_jobs
             atomic_write_json(root / "fashion-iq" / "captions" / f"cap.{category}.{split}.json", triplets)
@@ -190,6 +210,14 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
     atomic_write_json(root / "oracle" / "fashion_iq.json", fiq_oracle)
     atomic_write_json(root / "imgnet" / "attributes.json", attributes)
     settings = {k: v for k, v in to_dict(cfg).items() if k != "workers"}  # workers change no byte of output
-    atomic_write_json(root / "world.json", {"config": settings, "classes": list(CLASSES), "domains": list(DOMAINS),
-                                            "renditions": list(RENDITIONS), "counts": counts})
+    atomic_write_json(
+        root / "world.json",
+        {
+            "config": settings,
+            "classes": list(CLASSES),
+            "domains": list(DOMAINS),
+            "renditions": list(RENDITIONS),
+            "counts": counts,
+        },
+    )
     return counts

@@ -4,6 +4,7 @@ Pretraining captions must contain the phrasings that composed queries later use 
 a star`, `a photo of a dress , is red and has long sleeves`), or CLIP never learns to compose
 them. Relative captions follow Fashion-IQ's annotator style (`is red with a white logo`).
 """
+
 from __future__ import annotations
 
 import random
@@ -52,10 +53,21 @@ def garment_caption(spec: GarmentSpec, rng: random.Random, drop: float = 0.3) ->
     phrases = [p for k, p in garment_phrases(spec).items() if p and rng.random() > drop]
     rng.shuffle(phrases)
     if rng.random() < 0.4 or not phrases:
-        adjectives = " ".join(w for w in (spec.colour if rng.random() > drop else "", _pattern_word(spec.pattern) if rng.random() > drop else "") if w)
+        adjectives = " ".join(
+            w
+            for w in (
+                spec.colour if rng.random() > drop else "",
+                _pattern_word(spec.pattern) if rng.random() > drop else "",
+            )
+            if w
+        )
         return f"a photo of a {adjectives + ' ' if adjectives else ''}{spec.category}"
     joined = _join(phrases, rng)  # the same grammar as relative captions ("is red with a white logo")
-    return f"a photo of a {spec.category} that {joined}" if rng.random() < 0.5 else f"a photo of a {spec.category} , {joined}"
+    return (
+        f"a photo of a {spec.category} that {joined}"
+        if rng.random() < 0.5
+        else f"a photo of a {spec.category} , {joined}"
+    )
 
 
 def changed_attributes(candidate: GarmentSpec, target: GarmentSpec) -> list[str]:
@@ -80,7 +92,7 @@ def relative_captions(candidate: GarmentSpec, target: GarmentSpec, rng: random.R
 def _join(phrases: list[str], rng: random.Random) -> str:
     """Join phrases with "and", sometimes turning a trailing "has a X" into "with a X" ("is red with a white logo")."""
     if len(phrases) >= 2 and phrases[-1].startswith("has a ") and rng.random() < 0.5:
-        return " and ".join(phrases[:-1]) + f" with a {phrases[-1][len('has a '):]}"
+        return " and ".join(phrases[:-1]) + f" with a {phrases[-1][len('has a ') :]}"
     return " and ".join(phrases)
 
 

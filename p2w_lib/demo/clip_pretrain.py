@@ -6,6 +6,7 @@ any other CLIP. Images are decoded once into a uint8 tensor (the list is small),
 the exact, length-bucketed context truncation of `composed`, and the ResNet tower runs
 channels-last (about 2x faster on CPU).
 """
+
 from __future__ import annotations
 
 import functools
@@ -84,7 +85,9 @@ def make_optimizer(model: torch.nn.Module, cfg: DemoClipConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfig, restart_on_change: bool = False) -> Path:
+def pretrain_clip(
+    list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfig, restart_on_change: bool = False
+) -> Path:
     """Train the demo CLIP on a `filepath<TAB>title` list; returns the saved open_clip folder.
 
     Resumable: state is checkpointed every `checkpoint_every` steps in `out_dir`, with the settings,
@@ -135,8 +138,16 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
         return StepLog((f"{value:.5f}", f"{model.logit_scale.exp().item():.3f}"), value)
 
     def checkpoint(step: int) -> None:
-        atomic_torch_save({"config": to_dict(cfg), "data": data_id, "step": step, "model": model.state_dict(),
-                           "optimizer": opt.state_dict()}, out_dir / STATE_NAME)
+        atomic_torch_save(
+            {
+                "config": to_dict(cfg),
+                "data": data_id,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+            },
+            out_dir / STATE_NAME,
+        )
 
     loop = Loop(out_dir / LOG_NAME, ("loss", "logit_scale"), cfg.steps, "pretraining demo CLIP", cfg.checkpoint_every)
     loop.run(start, cfg.steps, opt, lambda i: lr_at(i, cfg.lr, cfg.warmup_steps, cfg.steps), step, checkpoint)
@@ -148,8 +159,9 @@ def pretrain_clip(list_path: str | Path, out_dir: str | Path, cfg: DemoClipConfi
     return folder
 
 
-def same_caption_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, logit_scale: torch.Tensor,
-                      caption_ids: torch.Tensor) -> torch.Tensor:
+def same_caption_loss(
+    image_feats: torch.Tensor, text_feats: torch.Tensor, logit_scale: torch.Tensor, caption_ids: torch.Tensor
+) -> torch.Tensor:
     """CLIP's symmetric contrastive loss where pairs with the same caption text are all positives.
 
     A world of short captions repeats them (`a photo of a star` fits many images); CLIP's loss would
@@ -159,8 +171,10 @@ def same_caption_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, logit
     logits = logit_scale * image_feats @ text_feats.T  # [B, B]
     positive = (caption_ids[:, None] == caption_ids[None, :]).to(logits.dtype)  # [B, B], symmetric
     target = positive / positive.sum(dim=1, keepdim=True)  # [B, B] rows sum to 1
-    return (-(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
-            - (target * logits.T.log_softmax(dim=1)).sum(dim=1).mean()) / 2
+    return (
+        -(target * logits.log_softmax(dim=1)).sum(dim=1).mean()
+        - (target * logits.T.log_softmax(dim=1)).sum(dim=1).mean()
+    ) / 2
 
 
 def _caption_ids(captions: list[str]) -> torch.Tensor:

@@ -33,11 +33,16 @@ class DemoClipConfig:
     """Pretraining the demo CLIP from scratch on the demo world's CC3M-like list."""
 
     # Checked by core.config.validate when read from params.yaml or called directly: key -> (test, what it must be).
-    RANGES: ClassVar[dict] = {"steps": (positive, "at least 1"), "batch_size": (positive, "> 0"), "lr": (positive, "> 0"),
-            "weight_decay": (non_negative, ">= 0"), "warmup_steps": (non_negative, ">= 0"),
-            "checkpoint_every": (positive, "at least 1"),
-            "hard_negatives": (fraction, "in [0, 1]"),
-            "init_logit_scale": (lambda v: 0 < v <= 100, "in (0, 100] (CLIP caps it at 100)")}
+    RANGES: ClassVar[dict] = {
+        "steps": (positive, "at least 1"),
+        "batch_size": (positive, "> 0"),
+        "lr": (positive, "> 0"),
+        "weight_decay": (non_negative, ">= 0"),
+        "warmup_steps": (non_negative, ">= 0"),
+        "checkpoint_every": (positive, "at least 1"),
+        "hard_negatives": (fraction, "in [0, 1]"),
+        "init_logit_scale": (lambda v: 0 < v <= 100, "in (0, 100] (CLIP caps it at 100)"),
+    }
 
     model: str = "p2w-demo"  # a config folder in p2w_lib/clip/model_configs/
     steps: int = 400

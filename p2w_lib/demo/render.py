@@ -4,6 +4,7 @@ Shapes are drawn as masks at twice the output size (cheap anti-aliasing), then e
 turns the mask into pixels its own way: shaded and textured (photo), outline on paper (sketch),
 flat fill with a thick outline (cartoon), tiles (mosaic), glowing outline on dark (neon).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,15 +29,23 @@ def _poly(draw, cx, cy, r, pts, angle):
 
 def _star_points(n, inner):
     return [
-        (math.cos(math.pi * k / n - math.pi / 2) * (1 if k % 2 == 0 else inner),
-         math.sin(math.pi * k / n - math.pi / 2) * (1 if k % 2 == 0 else inner))
+        (
+            math.cos(math.pi * k / n - math.pi / 2) * (1 if k % 2 == 0 else inner),
+            math.sin(math.pi * k / n - math.pi / 2) * (1 if k % 2 == 0 else inner),
+        )
         for k in range(2 * n)
     ]
 
 
 def _heart_points():
     ts = np.linspace(0, 2 * math.pi, 48)
-    return [(16 * math.sin(t) ** 3 / 17, -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)) / 17) for t in ts]
+    return [
+        (
+            16 * math.sin(t) ** 3 / 17,
+            -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)) / 17,
+        )
+        for t in ts
+    ]
 
 
 SHAPE_POLYGONS = {
@@ -45,8 +54,20 @@ SHAPE_POLYGONS = {
     "star": _star_points(5, 0.42),
     "heart": _heart_points(),
     "arrow": [(-0.9, -0.25), (0.2, -0.25), (0.2, -0.7), (0.95, 0), (0.2, 0.7), (0.2, 0.25), (-0.9, 0.25)],
-    "cross": [(-0.3, -0.9), (0.3, -0.9), (0.3, -0.3), (0.9, -0.3), (0.9, 0.3), (0.3, 0.3), (0.3, 0.9),
-              (-0.3, 0.9), (-0.3, 0.3), (-0.9, 0.3), (-0.9, -0.3), (-0.3, -0.3)],
+    "cross": [
+        (-0.3, -0.9),
+        (0.3, -0.9),
+        (0.3, -0.3),
+        (0.9, -0.3),
+        (0.9, 0.3),
+        (0.3, 0.3),
+        (0.3, 0.9),
+        (-0.3, 0.9),
+        (-0.3, 0.3),
+        (-0.9, 0.3),
+        (-0.9, -0.3),
+        (-0.3, -0.3),
+    ],
     "diamond": [(0, -0.95), (0.65, 0), (0, 0.95), (-0.65, 0)],
     "bolt": [(0.15, -0.95), (-0.55, 0.1), (-0.05, 0.1), (-0.25, 0.95), (0.55, -0.15), (0.05, -0.15), (0.3, -0.95)],
     "house": [(-0.7, -0.05), (0, -0.9), (0.7, -0.05), (0.7, 0.85), (-0.7, 0.85)],
@@ -75,8 +96,27 @@ def shape_mask(cls: str, size: int, cx: float, cy: float, r: float, angle: float
             px, py = _rotate([(cx + r * dx, cy + r * dy)], cx, cy, angle)[0]
             draw.ellipse([px - r * rr, py - r * rr, px + r * rr, py + r * rr], fill=255)
     elif cls == "key":
-        _poly(draw, cx, cy, r, [(-0.2, -0.1), (0.95, -0.1), (0.95, 0.1), (0.8, 0.1), (0.8, 0.4), (0.6, 0.4),
-                                (0.6, 0.1), (0.45, 0.1), (0.45, 0.3), (0.3, 0.3), (0.3, 0.1), (-0.2, 0.1)], angle)
+        _poly(
+            draw,
+            cx,
+            cy,
+            r,
+            [
+                (-0.2, -0.1),
+                (0.95, -0.1),
+                (0.95, 0.1),
+                (0.8, 0.1),
+                (0.8, 0.4),
+                (0.6, 0.4),
+                (0.6, 0.1),
+                (0.45, 0.1),
+                (0.45, 0.3),
+                (0.3, 0.3),
+                (0.3, 0.1),
+                (-0.2, 0.1),
+            ],
+            angle,
+        )
         kx, ky = _rotate([(cx - r * 0.5, cy)], cx, cy, angle)[0]
         draw.ellipse([kx - r * 0.42, ky - r * 0.42, kx + r * 0.42, ky + r * 0.42], fill=255)
         draw.ellipse([kx - r * 0.17, ky - r * 0.17, kx + r * 0.17, ky + r * 0.17], fill=0)
@@ -95,7 +135,9 @@ def pattern_fill(size: int, colour: str, pattern: str, rng: np.random.Generator)
     if pattern == "striped":
         on = ((xx + yy + phase) % period) < period / 2
     elif pattern == "dotted":
-        on = (((xx + phase) % period - period / 2) ** 2 + ((yy + phase) % period - period / 2) ** 2) < (period / 4.2) ** 2
+        on = (((xx + phase) % period - period / 2) ** 2 + ((yy + phase) % period - period / 2) ** 2) < (
+            period / 4.2
+        ) ** 2
     elif pattern == "checked":
         on = (((xx + phase) // period + (yy + phase) // period) % 2) == 0
     else:
@@ -111,7 +153,10 @@ def _noise_background(size: int, rng: np.random.Generator) -> np.ndarray:
     base = rng.uniform(60, 200, 3)
     gy, gx = np.mgrid[0:size, 0:size] / size
     grad = (gx * rng.uniform(-40, 40) + gy * rng.uniform(-40, 40))[..., None]
-    blobs = np.asarray(Image.fromarray(rng.integers(0, 255, (6, 6), dtype=np.uint8)).resize((size, size), Image.BICUBIC), dtype=np.float32)
+    blobs = np.asarray(
+        Image.fromarray(rng.integers(0, 255, (6, 6), dtype=np.uint8)).resize((size, size), Image.BICUBIC),
+        dtype=np.float32,
+    )
     return base + grad + (blobs[..., None] - 128) * 0.25 + _noise(rng, 10, size)
 
 
@@ -142,12 +187,20 @@ def render_object(spec: ObjectSpec, out_size: int = 64) -> Image.Image:
         shade = 1.2 - 0.45 * ((gx - spec.x + 0.3) ** 2 + (gy - spec.y + 0.3) ** 2) ** 0.5 * 2
         fg = tex * shade[..., None] + _noise(rng, 6, size)
         bg = _noise_background(size, rng)
-        shadow = mask.transform(mask.size, Image.AFFINE, (1, 0, -size * 0.03, 0, 1, -size * 0.03)).filter(ImageFilter.GaussianBlur(3))
+        shadow = mask.transform(mask.size, Image.AFFINE, (1, 0, -size * 0.03, 0, 1, -size * 0.03)).filter(
+            ImageFilter.GaussianBlur(3)
+        )
         bg = bg * (1 - 0.45 * np.asarray(shadow, dtype=np.float32)[..., None] / 255)
         return _to_image(_compose(mask, fg, bg), out_size)
     if spec.domain == "sketch":
         paper = np.repeat(250 - np.abs(_noise(rng, 5, size, 1)), 3, axis=2)
-        ink = np.clip(_edge(mask, 3) + 0.6 * _edge(mask.transform(mask.size, Image.AFFINE, (1, 0, rng.uniform(-3, 3), 0, 1, rng.uniform(-3, 3))), 3), 0, 1)
+        ink = np.clip(
+            _edge(mask, 3)
+            + 0.6
+            * _edge(mask.transform(mask.size, Image.AFFINE, (1, 0, rng.uniform(-3, 3), 0, 1, rng.uniform(-3, 3))), 3),
+            0,
+            1,
+        )
         return _to_image(paper * (1 - 0.85 * ink[..., None]), out_size)
     if spec.domain == "cartoon":
         bg = np.ones((size, size, 3)) * (rng.uniform(200, 250, 3))
@@ -160,7 +213,7 @@ def render_object(spec: ObjectSpec, out_size: int = 64) -> Image.Image:
         tiles = 16  # a small object still spans about 7 tiles: a mosaic of it, not a blob
         small = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8)).resize((tiles, tiles), Image.BOX)
         big = np.asarray(small.resize((size, size), Image.NEAREST), dtype=np.float32)
-        grout = ((np.arange(size) % (size // tiles)) < 1)  # thin grout lines between tiles
+        grout = (np.arange(size) % (size // tiles)) < 1  # thin grout lines between tiles
         big[grout, :] = 60
         big[:, grout] = 60
         return _to_image(big + _noise(rng, 4, size), out_size)
@@ -183,7 +236,17 @@ def garment_mask(spec: GarmentSpec, size: int) -> tuple[Image.Image, tuple[float
     top, shoulder = 10 * s, 13 * s
     if spec.category == "dress":
         bottom = (58 if spec.length == "long" else 44) * s
-        d.polygon([(cx - 9 * s, top), (cx + 9 * s, top), (cx + 8 * s, 30 * s), (cx + 19 * s, bottom), (cx - 19 * s, bottom), (cx - 8 * s, 30 * s)], fill=255)
+        d.polygon(
+            [
+                (cx - 9 * s, top),
+                (cx + 9 * s, top),
+                (cx + 8 * s, 30 * s),
+                (cx + 19 * s, bottom),
+                (cx - 19 * s, bottom),
+                (cx - 8 * s, 30 * s),
+            ],
+            fill=255,
+        )
     else:
         half = 12 * s if spec.category == "shirt" else 14 * s
         bottom = (52 if spec.category == "shirt" else 48) * s
@@ -192,8 +255,16 @@ def garment_mask(spec: GarmentSpec, size: int) -> tuple[Image.Image, tuple[float
     if arm:
         for side in (-1, 1):
             x0 = cx + side * 9 * s
-            d.polygon([(x0, top), (x0 + side * 7 * s, shoulder - 3 * s), (x0 + side * (7 * s + arm * 0.35), shoulder + arm),
-                       (x0 + side * (arm * 0.35), shoulder + arm + 2 * s), (x0, shoulder + 6 * s)], fill=255)
+            d.polygon(
+                [
+                    (x0, top),
+                    (x0 + side * 7 * s, shoulder - 3 * s),
+                    (x0 + side * (7 * s + arm * 0.35), shoulder + arm),
+                    (x0 + side * (arm * 0.35), shoulder + arm + 2 * s),
+                    (x0, shoulder + 6 * s),
+                ],
+                fill=255,
+            )
     if spec.neckline == "v":
         d.polygon([(cx - 5 * s, top), (cx + 5 * s, top), (cx, top + 9 * s)], fill=0)
     else:
@@ -209,7 +280,7 @@ def render_garment(spec: GarmentSpec, out_size: int = 64) -> Image.Image:
     shade = (1.12 - 0.3 * np.abs(gx - 0.5) - 0.1 * gy)[..., None]
     fg = pattern_fill(size, spec.colour, spec.pattern, rng) * shade
     if spec.category == "shirt":  # collar line and button placket tell shirts from tops
-        fg[int(size * 0.2):int(size * 0.8), int(size / 2 - 1):int(size / 2 + 1)] *= 0.45
+        fg[int(size * 0.2) : int(size * 0.8), int(size / 2 - 1) : int(size / 2 + 1)] *= 0.45
     bg = np.ones((size, size, 3)) * rng.uniform(232, 252) + _noise(rng, 2, size)
     out = _compose(mask, fg, bg)
     out = out * (1 - 0.6 * _edge(mask, 3)[..., None])

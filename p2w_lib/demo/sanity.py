@@ -3,6 +3,7 @@
 Composition can only work on top of a CLIP that recognises what the prompts talk about, so the
 demo prints this table before any Pic2Word number.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,24 +37,37 @@ def zero_shot_table(clip: FrozenClip, root: str | Path, cache_dir=None, per_doma
     for domain in DOMAINS:
         items = [(p, a) for p, a in attributes.items() if a["domain"] == domain]
         picked += items[:: max(1, len(items) // per_domain)][:per_domain]
-    feats = embed_images(clip, [str(root / p) for p, _ in picked], cache_dir=cache_dir, desc="sanity images").tensor(normalize=True)
+    feats = embed_images(clip, [str(root / p) for p, _ in picked], cache_dir=cache_dir, desc="sanity images").tensor(
+        normalize=True
+    )
     attrs = [a for _, a in picked]
     table = {
-        "class": _accuracy(clip, feats, [[f"a {a['domain']} of a {c}" for c in CLASSES] for a in attrs],
-                           [CLASSES.index(a["cls"]) for a in attrs]),
-        "domain": _accuracy(clip, feats, [[f"a {d} of a {a['cls']}" for d in DOMAINS] for a in attrs],
-                            [DOMAINS.index(a["domain"]) for a in attrs]),
+        "class": _accuracy(
+            clip,
+            feats,
+            [[f"a {a['domain']} of a {c}" for c in CLASSES] for a in attrs],
+            [CLASSES.index(a["cls"]) for a in attrs],
+        ),
+        "domain": _accuracy(
+            clip,
+            feats,
+            [[f"a {d} of a {a['cls']}" for d in DOMAINS] for a in attrs],
+            [DOMAINS.index(a["domain"]) for a in attrs],
+        ),
     }
     coloured = [i for i, a in enumerate(attrs) if "colour" in VISIBLE[a["domain"]]]
     table["colour"] = _accuracy(
-        clip, feats[coloured],
+        clip,
+        feats[coloured],
         [[f"a {attrs[i]['domain']} of a {c} {attrs[i]['cls']}" for c in OBJECT_COLOURS] for i in coloured],
         [OBJECT_COLOURS.index(attrs[i]["colour"]) for i in coloured],
     )
     for domain in DOMAINS:
         rows = [i for i, a in enumerate(attrs) if a["domain"] == domain]
         table[f"class ({domain})"] = _accuracy(
-            clip, feats[rows], [[f"a {domain} of a {c}" for c in CLASSES]] * len(rows),
+            clip,
+            feats[rows],
+            [[f"a {domain} of a {c}" for c in CLASSES]] * len(rows),
             [CLASSES.index(attrs[i]["cls"]) for i in rows],
         )
     return table

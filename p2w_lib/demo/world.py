@@ -4,14 +4,29 @@ Objects (16 classes) are drawn in a `photo` domain plus four rendition domains t
 roles of ImageNet-R's cartoon/origami/toy/sculpture. Garments (dress, shirt, toptee) play
 Fashion-IQ. Every image is a pure function of its spec, and every spec of a seeded RNG.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
 
 CLASSES = (
-    "circle", "square", "triangle", "star", "heart", "arrow", "moon", "cross",
-    "diamond", "ring", "bolt", "house", "cloud", "tree", "drop", "key",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "heart",
+    "arrow",
+    "moon",
+    "cross",
+    "diamond",
+    "ring",
+    "bolt",
+    "house",
+    "cloud",
+    "tree",
+    "drop",
+    "key",
 )
 PHOTO = "photo"
 RENDITIONS = ("sketch", "cartoon", "mosaic", "neon")  # label index 0..3, as ImageNet-R's four domains
@@ -19,9 +34,16 @@ DOMAINS = (PHOTO,) + RENDITIONS
 PHOTO_DOMAIN_INDEX = 6  # Pic2Word's lists give real images domain index 6
 
 COLOURS = {
-    "red": (214, 40, 40), "orange": (245, 130, 20), "yellow": (240, 210, 30), "green": (40, 160, 60),
-    "blue": (40, 80, 210), "purple": (130, 50, 170), "pink": (240, 120, 180), "black": (30, 30, 30),
-    "white": (245, 245, 245), "brown": (120, 75, 40),
+    "red": (214, 40, 40),
+    "orange": (245, 130, 20),
+    "yellow": (240, 210, 30),
+    "green": (40, 160, 60),
+    "blue": (40, 80, 210),
+    "purple": (130, 50, 170),
+    "pink": (240, 120, 180),
+    "black": (30, 30, 30),
+    "white": (245, 245, 245),
+    "brown": (120, 75, 40),
 }
 OBJECT_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown")
 PATTERNS = ("solid", "striped", "dotted", "checked")
@@ -81,8 +103,14 @@ def sample_object(rng: random.Random, cls: str, domain: str) -> ObjectSpec:
     size = rng.choice(SIZES)
     margin = 0.34 if size == "large" else 0.24
     return ObjectSpec(
-        cls=cls, domain=domain, colour=rng.choice(OBJECT_COLOURS), pattern=rng.choice(PATTERNS), size=size,
-        x=rng.uniform(margin, 1 - margin), y=rng.uniform(margin, 1 - margin), angle=rng.uniform(-20, 20),
+        cls=cls,
+        domain=domain,
+        colour=rng.choice(OBJECT_COLOURS),
+        pattern=rng.choice(PATTERNS),
+        size=size,
+        x=rng.uniform(margin, 1 - margin),
+        y=rng.uniform(margin, 1 - margin),
+        angle=rng.uniform(-20, 20),
         seed=rng.getrandbits(31),
     )
 
@@ -92,8 +120,12 @@ def garment_space(category: str) -> list[dict]:
     lengths = LENGTHS if category == "dress" else ("",)
     return [
         dict(colour=c, pattern=p, sleeve=s, neckline=n, length=ln, logo=lg)
-        for c in COLOURS for p in PATTERNS for s in SLEEVES for n in NECKLINES
-        for ln in lengths for lg in ("",) + LOGO_COLOURS
+        for c in COLOURS
+        for p in PATTERNS
+        for s in SLEEVES
+        for n in NECKLINES
+        for ln in lengths
+        for lg in ("",) + LOGO_COLOURS
         if lg != c  # a logo in the garment's own colour would be invisible
     ]
 

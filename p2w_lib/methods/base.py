@@ -12,10 +12,11 @@ none of them names a method.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +37,16 @@ def encode_unique_texts(clip: FrozenClip, texts: Sequence[str], batch_size: int 
     """Normalised text embeddings [Q, D], encoding each distinct string once."""
     unique = sorted(set(texts))
     row = {t: i for i, t in enumerate(unique)}
-    feats = torch.cat([clip.encode_text(unique[i:i + batch_size], normalize=True) for i in range(0, len(unique), batch_size)])
+    feats = torch.cat(
+        [clip.encode_text(unique[i : i + batch_size], normalize=True) for i in range(0, len(unique), batch_size)]
+    )
     return feats[torch.tensor([row[t] for t in texts])].cpu()  # [Q, D]
 
 
 @torch.no_grad()
-def pseudo_token_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+def pseudo_token_queries(
+    clip: FrozenClip, mapper: nn.Module, image_feats: torch.Tensor, prompts: Sequence[str], batch_size: int = 256
+) -> torch.Tensor:
     """Composed query embeddings [Q, D] from unnormalised image embeddings [Q, D]; `mapper` is any
     network from image embedding to pseudo token (Pic2Word's mapper, a phi, SEARLE-OTI's inversion)."""
     was_training = mapper.training
@@ -51,10 +56,12 @@ def pseudo_token_queries(clip: FrozenClip, mapper: nn.Module, image_feats: torch
     try:
         out = []
         for i in range(0, len(prompts), batch_size):
-            feats = image_feats[i:i + batch_size].to(clip.device)  # [B, D]
+            feats = image_feats[i : i + batch_size].to(clip.device)  # [B, D]
             pseudo = mapper(feats)  # [B, W]
-            tokens = tokenize_prompts(clip.model, clip.tokenizer, list(prompts[i:i + batch_size]))
-            text = cached.encode(tokens, pseudo) if cached else encode_composed_tokens(clip.model, tokens, pseudo)  # [B, D]
+            tokens = tokenize_prompts(clip.model, clip.tokenizer, list(prompts[i : i + batch_size]))
+            text = (
+                cached.encode(tokens, pseudo) if cached else encode_composed_tokens(clip.model, tokens, pseudo)
+            )  # [B, D]
             out.append(text.float().cpu())
         return torch.cat(out)
     finally:
@@ -73,8 +80,12 @@ class QueryInputs:
     prompts: Sequence[str]  # Q prompts with `*`
     texts: Sequence[str]  # Q text-only strings
     batch_size: int = 256
-    benchmark: str | None = None  # the registry name of the benchmark asking: methods with per-benchmark settings read it
-    slerp_alpha: float | None = None  # set: Slerp's alpha for this call (search --alpha); None: the benchmark's
+    benchmark: str | None = (
+        None  # the registry name of the benchmark asking: methods with per-benchmark settings read it
+    )
+    # per-method settings for this call, {method: {name: value}} (e.g. {"slerp": {"alpha": 0.7}} for a
+    # search); a method reads its own with `option` and falls back on its default.
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @cached_property
     def image(self) -> torch.Tensor:
@@ -83,6 +94,9 @@ class QueryInputs:
     @cached_property
     def text(self) -> torch.Tensor:
         return encode_unique_texts(self.clip, self.texts, self.batch_size)  # [Q, D], normalised
+
+    def option(self, method: str, name: str, default: Any = None) -> Any:
+        return self.options.get(method, {}).get(name, default)
 
     def require_mapper(self, method: str) -> nn.Module:
         if method not in self.mappers:

@@ -7,6 +7,7 @@ token width). LinCIR sets hidden = 4 x the CLIP embedding width and dropout 0.5.
 Parameter names match the official (`layers.0.weight` ... `layers.6.bias`), so their released
 `{"Phi": state_dict}` files load without renaming.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,15 +29,21 @@ class Phi(nn.Module):
         super().__init__()
         self.shape = shape
         self.layers = nn.Sequential(
-            nn.Linear(shape.input_dim, shape.hidden_dim), nn.GELU(), nn.Dropout(shape.dropout),
-            nn.Linear(shape.hidden_dim, shape.hidden_dim), nn.GELU(), nn.Dropout(shape.dropout),
+            nn.Linear(shape.input_dim, shape.hidden_dim),
+            nn.GELU(),
+            nn.Dropout(shape.dropout),
+            nn.Linear(shape.hidden_dim, shape.hidden_dim),
+            nn.GELU(),
+            nn.Dropout(shape.dropout),
             nn.Linear(shape.hidden_dim, shape.output_dim),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[-1] != self.shape.input_dim:
-            raise ValueError(f"phi expects embeddings of width {self.shape.input_dim}, got {tuple(features.shape)}; "
-                             "was it trained for another CLIP?")
+            raise ValueError(
+                f"phi expects embeddings of width {self.shape.input_dim}, got {tuple(features.shape)}; "
+                "was it trained for another CLIP?"
+            )
         return self.layers(features)  # [B, W]
 
 
@@ -44,6 +51,8 @@ def shape_of_state(state: dict[str, torch.Tensor], dropout: float = 0.0) -> PhiS
     """The shape of a phi state dict (an official release carries no config)."""
     needed = [f"layers.{i}.weight" for i in (0, 3, 6)]
     if not all(k in state for k in needed) or len(state) != 6:
-        raise ValueError(f"not a SEARLE/LinCIR phi state dict: expected {needed} and their biases, got {sorted(state)[:8]}")
+        raise ValueError(
+            f"not a SEARLE/LinCIR phi state dict: expected {needed} and their biases, got {sorted(state)[:8]}"
+        )
     first, last = state["layers.0.weight"], state["layers.6.weight"]
     return PhiShape(input_dim=first.shape[1], hidden_dim=first.shape[0], output_dim=last.shape[0], dropout=dropout)

@@ -8,6 +8,7 @@ Our checkpoint (a dict, saved atomically):
 A run resumes only from a checkpoint of the same method, settings (bar those in RESUME_FREE),
 CLIP, training data and training code; anything else is another run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,19 +73,33 @@ class PhiRun:
         return self.out_dir / LOG_NAME
 
     def save(self, phi: Phi, step: int, optimizer: torch.optim.Optimizer) -> None:
-        atomic_torch_save({
-            "format": FORMAT, "method": self.method, "phi": {k: v.detach().cpu() for k, v in phi.state_dict().items()},
-            "phi_shape": vars(phi.shape), "clip": self.clip.identity.to_dict(), "train": to_dict(self.cfg),
-            "step": step, "total_steps": self.cfg.steps, "data": self.data_id, "code": self.code_id,
-            "optimizer": optimizer.state_dict(), "rng": rng_state()}, self.checkpoint)
+        atomic_torch_save(
+            {
+                "format": FORMAT,
+                "method": self.method,
+                "phi": {k: v.detach().cpu() for k, v in phi.state_dict().items()},
+                "phi_shape": vars(phi.shape),
+                "clip": self.clip.identity.to_dict(),
+                "train": to_dict(self.cfg),
+                "step": step,
+                "total_steps": self.cfg.steps,
+                "data": self.data_id,
+                "code": self.code_id,
+                "optimizer": optimizer.state_dict(),
+                "rng": rng_state(),
+            },
+            self.checkpoint,
+        )
 
     def _changes(self, ckpt: dict) -> set[str]:
         saved = {k: v for k, v in ckpt["train"].items() if k not in RESUME_FREE}
         changed = {k for k, v in to_dict(self.cfg).items() if k not in RESUME_FREE and saved.get(k) != v}
-        for name, ours, theirs in (("method", self.method, ckpt.get("method")),
-                                   ("clip", self.clip.identity.fingerprint, ckpt["clip"]["fingerprint"]),
-                                   ("training data", self.data_id, ckpt.get("data")),
-                                   ("training code", self.code_id, ckpt.get("code"))):
+        for name, ours, theirs in (
+            ("method", self.method, ckpt.get("method")),
+            ("clip", self.clip.identity.fingerprint, ckpt["clip"]["fingerprint"]),
+            ("training data", self.data_id, ckpt.get("data")),
+            ("training code", self.code_id, ckpt.get("code")),
+        ):
             if ours != theirs:
                 changed.add(name)
         return changed
@@ -92,12 +107,14 @@ class PhiRun:
     def _resume(self, phi: Phi, optimizer: torch.optim.Optimizer) -> int:
         ckpt = read_checkpoint(self.checkpoint, f"{self.method} checkpoint")
         if ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
-            raise CheckpointError(f"{self.checkpoint}: not a resumable phi training checkpoint; delete it or use "
-                                  "another folder")
+            raise CheckpointError(
+                f"{self.checkpoint}: not a resumable phi training checkpoint; delete it or use another folder"
+            )
         changed = self._changes(ckpt)
         if changed:
-            raise StalePhiCheckpoint(f"{self.checkpoint}: cannot resume, these differ from the checkpoint's: "
-                                     f"{sorted(changed)}")
+            raise StalePhiCheckpoint(
+                f"{self.checkpoint}: cannot resume, these differ from the checkpoint's: {sorted(changed)}"
+            )
         phi.load_state_dict(ckpt["phi"])
         optimizer.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"])
@@ -123,8 +140,12 @@ def load_phi(path: str | Path, clip: FrozenClip, strict_clip: bool = True) -> Ph
     """A trained phi for `clip`, in eval mode: ours (LinCIR's or SEARLE's), or an official SEARLE or
     LinCIR release (`{"Phi": state_dict}`, which names no CLIP: only its widths are checked)."""
     path = Path(path)
-    ckpt = read_checkpoint(path, "phi checkpoint", "train it first (`make reproduce`), or name a released phi "
-                           "file in params.yaml (eval.lincir_checkpoint, eval.searle_checkpoint)")
+    ckpt = read_checkpoint(
+        path,
+        "phi checkpoint",
+        "train it first (`make reproduce`), or name a released phi "
+        "file in params.yaml (eval.lincir_checkpoint, eval.searle_checkpoint)",
+    )
     if isinstance(ckpt, dict) and ckpt.get("format") == FORMAT:
         shape, state, saved_clip = PhiShape(**ckpt["phi_shape"]), ckpt["phi"], ckpt["clip"]
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("Phi"), dict):
@@ -135,8 +156,10 @@ def load_phi(path: str | Path, clip: FrozenClip, strict_clip: bool = True) -> Ph
             raise CheckpointError(f"{path}: {err}") from err
     else:
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: unknown checkpoint format (top-level keys {keys}); expected a p2w_lib phi "
-                              "checkpoint or an official SEARLE/LinCIR file with a 'Phi' state dict")
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format (top-level keys {keys}); expected a p2w_lib phi "
+            "checkpoint or an official SEARLE/LinCIR file with a 'Phi' state dict"
+        )
     check_fits(path, clip, saved_clip, shape.input_dim, shape.output_dim, strict_clip, network="phi")
     phi = Phi(shape)
     phi.load_state_dict(state)

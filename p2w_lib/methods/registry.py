@@ -21,9 +21,11 @@ Each method is declared in its own module (a `QueryMethod`, with a `Training` fo
 methods/base.py). Adding one: that module and one line in `QUERY_METHODS`, or `register(...)` from
 outside the package; every protocol then scores it (docs/extending.md).
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,16 +36,19 @@ from p2w_lib.methods.base import QueryInputs, QueryMethod, text_only_prompt
 
 # Report order: the paper's baselines, Slerp, Pic2Word, LinCIR, SEARLE, SEARLE-OTI. Each entry is
 # declared in its method's own module; adding a method is that module and one line here.
-QUERY_METHODS: dict[str, QueryMethod] = {m.name: m for m in (
-    baselines.IMAGE_ONLY,
-    baselines.TEXT_ONLY,
-    baselines.IMAGE_TEXT,
-    slerp.METHOD,
-    pic2word.METHOD,
-    lincir.METHOD,
-    searle.METHOD,
-    searle_oti.METHOD,
-)}
+QUERY_METHODS: dict[str, QueryMethod] = {
+    m.name: m
+    for m in (
+        baselines.IMAGE_ONLY,
+        baselines.TEXT_ONLY,
+        baselines.IMAGE_TEXT,
+        slerp.METHOD,
+        pic2word.METHOD,
+        lincir.METHOD,
+        searle.METHOD,
+        searle_oti.METHOD,
+    )
+}
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
 
 
@@ -101,7 +106,7 @@ def compose_queries(
     methods: Sequence[str] | None = None,
     batch_size: int = 256,
     benchmark: str | None = None,
-    slerp_alpha: float | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Query embeddings for each method in `methods` (None: every method `mapper` allows).
 
@@ -109,7 +114,7 @@ def compose_queries(
     image_feats: [Q, D] unnormalised CLIP embeddings of the reference images.
     prompts: Q prompts with `*`; text_only: the text-only strings (default: prompts without `*`).
     benchmark: the benchmark asking (its registry name), for methods whose setting depends on it (Slerp's alpha).
-    slerp_alpha: Slerp's alpha for this call instead of the benchmark's (a search, an ablation).
+    options: {method: {name: value}} settings for this call, e.g. {"slerp": {"alpha": 0.7}} (a search, an ablation).
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
@@ -119,5 +124,5 @@ def compose_queries(
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {names()}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark, slerp_alpha)
+    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark, dict(options or {}))
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

@@ -13,6 +13,7 @@ stage runs the benchmarks' protocols in order with one `OTIQueryTokens` and SEAR
 saves every token in a store (`save`); the evaluation stages start from it (`load`) and invert
 nothing, so they score what that one object, inverting as it went, would have scored.
 """
+
 from __future__ import annotations
 
 import logging
@@ -62,16 +63,23 @@ class OTIQueryTokens(nn.Module):
     def identity(self) -> dict:
         """What the tokens depend on besides the images: the CLIP, the settings and seed, the concept
         phrases and the code (all fixed at construction, so hashed once)."""
-        return {"clip": self.clip.identity.to_dict(), "settings": settings(self.cfg, self.seed),
-                "phrases": list_id(self.phrases.phrases), "code": code_fingerprint(__name__)}
+        return {
+            "clip": self.clip.identity.to_dict(),
+            "settings": settings(self.cfg, self.seed),
+            "phrases": list_id(self.phrases.phrases),
+            "code": code_fingerprint(__name__),
+        }
 
     def save(self, path: str | Path) -> None:
         """Every token so far, keyed by its image embedding, with its identity; atomically."""
         feats = [torch.from_numpy(np.frombuffer(key, dtype=np.float32).copy()) for key in self.tokens]
         images = torch.stack(feats) if feats else torch.empty(0, self.clip.embed_dim)  # [N, D]
-        tokens = torch.stack(list(self.tokens.values())).cpu() if feats else torch.empty(0, self.clip.token_dim)  # [N, W]
-        atomic_torch_save({"format": STORE_FORMAT, **self.identity, "batches": self.batches,
-                           "images": images, "tokens": tokens}, path)
+        tokens = (
+            torch.stack(list(self.tokens.values())).cpu() if feats else torch.empty(0, self.clip.token_dim)
+        )  # [N, W]
+        atomic_torch_save(
+            {"format": STORE_FORMAT, **self.identity, "batches": self.batches, "images": images, "tokens": tokens}, path
+        )
 
     def load(self, path: str | Path, report_misses: bool = True) -> int:
         """Start from the tokens of a store `save` wrote (the number read). A store of another
@@ -83,7 +91,8 @@ class OTIQueryTokens(nn.Module):
             raise CheckpointError(
                 f"{path}: SEARLE-OTI tokens made with another CLIP, other `searle` settings, seed, concept phrases "
                 "or code than this evaluation's; re-run the searle_oti stage (`dvc repro searle_oti`, or its "
-                "notebook 03_searle_oti) to invert the query images again.")
+                "notebook 03_searle_oti) to invert the query images again."
+            )
         self.tokens.update(zip((row.numpy().tobytes() for row in saved["images"].float()), saved["tokens"]))
         self.batches, self.store = int(saved["batches"]), path if report_misses else None
         return len(saved["tokens"])
@@ -102,32 +111,40 @@ class OTIQueryTokens(nn.Module):
         if not keys:
             return
         if self.store is not None:
-            log.warning("%d query images are not in %s (the searle_oti stage writes it for the benchmarks' query "
-                        "images); inverting them now", len(keys), self.store)
+            log.warning(
+                "%d query images are not in %s (the searle_oti stage writes it for the benchmarks' query "
+                "images); inverting them now",
+                len(keys),
+                self.store,
+            )
         concepts_of = top_concepts(feats, self.concept_feats, self.cfg.oti_top_k)  # [N, k]
-        batches = invert_batches(self.clip, feats, concepts_of, self.phrases, self.templates, self.cfg, self.seed,
-                                 first_batch=self.batches)
+        batches = invert_batches(
+            self.clip, feats, concepts_of, self.phrases, self.templates, self.cfg, self.seed, first_batch=self.batches
+        )
         done = 0
         # One bar per call: a protocol composes one domain or category at a time.
-        with tqdm(total=len(keys), desc="OTI of the query images (SEARLE-OTI)", unit="img") as bar, \
-                torch.enable_grad():  # the protocols compose queries under no_grad; OTI optimises
+        with (
+            tqdm(total=len(keys), desc="OTI of the query images (SEARLE-OTI)", unit="img") as bar,
+            torch.enable_grad(),
+        ):  # the protocols compose queries under no_grad; OTI optimises
             for tokens in batches:  # [b, W]
-                self.tokens.update(zip(keys[done:done + len(tokens)], tokens))
+                self.tokens.update(zip(keys[done : done + len(tokens)], tokens))
                 done += len(tokens)
                 self.batches += 1
                 bar.update(len(tokens))
 
 
 @torch.no_grad()
-def own_image_first(clip: FrozenClip, images: torch.Tensor, tokens: torch.Tensor, prompt: str = "a photo of *",
-                    batch_size: int = 256) -> float:
+def own_image_first(
+    clip: FrozenClip, images: torch.Tensor, tokens: torch.Tensor, prompt: str = "a photo of *", batch_size: int = 256
+) -> float:
     """% of tokens [N, W] whose prompt, composed with the token, ranks the token's own image first
     among the N images [N, D]. OTI fits each token to its image, so this sits far above chance
     (100 / N %): a check that a store holds each image's own token."""
     gallery = torch.nn.functional.normalize(images.float(), dim=-1).to(clip.device)  # [N, D]
     hits = 0
     for start in range(0, len(tokens), batch_size):
-        batch = tokens[start:start + batch_size].to(clip.device)  # [b, W]
+        batch = tokens[start : start + batch_size].to(clip.device)  # [b, W]
         text = tokenize_prompts(clip.model, clip.tokenizer, [prompt] * len(batch))
         queries = encode_composed_tokens(clip.model, text, batch)  # [b, D], normalised
         first = (queries.float() @ gallery.T).argmax(dim=1).cpu()  # [b]
@@ -150,14 +167,27 @@ def _network(x: NetworkInputs) -> OTIQueryTokens:
     if store.is_file():
         tokens.load(store)
     else:  # stepping through an evaluation notebook by hand before the stage ran: slow, not wrong
-        log.warning("%s does not exist (the searle_oti stage writes it): SEARLE-OTI inverts the query "
-                    "images during this evaluation", store)
+        log.warning(
+            "%s does not exist (the searle_oti stage writes it): SEARLE-OTI inverts the query "
+            "images during this evaluation",
+            store,
+        )
     return tokens
 
 
 # No network is trained: the stage inverts the benchmarks' query images into the store.
 METHOD = QueryMethod(
-    "searle_oti", "SEARLE-OTI", "oti", pseudo_token("searle_oti"), "#8d6e63",
-    training=Training(sections={"searle": SEARLEConfig}, folder="searle_oti", network=_network,
-                      stage="searle_oti", notebook="03_searle_oti", switch="eval.searle_oti"),
+    "searle_oti",
+    "SEARLE-OTI",
+    "oti",
+    pseudo_token("searle_oti"),
+    "#8d6e63",
+    training=Training(
+        sections={"searle": SEARLEConfig},
+        folder="searle_oti",
+        network=_network,
+        stage="searle_oti",
+        notebook="03_searle_oti",
+        switch="eval.searle_oti",
+    ),
 )

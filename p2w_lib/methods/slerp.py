@@ -18,6 +18,7 @@ without `*`; Fashion-IQ: the official prompt), so the three training-free ways t
 and a text differ only in how they combine. Without its Text-Anchored-Tuning, which fine-tunes
 CLIP's image tower, Slerp is what the paper calls "Slerp (no training)".
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,7 +53,8 @@ def slerp(image: torch.Tensor, text: torch.Tensor, alpha: float) -> torch.Tensor
 
 def _compose(q: QueryInputs) -> torch.Tensor:
     """Slerp at the caller's alpha, else at the paper's alpha for the benchmark asking."""
-    return slerp(q.image, q.text, alpha_for(q.benchmark) if q.slerp_alpha is None else q.slerp_alpha)  # [Q, D]
+    alpha = q.option("slerp", "alpha")
+    return slerp(q.image, q.text, alpha_for(q.benchmark) if alpha is None else alpha)  # [Q, D]
 
 
 METHOD = QueryMethod("slerp", "Slerp", "slerp", _compose, "#26a69a")

@@ -8,11 +8,12 @@ counted). As the official `evaluation.py`, the results also carry Recall@K of th
 prompt is Pic2Word's CIRR prompt `a photo of * , {caption}` (Pic2Word did not evaluate CIRCO).
 Test: `write_test_submission` writes `{"<query id>": [top-50 image ids]}` for the server.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -36,8 +37,17 @@ log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {caption}"
 KS = (5, 10, 25, 50)
-SEMANTIC_ASPECTS = ("cardinality", "addition", "negation", "direct_addressing", "compare_change", "comparative_statement",
-                    "statement_with_conjunction", "spatial_relations_background", "viewpoint")
+SEMANTIC_ASPECTS = (
+    "cardinality",
+    "addition",
+    "negation",
+    "direct_addressing",
+    "compare_change",
+    "comparative_statement",
+    "statement_with_conjunction",
+    "spatial_relations_background",
+    "viewpoint",
+)
 ASPECT_K = 10
 SUBMISSION_TOP_K = 50
 
@@ -45,7 +55,9 @@ SUBMISSION_TOP_K = 50
 def _gallery(clip: FrozenClip, root: Path, cache_dir, max_bad_fraction: float) -> Gallery:
     files = read_gallery(root)
     ids = sorted(files)
-    return embed_gallery(clip, ids, [str(files[i]) for i in ids], cache_dir, max_bad_fraction, "embedding CIRCO gallery (unlabeled2017)")
+    return embed_gallery(
+        clip, ids, [str(files[i]) for i in ids], cache_dir, max_bad_fraction, "embedding CIRCO gallery (unlabeled2017)"
+    )
 
 
 def evaluate_circo(
@@ -71,7 +83,9 @@ def evaluate_circo(
     log_counts("CIRCO val", len(usable), len(queries) - len(usable))
     if missing_gt:
         log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "circo")
+    feats = caption_queries(
+        clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "circo"
+    )
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
     n_gt = torch.tensor([len(q.ground_truth) for q in usable])  # the official |GT|: as annotated, readable or not
 
@@ -87,8 +101,17 @@ def evaluate_circo(
         scores[method].update(target_recall(idx, target_rows, [k for k in ks if k <= k_max]))
         if k_max >= ASPECT_K:
             scores[method]["semantic_mAP@10"] = aspect_map(relevance(idx), usable)
-    return methods_document(profile, seed, "map", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
-                            n_ground_truth_missing=missing_gt, n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+    return methods_document(
+        profile,
+        seed,
+        "map",
+        scores,
+        n_queries=len(usable),
+        n_queries_skipped=len(queries) - len(usable),
+        n_ground_truth_missing=missing_gt,
+        n_gallery=len(gallery.keys),
+        n_gallery_skipped=gallery.skipped,
+    )
 
 
 def target_recall(idx: torch.Tensor, target_rows: Sequence[set], ks: Sequence[int]) -> dict[str, float]:
@@ -122,12 +145,18 @@ def write_test_submission(
     rows = gallery.rows()
     missing = [q.id for q in queries if q.reference not in rows]
     if missing:
-        raise FileNotFoundError(f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
-                                f"restore the unlabeled2017 images under {root} before writing a submission")
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "circo")[method]
+        raise FileNotFoundError(
+            f"CIRCO test: {len(missing)} queries have no readable reference image (ids {missing[:5]}); "
+            f"restore the unlabeled2017 images under {root} before writing a submission"
+        )
+    feats = caption_queries(
+        clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "circo"
+    )[method]
     if len(gallery.keys) < SUBMISSION_TOP_K:
-        raise ValueError(f"CIRCO test: the gallery under {root} has {len(gallery.keys)} readable images; the server "
-                         f"needs the top {SUBMISSION_TOP_K} of the unlabeled2017 set for every query")
+        raise ValueError(
+            f"CIRCO test: the gallery under {root} has {len(gallery.keys)} readable images; the server "
+            f"needs the top {SUBMISSION_TOP_K} of the unlabeled2017 set for every query"
+        )
     _, idx = topk_search(feats, gallery.feats, k=SUBMISSION_TOP_K)
     submission = {str(q.id): [int(gallery.keys[i]) for i in row.tolist()] for q, row in zip(queries, idx)}
     check_circo_submission(submission, [q.id for q in queries])

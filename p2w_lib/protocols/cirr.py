@@ -6,11 +6,12 @@ query's `img_set.members` without the reference. Pic2Word's prompt is `a photo o
 Test1 has no public targets: `write_test_submission` writes the two files the server takes,
 `{"version": "rc2", "metric": "recall" | "recall_subset", "<pairid>": [image names]}`.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -44,7 +45,9 @@ SUBSET_KS = (1, 2, 3)
 def _gallery(clip: FrozenClip, root: Path, split: str, cache_dir, max_bad_fraction: float) -> Gallery:
     files = read_image_split(root, split)
     names = sorted(files)
-    return embed_gallery(clip, names, [str(files[n]) for n in names], cache_dir, max_bad_fraction, f"embedding CIRR {split} images")
+    return embed_gallery(
+        clip, names, [str(files[n]) for n in names], cache_dir, max_bad_fraction, f"embedding CIRR {split} images"
+    )
 
 
 def subset_ranking(query: torch.Tensor, gallery: Gallery, q: CirrQuery, k: int) -> list[str]:
@@ -56,7 +59,9 @@ def subset_ranking(query: torch.Tensor, gallery: Gallery, q: CirrQuery, k: int) 
     return [members[i] for i in order.tolist()]
 
 
-def recall_subset(feats: torch.Tensor, gallery: Gallery, queries: Sequence[CirrQuery], ks: Sequence[int] = SUBSET_KS) -> dict[str, float]:
+def recall_subset(
+    feats: torch.Tensor, gallery: Gallery, queries: Sequence[CirrQuery], ks: Sequence[int] = SUBSET_KS
+) -> dict[str, float]:
     hits = {k: 0 for k in ks}
     for query, q in zip(feats, queries):
         ranked = subset_ranking(query, gallery, q, max(ks))
@@ -86,15 +91,32 @@ def evaluate_cirr(
     if not usable:
         raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
     log_counts("CIRR val", len(usable), len(queries) - len(usable))
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "cirr")
+    feats = caption_queries(
+        clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "cirr"
+    )
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]
-    scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks,
-                            precision_k=None, exclude=exclude)
+    scores = rank_and_score(
+        feats,
+        gallery.feats,
+        lambda idx: relevance_from_sets(idx, targets),
+        "hit_rate",
+        ks,
+        precision_k=None,
+        exclude=exclude,
+    )
     for method, f in feats.items():
         scores[method].update(recall_subset(f, gallery, usable, subset_ks))
-    return methods_document(profile, seed, "hit_rate", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
-                            n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped)
+    return methods_document(
+        profile,
+        seed,
+        "hit_rate",
+        scores,
+        n_queries=len(usable),
+        n_queries_skipped=len(queries) - len(usable),
+        n_gallery=len(gallery.keys),
+        n_gallery_skipped=gallery.skipped,
+    )
 
 
 def write_test_submission(
@@ -113,18 +135,26 @@ def write_test_submission(
     rows = gallery.rows()
     missing = [q.pairid for q in queries if q.reference not in rows]
     if missing:  # the server scores every pairid: a partial file would be scored as misses
-        raise FileNotFoundError(f"CIRR test1: {len(missing)} queries have no readable reference image (pairids {missing[:5]}); "
-                                f"restore the images under {root} before writing a submission")
+        raise FileNotFoundError(
+            f"CIRR test1: {len(missing)} queries have no readable reference image (pairids {missing[:5]}); "
+            f"restore the images under {root} before writing a submission"
+        )
     top_k = CIRR_LIST_LENGTH["recall"]
     if len(gallery.keys) - 1 < top_k:
-        raise ValueError(f"CIRR test1: {len(gallery.keys)} readable images under {root}; the server needs the top "
-                         f"{top_k} of the test1 images (reference excluded) for every query")
-    feats = caption_queries(clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "cirr")[method]
+        raise ValueError(
+            f"CIRR test1: {len(gallery.keys)} readable images under {root}; the server needs the top "
+            f"{top_k} of the test1 images (reference excluded) for every query"
+        )
+    feats = caption_queries(
+        clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "cirr"
+    )[method]
     _, idx = topk_search(feats, gallery.feats, k=top_k, exclude=torch.tensor([rows[q.reference] for q in queries]))
     files = {
         "recall": {str(q.pairid): [gallery.keys[i] for i in row.tolist()] for q, row in zip(queries, idx)},
-        "recall_subset": {str(q.pairid): subset_ranking(f, gallery, q, CIRR_LIST_LENGTH["recall_subset"])
-                          for q, f in zip(queries, feats)},
+        "recall_subset": {
+            str(q.pairid): subset_ranking(f, gallery, q, CIRR_LIST_LENGTH["recall_subset"])
+            for q, f in zip(queries, feats)
+        },
     }
     paths = {}
     for metric, lists in files.items():

@@ -9,11 +9,12 @@ An image with no other class keeps the trailing ` and ` (the original formats an
 `prompt="class_free"` is an extra the original builds but never evaluates:
 `a photo of * and {other classes}` (baselines: `a photo of and {other classes}`).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.data.coco import ObjectQuery, query_crop_path, read_queries
@@ -62,8 +63,21 @@ def evaluate_coco_objects(
     root = Path(root)
     queries = read_queries(queries_dir)
     names = [q.file_name for q in queries]
-    gallery = embed_gallery(clip, names, [str(root / "val2017" / n) for n in names], cache_dir, max_bad_fraction, "embedding COCO val2017 targets")
-    crops, ok = embed_queries(clip, [str(query_crop_path(queries_dir, n)) for n in names], cache_dir, max_bad_fraction, "embedding COCO query crops")
+    gallery = embed_gallery(
+        clip,
+        names,
+        [str(root / "val2017" / n) for n in names],
+        cache_dir,
+        max_bad_fraction,
+        "embedding COCO val2017 targets",
+    )
+    crops, ok = embed_queries(
+        clip,
+        [str(query_crop_path(queries_dir, n)) for n in names],
+        cache_dir,
+        max_bad_fraction,
+        "embedding COCO query crops",
+    )
     rows = gallery.rows()
     keep = [i for i, q in enumerate(queries) if ok[i] and q.file_name in rows]
     if not keep:
@@ -71,8 +85,21 @@ def evaluate_coco_objects(
     usable = [queries[i] for i in keep]
     log_counts("COCO objects", len(usable), len(queries) - len(usable))
     prompts, texts = (list(x) for x in zip(*[texts_for(q, prompt) for q in usable]))
-    feats = compose_queries(clip, mapper, crops[keep], prompts, text_only=texts, methods=methods, benchmark="coco_objects")
+    feats = compose_queries(
+        clip, mapper, crops[keep], prompts, text_only=texts, methods=methods, benchmark="coco_objects"
+    )
     targets = [{rows[q.file_name]} for q in usable]
-    scores = rank_and_score(feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, precision_k=None)
-    return methods_document(profile, seed, "hit_rate", scores, n_queries=len(usable), n_queries_skipped=len(queries) - len(usable),
-                            n_gallery=len(gallery.keys), n_gallery_skipped=gallery.skipped, prompt=prompt)
+    scores = rank_and_score(
+        feats, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, precision_k=None
+    )
+    return methods_document(
+        profile,
+        seed,
+        "hit_rate",
+        scores,
+        n_queries=len(usable),
+        n_queries_skipped=len(queries) - len(usable),
+        n_gallery=len(gallery.keys),
+        n_gallery_skipped=gallery.skipped,
+        prompt=prompt,
+    )

@@ -1,10 +1,11 @@
 """Pieces every benchmark protocol shares: embedding a gallery with bad files dropped, ranking
 every query method, and the results-file schema."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -34,7 +35,9 @@ class Gallery:
         return {k: i for i, k in enumerate(self.keys)}
 
 
-def embed_gallery(clip: FrozenClip, keys: Sequence, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str) -> Gallery:
+def embed_gallery(
+    clip: FrozenClip, keys: Sequence, paths: Sequence[str], cache_dir, max_bad_fraction: float, desc: str
+) -> Gallery:
     emb = embed_images(clip, paths, cache_dir=cache_dir, max_bad_fraction=max_bad_fraction, desc=desc)
     keep = torch.from_numpy(emb.valid)
     raw = emb.tensor()[keep]  # [N_ok, D]
@@ -80,8 +83,9 @@ def average_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
-def results_document(profile: str, seed: int, metric: str, per_group: dict[str, dict[str, dict[str, float]]],
-                     group_key: str, **extra) -> ResultsDocument:
+def results_document(
+    profile: str, seed: int, metric: str, per_group: dict[str, dict[str, dict[str, float]]], group_key: str, **extra
+) -> ResultsDocument:
     """A grouped benchmark's document (results_schema.py): each method's average over the groups, and
     under `group_key` its scores per group. per_group: group (domain / category) -> method -> scores."""
     methods = {}
@@ -89,11 +93,20 @@ def results_document(profile: str, seed: int, metric: str, per_group: dict[str, 
     for method in method_names:
         rows = {group: scores[method] for group, scores in per_group.items()}
         methods[method] = {**average_rows(list(rows.values())), group_key: rows}
-    return {"profile": profile, "seed": seed, "metric": metric, "methods": methods,
-            "group_key": group_key, "groups": list(per_group), **extra}
+    return {
+        "profile": profile,
+        "seed": seed,
+        "metric": metric,
+        "methods": methods,
+        "group_key": group_key,
+        "groups": list(per_group),
+        **extra,
+    }
 
 
-def methods_document(profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra) -> ResultsDocument:
+def methods_document(
+    profile: str, seed: int, metric: str, methods: dict[str, dict[str, float]], **extra
+) -> ResultsDocument:
     """The document of a benchmark without groups (results_schema.py): method -> scores."""
     return {"profile": profile, "seed": seed, "metric": metric, "methods": methods, **extra}
 
@@ -104,8 +117,16 @@ def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -
     log.log(level, "%s: %d %s evaluated, %d skipped (missing or unreadable images)", task, evaluated, what, skipped)
 
 
-def caption_queries(clip: FrozenClip, mapper, gallery: Gallery, references: Sequence, captions: Sequence[str],
-                    prompt: str, methods: Sequence[str] | None, benchmark: str) -> dict[str, torch.Tensor]:
+def caption_queries(
+    clip: FrozenClip,
+    mapper,
+    gallery: Gallery,
+    references: Sequence,
+    captions: Sequence[str],
+    prompt: str,
+    methods: Sequence[str] | None,
+    benchmark: str,
+) -> dict[str, torch.Tensor]:
     """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
     prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
 

@@ -12,19 +12,20 @@ query with no relevant image in a domain scores 0 and stays in that domain's mea
 (`queries="all"`, the default); the results record how many there were per domain.
 `queries="evaluable"` is this project's extra: such queries are left out of the domain's mean.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
+from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.methods.pic2word.network import Mapper
 from p2w_lib.methods.registry import TokenMappers, compose_queries
-from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.protocols.common import (
     embed_gallery,
     embed_queries,
@@ -61,15 +62,23 @@ def evaluate_domain_conversion(
     oracle_texts: domain -> one text per query line (e.g. naming the true class), scored as text-only.
     """
     if queries not in QUERY_SETS:
-        raise ValueError(f"domain conversion: queries={queries!r}; choose from {QUERY_SETS} ('all' is the official protocol)")
+        raise ValueError(
+            f"domain conversion: queries={queries!r}; choose from {QUERY_SETS} ('all' is the official protocol)"
+        )
     root = Path(root)
     query_items = read_label_list(root / query_list)
     target_items = read_label_list(root / target_list)
     gallery = embed_gallery(
-        clip, [label for _, label in target_items], [str(root / p) for p, _ in target_items],
-        cache_dir, max_bad_fraction, "embedding gallery",
+        clip,
+        [label for _, label in target_items],
+        [str(root / p) for p, _ in target_items],
+        cache_dir,
+        max_bad_fraction,
+        "embedding gallery",
     )
-    ref_feats, ok = embed_queries(clip, [str(root / p) for p, _ in query_items], cache_dir, max_bad_fraction, "embedding queries")
+    ref_feats, ok = embed_queries(
+        clip, [str(root / p) for p, _ in query_items], cache_dir, max_bad_fraction, "embedding queries"
+    )
     ref_feats = ref_feats[ok]
     query_labels = torch.tensor([label for _, label in query_items])[ok]
     gallery_labels = torch.tensor(gallery.keys)
@@ -96,13 +105,26 @@ def evaluate_domain_conversion(
         per_domain[domain] = rank_and_score(feats, gallery.feats, relevance, "true_recall", ks)
         ceiling[domain] = true_recall_ceiling(per_label[shifted[rows]], ks)
     if any(no_relevant.values()):
-        log.info("domain conversion: queries without a relevant image per domain %s (%s)", no_relevant,
-                 "scored 0 and kept in the mean, as the official metric" if queries == "all" else "left out: queries='evaluable'")
+        log.info(
+            "domain conversion: queries without a relevant image per domain %s (%s)",
+            no_relevant,
+            "scored 0 and kept in the mean, as the official metric"
+            if queries == "all"
+            else "left out: queries='evaluable'",
+        )
     return results_document(
-        profile, seed, "true_recall", per_domain, "per_domain",
-        n_queries=int(len(query_labels)), n_queries_skipped=int((~ok).sum()),
-        n_gallery=int(len(gallery_labels)), n_gallery_skipped=gallery.skipped,
-        queries=queries, n_queries_without_relevant=no_relevant, ceiling=ceiling,
+        profile,
+        seed,
+        "true_recall",
+        per_domain,
+        "per_domain",
+        n_queries=int(len(query_labels)),
+        n_queries_skipped=int((~ok).sum()),
+        n_gallery=int(len(gallery_labels)),
+        n_gallery_skipped=gallery.skipped,
+        queries=queries,
+        n_queries_without_relevant=no_relevant,
+        ceiling=ceiling,
     )
 
 

@@ -11,11 +11,12 @@ literal `*` included, exactly as the official evaluation does (its `target_capti
 with `.?, ` stripped from each caption's ends, and each method's features averaged over both
 caption orders (then re-normalised).
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,9 +24,9 @@ import torch.nn.functional as F
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.data.fashion_iq import CATEGORIES, image_index, read_split, read_triplets
 from p2w_lib.data.images import BadImagesError
+from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.methods.pic2word.network import Mapper
 from p2w_lib.methods.registry import TokenMappers, compose_queries
-from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.protocols.common import (
     embed_gallery,
     embed_queries,
@@ -59,19 +60,30 @@ def searle_query_texts(triplet) -> list[tuple[str, str]]:
 def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
     if style == "pic2word":
         prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
-        return compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq")
+        return compose_queries(
+            clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq"
+        )
     if style != "searle":
         raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
     per_order = []
     for order in (0, 1):
         prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
-        per_order.append(compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq"))
+        per_order.append(
+            compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq")
+        )
     return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
 
 
 def evaluate_category(
-    clip: FrozenClip, mapper: Mapper | TokenMappers, root: Path, category: str, ks: Sequence[int], cache_dir,
-    oracle_texts: list[str] | None, max_bad_fraction: float, prompt_style: str = "pic2word",
+    clip: FrozenClip,
+    mapper: Mapper | TokenMappers,
+    root: Path,
+    category: str,
+    ks: Sequence[int],
+    cache_dir,
+    oracle_texts: list[str] | None,
+    max_bad_fraction: float,
+    prompt_style: str = "pic2word",
 ) -> tuple[dict, dict]:
     """Scores per method for one category, and the evaluable/skipped counts."""
     triplets = read_triplets(root, category, "val")
@@ -83,25 +95,37 @@ def evaluate_category(
     gallery = embed_gallery(clip, ids, paths, cache_dir, max_bad_fraction, f"embedding {category} gallery")
     row = {gid: r for r, gid in enumerate(gallery.keys)}
     usable = [i for i, t in enumerate(triplets) if t.candidate in files and t.target in row]  # triplet indices
-    ref_feats, ok = embed_queries(clip, [files[triplets[i].candidate] for i in usable], cache_dir, 1.0, f"embedding {category} queries")
+    ref_feats, ok = embed_queries(
+        clip, [files[triplets[i].candidate] for i in usable], cache_dir, 1.0, f"embedding {category} queries"
+    )
     kept = [i for i, keep in zip(usable, ok.tolist()) if keep]
     usable_ok = [triplets[i] for i in kept]
     ref_feats = ref_feats[ok]
-    counts = {"evaluable": len(usable_ok), "skipped": len(triplets) - len(usable_ok),
-              "gallery": len(gallery.keys), "gallery_missing": len(ids) - len(gallery.keys)}
+    counts = {
+        "evaluable": len(usable_ok),
+        "skipped": len(triplets) - len(usable_ok),
+        "gallery": len(gallery.keys),
+        "gallery_missing": len(ids) - len(gallery.keys),
+    }
     log_counts(f"fashion-iq {category}", counts["evaluable"], counts["skipped"], what="triplets")
     if not usable_ok:
-        raise ValueError(f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)")
+        raise ValueError(
+            f"fashion-iq {category}: no evaluable triplet under {root} (all candidate/target images missing)"
+        )
     if counts["skipped"] > max_bad_fraction * len(triplets):
-        raise BadImagesError(f"fashion-iq {category}: {counts['skipped']} of {len(triplets)} triplets have a missing or "
-                             f"unreadable image under {root / 'images'}, more than the allowed {max_bad_fraction:.1%}. "
-                             "Restore the images, or raise eval.max_bad_fraction if losing them is acceptable.")
+        raise BadImagesError(
+            f"fashion-iq {category}: {counts['skipped']} of {len(triplets)} triplets have a missing or "
+            f"unreadable image under {root / 'images'}, more than the allowed {max_bad_fraction:.1%}. "
+            "Restore the images, or raise eval.max_bad_fraction if losing them is acceptable."
+        )
     queries = _queries(clip, mapper, ref_feats, usable_ok, prompt_style)
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
     targets = [{row[t.target]} for t in usable_ok]
     rel = {}
-    scores = rank_and_score(queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, per_query=rel)
+    scores = rank_and_score(
+        queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, per_query=rel
+    )
     return scores, counts, rel
 
 
@@ -126,8 +150,16 @@ def evaluate_fashion_iq(
         per_category[category], counts[category], rel[category] = evaluate_category(
             clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompt_style
         )
-    return results_document(profile, seed, "hit_rate", per_category, "per_category", counts=counts, prompt_style=prompt_style,
-                            paired_difference=paired_differences(rel, ks, seed))
+    return results_document(
+        profile,
+        seed,
+        "hit_rate",
+        per_category,
+        "per_category",
+        counts=counts,
+        prompt_style=prompt_style,
+        paired_difference=paired_differences(rel, ks, seed),
+    )
 
 
 COMPARED = ("pic2word", "image_text")  # the paper's claim: composing through the pseudo token beats adding features

@@ -6,6 +6,7 @@ ImageNet-R domains; Fashion-IQ: recall averaged over the three categories on its
 The Pic2Word paper reports no CIRCO numbers (CIRCO appeared later); SEARLE's paper evaluated
 Pic2Word on CIRCO, and that row is printed with its source.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,7 +51,12 @@ SPLITS = {
 
 # Per group, Pic2Word only (R@10, R@50).
 PIC2WORD_PAPER_GROUPS = {
-    "domain_conversion": {"cartoon": (8.0, 21.9), "origami": (13.5, 25.6), "toy": (8.7, 21.6), "sculpture": (10.0, 23.8)},
+    "domain_conversion": {
+        "cartoon": (8.0, 21.9),
+        "origami": (13.5, 25.6),
+        "toy": (8.7, 21.6),
+        "sculpture": (10.0, 23.8),
+    },
     "fashion_iq": {"dress": (20.0, 40.2), "shirt": (26.2, 43.6), "toptee": (27.9, 47.4)},
 }
 
@@ -79,33 +85,61 @@ _TWO_COPIES = "primary table not opened offline; two later papers' copies agree"
 
 def _pic2word_paper_rows() -> list[Published]:
     methods = dict.fromkeys(m for scores in PIC2WORD_PAPER.values() for m in scores)
-    return [Published(m, "", "Saito et al., CVPR 2023 (Pic2Word), its ViT-L/14 result tables", _PAPER_TABLE,
-                      {task: scores[m] for task, scores in PIC2WORD_PAPER.items() if m in scores}) for m in methods]
+    return [
+        Published(
+            m,
+            "",
+            "Saito et al., CVPR 2023 (Pic2Word), its ViT-L/14 result tables",
+            _PAPER_TABLE,
+            {task: scores[m] for task, scores in PIC2WORD_PAPER.items() if m in scores},
+        )
+        for m in methods
+    ]
 
 
 PUBLISHED: tuple[Published, ...] = (
     *_pic2word_paper_rows(),
-    Published("pic2word", "Pic2Word, as evaluated by SEARLE's authors",
-              "Baldrati et al., ICCV 2023 (SEARLE), CIRCO test table", _ONE_COPY,
-              {"circo": {"mAP@5": 8.72, "mAP@10": 9.51, "mAP@25": 10.46, "mAP@50": 11.29}}),
-    Published("searle", "SEARLE-XL", "Baldrati et al., ICCV 2023 (SEARLE), the SEARLE-XL (ViT-L/14) rows",
-              f"{_TWO_COPIES} on CIRCO and CIRR R@10; for CIRR R@1 / R@5 one copy gives 24.22 / 52.41, the other "
-              "(and our notes' 24.2) the 24.24 / 52.48 used here; CIRR R@50 and Fashion-IQ from one copy", {
-        "cirr": {"R@1": 24.24, "R@5": 52.48, "R@10": 66.29, "R@50": 88.84},
-        "circo": {"mAP@5": 11.68, "mAP@10": 12.73, "mAP@25": 14.33, "mAP@50": 15.12},
-        "fashion_iq": {"R@10": 25.56, "R@50": 46.23},
-    }),
-    Published("searle_oti", "SEARLE-XL-OTI", "Baldrati et al., ICCV 2023 (SEARLE), the SEARLE-XL-OTI (ViT-L/14) rows", _ONE_COPY, {
-        "cirr": {"R@1": 24.87, "R@5": 52.31, "R@10": 66.29, "R@50": 88.58},
-        "circo": {"mAP@5": 10.18, "mAP@10": 11.03, "mAP@25": 12.72, "mAP@50": 13.67},
-        "fashion_iq": {"R@10": 27.61, "R@50": 47.91},
-    }),
-    Published("lincir", "LinCIR", "Gu et al., CVPR 2024 (LinCIR), the ViT-L/14 rows",
-              f"{_TWO_COPIES} on CIRR and CIRCO; Fashion-IQ from one copy, matching our notes' 26.3 / 46.5", {
-        "cirr": {"R@1": 25.04, "R@5": 53.25, "R@10": 66.68},
-        "circo": {"mAP@5": 12.59, "mAP@10": 13.58, "mAP@25": 15.00, "mAP@50": 15.85},
-        "fashion_iq": {"R@10": 26.28, "R@50": 46.48},
-    }),
+    Published(
+        "pic2word",
+        "Pic2Word, as evaluated by SEARLE's authors",
+        "Baldrati et al., ICCV 2023 (SEARLE), CIRCO test table",
+        _ONE_COPY,
+        {"circo": {"mAP@5": 8.72, "mAP@10": 9.51, "mAP@25": 10.46, "mAP@50": 11.29}},
+    ),
+    Published(
+        "searle",
+        "SEARLE-XL",
+        "Baldrati et al., ICCV 2023 (SEARLE), the SEARLE-XL (ViT-L/14) rows",
+        f"{_TWO_COPIES} on CIRCO and CIRR R@10; for CIRR R@1 / R@5 one copy gives 24.22 / 52.41, the other "
+        "(and our notes' 24.2) the 24.24 / 52.48 used here; CIRR R@50 and Fashion-IQ from one copy",
+        {
+            "cirr": {"R@1": 24.24, "R@5": 52.48, "R@10": 66.29, "R@50": 88.84},
+            "circo": {"mAP@5": 11.68, "mAP@10": 12.73, "mAP@25": 14.33, "mAP@50": 15.12},
+            "fashion_iq": {"R@10": 25.56, "R@50": 46.23},
+        },
+    ),
+    Published(
+        "searle_oti",
+        "SEARLE-XL-OTI",
+        "Baldrati et al., ICCV 2023 (SEARLE), the SEARLE-XL-OTI (ViT-L/14) rows",
+        _ONE_COPY,
+        {
+            "cirr": {"R@1": 24.87, "R@5": 52.31, "R@10": 66.29, "R@50": 88.58},
+            "circo": {"mAP@5": 10.18, "mAP@10": 11.03, "mAP@25": 12.72, "mAP@50": 13.67},
+            "fashion_iq": {"R@10": 27.61, "R@50": 47.91},
+        },
+    ),
+    Published(
+        "lincir",
+        "LinCIR",
+        "Gu et al., CVPR 2024 (LinCIR), the ViT-L/14 rows",
+        f"{_TWO_COPIES} on CIRR and CIRCO; Fashion-IQ from one copy, matching our notes' 26.3 / 46.5",
+        {
+            "cirr": {"R@1": 25.04, "R@5": 53.25, "R@10": 66.68},
+            "circo": {"mAP@5": 12.59, "mAP@10": 13.58, "mAP@25": 15.00, "mAP@50": 15.85},
+            "fashion_iq": {"R@10": 26.28, "R@50": 46.48},
+        },
+    ),
 )
 
 

@@ -7,10 +7,11 @@ A method's scores map "<metric>@K" (R@10, mAP@5, Rs@1, ...) to percent; a groupe
 conversion: per ImageNet-R domain, Fashion-IQ: per category) also keeps each group's scores under
 the document's `group_key`, in the order `groups` lists them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, Union
+from typing import Any, NotRequired, TypedDict
 
 Scores = dict[str, float]  # "R@10" -> percent
 
@@ -37,7 +38,7 @@ class SkippedDocument(TypedDict):
     skipped: str  # why: the switch that turned the benchmark off
 
 
-Document = Union[ResultsDocument, SkippedDocument]
+Document = ResultsDocument | SkippedDocument
 
 
 class AllSeeds(TypedDict):
@@ -63,6 +64,8 @@ def check_document(doc: Any, path: str | Path) -> Document:
     if not isinstance(doc, dict) or ("methods" not in doc and "skipped" not in doc):
         raise ValueError(f"{path}: not a results document (neither 'methods' nor 'skipped'); {redo}")
     if "methods" in doc and ("group_key" in doc) != ("groups" in doc):
-        raise ValueError(f"{path}: a grouped results document needs both 'group_key' and 'groups'; it was "
-                         f"written by an older version of p2w_lib: {redo}")
+        raise ValueError(
+            f"{path}: a grouped results document needs both 'group_key' and 'groups'; it was "
+            f"written by an older version of p2w_lib: {redo}"
+        )
     return doc

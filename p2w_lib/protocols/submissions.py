@@ -6,11 +6,13 @@ and one list of image names per test1 pairid (50 for recall, 3 for recall_subset
 takes files of at most 5 MB. CIRCO (test): a JSON object mapping every test query id to the list
 of its top-50 unlabeled2017 image ids, integers without repeats.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from p2w_lib.core.files import atomic_write_text
 
@@ -45,7 +47,9 @@ def _problems_in_lists(obj: dict, ids: Iterable, length: int, item_type: type, w
     for key in sorted(expected & set(obj), key=str):
         value = obj[key]
         if not isinstance(value, list) or len(value) != length:
-            problems.append(f"{what} {key}: needs a list of {length}, got {type(value).__name__} of {len(value) if isinstance(value, list) else '-'}")
+            problems.append(
+                f"{what} {key}: needs a list of {length}, got {type(value).__name__} of {len(value) if isinstance(value, list) else '-'}"
+            )
         elif not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
             problems.append(f"{what} {key}: entries must be {item_type.__name__}")
         elif len(set(value)) != len(value):

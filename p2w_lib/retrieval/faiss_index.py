@@ -6,6 +6,7 @@ images. The index is an inverted file over k-means cells of the normalised embed
 product = cosine); a query scans the `nprobe` nearest cells. `make bench` measures its recall@10
 against exact search, its speed, build time and memory on a synthetic 1M-image gallery.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -95,7 +96,9 @@ def index_path(cache_dir: str | Path, embeddings_key: str, cfg: IvfConfig, n: in
     return Path(cache_dir) / f"{name}.faiss"
 
 
-def load_or_build_ivf(feats: torch.Tensor, cache_dir: str | Path | None, embeddings_key: str, cfg: IvfConfig = IvfConfig()):
+def load_or_build_ivf(
+    feats: torch.Tensor, cache_dir: str | Path | None, embeddings_key: str, cfg: IvfConfig = IvfConfig()
+):
     """The stored index for these embeddings, or a new one (written atomically when cache_dir is given)."""
     import faiss
 

@@ -1,9 +1,11 @@
 """Compose a query from any image and any text, and search any folder of images."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import torch
 
@@ -29,7 +31,9 @@ def gallery_files(folder: str | Path) -> list[str]:
         raise FileNotFoundError(f"{folder}: gallery folder not found; pass a folder of images")
     files = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise SearchInputError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found; the gallery is empty")
+        raise SearchInputError(
+            f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) found; the gallery is empty"
+        )
     return files
 
 
@@ -38,8 +42,10 @@ def build_prompt(text: str) -> str:
     text = text.strip()
     n = text.count(PLACEHOLDER)
     if n > 1:
-        raise SearchInputError(f"the text {text!r} has {n} placeholders {PLACEHOLDER!r}; the query image fills one. "
-                               f"Write one {PLACEHOLDER} (e.g. 'a sketch of {PLACEHOLDER}') or none")
+        raise SearchInputError(
+            f"the text {text!r} has {n} placeholders {PLACEHOLDER!r}; the query image fills one. "
+            f"Write one {PLACEHOLDER} (e.g. 'a sketch of {PLACEHOLDER}') or none"
+        )
     return text if n else f"a photo of {PLACEHOLDER} , {text}"
 
 
@@ -66,15 +72,15 @@ class GalleryIndex:
     approx: object | None = None
 
     @classmethod
-    def build(cls, clip: FrozenClip, folder: str | Path, cache_dir=None, approximate: bool = False,
-              nprobe: int = 32) -> "GalleryIndex":
+    def build(
+        cls, clip: FrozenClip, folder: str | Path, cache_dir=None, approximate: bool = False, nprobe: int = 32
+    ) -> GalleryIndex:
         files = gallery_files(folder)
         emb = embed_images(clip, files, cache_dir=cache_dir, max_bad_fraction=1.0, desc="embedding gallery")
         keep = [f for f, ok in zip(files, emb.valid) if ok]
         feats = emb.tensor(normalize=True)[emb.valid]  # [N, D]
         index = None
         if approximate:
-
             # Named after the embedding entry, so a changed file or CLIP gets a new index (no second hashing pass).
             index = load_or_build_ivf(feats, cache_dir, emb.key or "", IvfConfig(nprobe=nprobe))
         return cls(str(folder), keep, feats, index)
@@ -85,11 +91,20 @@ class GalleryIndex:
 
         return search_ivf(self.approx, query, k)
 
-    def search(self, clip: FrozenClip, mapper: Mapper, ref: torch.Tensor, text: str, k: int,
-               methods: Sequence[str] = ("pic2word",), slerp_alpha: float | None = None) -> dict[str, list[tuple[str, float]]]:
+    def search(
+        self,
+        clip: FrozenClip,
+        mapper: Mapper,
+        ref: torch.Tensor,
+        text: str,
+        k: int,
+        methods: Sequence[str] = ("pic2word",),
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, list[tuple[str, float]]]:
         """Top-k (path, cosine) per method for the reference embedding `ref` [1, D] and `text`;
-        Slerp at `slerp_alpha` (None: slerp.DEFAULT_ALPHA, a search names no benchmark)."""
-        queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods), slerp_alpha=slerp_alpha)
+        options: per-method settings (registry.compose_queries); a search names no benchmark, so Slerp
+        runs at its alpha there or at slerp.DEFAULT_ALPHA."""
+        queries = compose_queries(clip, mapper, ref, [build_prompt(text)], methods=list(methods), options=options)
         out = {}
         for method in methods:
             scores, idx = self._top(queries[method], min(k, len(self.files)))
@@ -102,13 +117,23 @@ def embed_query(clip: FrozenClip, image: str | Path) -> torch.Tensor:
     return embed_images(clip, [str(image)], max_bad_fraction=0.0, desc="embedding query").tensor()
 
 
-def search(clip: FrozenClip, mapper: Mapper, image: str | Path, text: str, gallery: str | Path, k: int = 10,
-           method: str = "pic2word", cache_dir=None, approximate: bool = False, nprobe: int = 32,
-           slerp_alpha: float | None = None) -> list[tuple[str, float]]:
+def search(
+    clip: FrozenClip,
+    mapper: Mapper,
+    image: str | Path,
+    text: str,
+    gallery: str | Path,
+    k: int = 10,
+    method: str = "pic2word",
+    cache_dir=None,
+    approximate: bool = False,
+    nprobe: int = 32,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[tuple[str, float]]:
     """The `k` gallery images closest to (image, text), best first, with cosine scores.
 
     approximate: search a faiss IVF index (built once, kept in cache_dir) scanning `nprobe` cells,
     for galleries beyond about a million images; exact search otherwise."""
     check_search_inputs(image, text, gallery, k)
     index = GalleryIndex.build(clip, gallery, cache_dir, approximate=approximate, nprobe=nprobe)
-    return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method], slerp_alpha=slerp_alpha)[method]
+    return index.search(clip, mapper, embed_query(clip, image), text, k, methods=[method], options=options)[method]

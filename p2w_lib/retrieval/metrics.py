@@ -9,9 +9,10 @@ image relevant to query q?) and the number of relevant gallery images per query:
 - precision@K: relevant retrieved in the top K / K;
 - mAP@K (CIRCO): AP@K = sum_{k<=K} P@k * rel(k) / min(K, |relevant|).
 """
+
 from __future__ import annotations
 
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -86,8 +87,9 @@ def score(rel: torch.Tensor, n_relevant: torch.Tensor, metric: str, ks: Sequence
     return {f"{prefix}@{k}": METRICS[metric](rel, n_relevant, k) for k in ks}
 
 
-def paired_bootstrap(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], n_boot: int = 10000, seed: int = 0,
-                     level: float = 0.95) -> dict:
+def paired_bootstrap(
+    a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], n_boot: int = 10000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Mean of the groups' mean per-query differences a - b (e.g. Pic2Word's hits minus image + text's,
     per Fashion-IQ category, averaged as the benchmark averages its categories), with a percentile
     bootstrap interval: queries are resampled with replacement within each group, both methods'
@@ -96,19 +98,28 @@ def paired_bootstrap(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], n_boo
     a, b: per group, one score per query [Q_g], the same queries in the same order.
     """
     if len(a) != len(b) or not a:
-        raise ValueError(f"paired bootstrap needs the same non-empty list of groups for both methods ({len(a)} vs {len(b)})")
+        raise ValueError(
+            f"paired bootstrap needs the same non-empty list of groups for both methods ({len(a)} vs {len(b)})"
+        )
     gen = torch.Generator().manual_seed(seed)
     total = torch.zeros(n_boot, dtype=torch.float64)  # [B] sum over groups of the resampled mean difference
     for x, y in zip(a, b):
         if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
-            raise ValueError(f"paired scores must be two equal, non-empty 1-d tensors, got {tuple(x.shape)} and {tuple(y.shape)}")
-        diff = (x.double() - y.double())  # [Q]
+            raise ValueError(
+                f"paired scores must be two equal, non-empty 1-d tensors, got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
+        diff = x.double() - y.double()  # [Q]
         for lo in range(0, n_boot, 1000):  # chunks bound the [chunk, Q] index matrix
             n = min(1000, n_boot - lo)
             idx = torch.randint(len(diff), (n, len(diff)), generator=gen)  # [n, Q]
-            total[lo:lo + n] += diff[idx].mean(dim=1)
+            total[lo : lo + n] += diff[idx].mean(dim=1)
     boot = total / len(a)
     alpha = (1 - level) / 2
     mean = sum(float((x.double() - y.double()).mean()) for x, y in zip(a, b)) / len(a)
-    return {"mean": mean, "ci_low": float(torch.quantile(boot, alpha)), "ci_high": float(torch.quantile(boot, 1 - alpha)),
-            "level": level, "n_boot": n_boot}
+    return {
+        "mean": mean,
+        "ci_low": float(torch.quantile(boot, alpha)),
+        "ci_high": float(torch.quantile(boot, 1 - alpha)),
+        "level": level,
+        "n_boot": n_boot,
+    }

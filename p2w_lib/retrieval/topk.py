@@ -3,6 +3,7 @@
 Chunking bounds memory at [chunk, N] scores whatever the number of queries; faiss is not needed
 at the benchmarks' sizes (tens of thousands of gallery images).
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,9 +32,9 @@ def topk_search(
         raise ValueError(f"k={k} but the gallery has {available} rankable images; use k <= {available}")
     all_scores, all_idx = [], []
     for start in range(0, queries.shape[0], chunk_size):
-        sims = queries[start:start + chunk_size] @ gallery.T  # [C, N]
+        sims = queries[start : start + chunk_size] @ gallery.T  # [C, N]
         if exclude is not None:
-            ex = exclude[start:start + chunk_size].to(sims.device)
+            ex = exclude[start : start + chunk_size].to(sims.device)
             rows = torch.nonzero(ex >= 0).squeeze(1)
             sims[rows, ex[rows]] = float("-inf")
         scores, idx = sims.topk(k, dim=1)  # [C, k]

@@ -11,6 +11,7 @@ eval: a first evaluation run (gallery and queries embedded) against a re-run wit
 Prints a table and writes results/bench/*.json. Timings are medians of repeats; the achieved
 GFLOP/s come from torch's FLOP counter over one step, against this machine's measured matmul rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,8 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -132,6 +133,7 @@ def bench_train_step(model: str, batch: int, warmup: int, repeats: int, seed: in
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         return step
 
     probe = copy.deepcopy(base).eval()  # dropout off, so every path computes one function
@@ -150,19 +152,29 @@ def bench_train_step(model: str, batch: int, warmup: int, repeats: int, seed: in
         row["gflops_achieved"] = row["gflop_per_step"] * row["steps_per_s"]
         row["abs_loss_diff"] = abs(row["loss"] - ref["loss"])
     return {
-        "model": model, "batch": batch, "prompt_tokens": int(one.pool_pos.max()) + 1, "context": int(one.ids.shape[1]),
-        "paths": rows, "matmul_gflops_measured": peak, "warmup": warmup, "repeats": repeats,
+        "model": model,
+        "batch": batch,
+        "prompt_tokens": int(one.pool_pos.max()) + 1,
+        "context": int(one.ids.shape[1]),
+        "paths": rows,
+        "matmul_gflops_measured": peak,
+        "warmup": warmup,
+        "repeats": repeats,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 def print_train(train: dict) -> None:
-    print(f"train step, {train['model']}, batch {train['batch']}, prompt {train['prompt_tokens']} of "
-          f"{train['context']} tokens (reference: image encoder every step + full context)")
+    print(
+        f"train step, {train['model']}, batch {train['batch']}, prompt {train['prompt_tokens']} of "
+        f"{train['context']} tokens (reference: image encoder every step + full context)"
+    )
     print(f"{'':15}{'steps/s':>9}{'speedup':>9}{'GFLOP/step':>12}{'GFLOP/s':>9}{'|loss diff|':>13}")
     for name, row in train["paths"].items():
-        print(f"{name:15}{row['steps_per_s']:9.2f}{row['speedup']:8.1f}x{row['gflop_per_step']:12.2f}"
-              f"{row['gflops_achieved']:9.1f}{row['abs_loss_diff']:13.1e}")
+        print(
+            f"{name:15}{row['steps_per_s']:9.2f}{row['speedup']:8.1f}x{row['gflop_per_step']:12.2f}"
+            f"{row['gflops_achieved']:9.1f}{row['abs_loss_diff']:13.1e}"
+        )
     print(f"matmul {train['matmul_gflops_measured']:.0f} GFLOP/s   peak RSS {train['peak_rss_mb']:.0f} MB")
 
 
@@ -199,9 +211,16 @@ def bench_eval(model: str, n_gallery: int, n_queries: int, seed: int = 0) -> dic
         warm = _median_time(evaluate, 0, 3)
         refs = torch.randn(n_queries, clip.embed_dim)
         compose = _median_time(lambda: compose_queries(clip, mapper, refs, prompts, methods=["pic2word"]), 1, 3)
-    return {"model": model, "n_gallery": n_gallery, "n_queries": n_queries, "first_run_s": cold, "warm_cache_run_s": warm,
-            "speedup": cold / warm, "composed_queries_per_s": n_queries / compose,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "model": model,
+        "n_gallery": n_gallery,
+        "n_queries": n_queries,
+        "first_run_s": cold,
+        "warm_cache_run_s": warm,
+        "speedup": cold / warm,
+        "composed_queries_per_s": n_queries / compose,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def bench_views(model: str, n_images: int, epochs: int, views: tuple[int, ...], seed: int = 0) -> dict:
@@ -224,17 +243,27 @@ def bench_views(model: str, n_images: int, epochs: int, views: tuple[int, ...], 
         embed_images(clip, paths, view=AugmentedView(0, (0.9, 1.0), seed), desc="augmented pass")
         augmented = time.perf_counter() - t
     per_image = {"plain": plain / n_images, "augmented": augmented / n_images}
-    rows = {"recompute": {"passes": epochs, "seconds_per_image": epochs * per_image["augmented"]},
-            "cached-1": {"passes": 1, "seconds_per_image": per_image["plain"]}}
+    rows = {
+        "recompute": {"passes": epochs, "seconds_per_image": epochs * per_image["augmented"]},
+        "cached-1": {"passes": 1, "seconds_per_image": per_image["plain"]},
+    }
     rows.update({f"cached-{k}": {"passes": k, "seconds_per_image": k * per_image["augmented"]} for k in views if k > 1})
     for row in rows.values():
         row["cost_vs_recompute"] = row["seconds_per_image"] / rows["recompute"]["seconds_per_image"]
-    return {"model": model, "n_images": n_images, "epochs": epochs, "measured_s_per_image_pass": per_image, "rows": rows}
+    return {
+        "model": model,
+        "n_images": n_images,
+        "epochs": epochs,
+        "measured_s_per_image_pass": per_image,
+        "rows": rows,
+    }
 
 
 def print_views(v: dict) -> None:
-    print(f"\naugmentation, {v['model']}, {v['epochs']} epochs: image-encoder cost per training image "
-          f"(one pass measured on {v['n_images']} images: {v['measured_s_per_image_pass']['augmented'] * 1e3:.0f} ms/image)")
+    print(
+        f"\naugmentation, {v['model']}, {v['epochs']} epochs: image-encoder cost per training image "
+        f"(one pass measured on {v['n_images']} images: {v['measured_s_per_image_pass']['augmented'] * 1e3:.0f} ms/image)"
+    )
     print(f"{'':12}{'passes':>8}{'s/image':>10}{'vs recompute':>14}")
     for name, row in v["rows"].items():
         print(f"{name:12}{row['passes']:8d}{row['seconds_per_image']:10.3f}{row['cost_vs_recompute']:13.2f}x")
@@ -264,14 +293,25 @@ def bench_ann(n: int, dim: int, n_queries: int, nprobes: tuple[int, ...], seed: 
         seconds = time.perf_counter() - t
         recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(idx.tolist(), exact.tolist())]))
         rows[f"ivf nprobe={nprobe}"] = {"queries_per_s": n_queries / seconds, "recall_at_10": recall}
-    return {"n": n, "dim": dim, "n_queries": n_queries, "cells": cfg.cells(n), "build_s": build_s,
-            "index_mb": index_bytes / 2**20, "gallery_mb": gallery.nbytes / 2**20, "synthesis_s": make_s, "rows": rows}
+    return {
+        "n": n,
+        "dim": dim,
+        "n_queries": n_queries,
+        "cells": cfg.cells(n),
+        "build_s": build_s,
+        "index_mb": index_bytes / 2**20,
+        "gallery_mb": gallery.nbytes / 2**20,
+        "synthesis_s": make_s,
+        "rows": rows,
+    }
 
 
 def print_ann(a: dict) -> None:
-    print(f"\nsearch, synthetic clustered gallery of {a['n']:,} x {a['dim']}-d embeddings, {a['n_queries']} queries, "
-          f"top 10: IVF with {a['cells']} cells built in {a['build_s']:.1f} s, "
-          f"{a['index_mb']:.0f} MB (gallery {a['gallery_mb']:.0f} MB)")
+    print(
+        f"\nsearch, synthetic clustered gallery of {a['n']:,} x {a['dim']}-d embeddings, {a['n_queries']} queries, "
+        f"top 10: IVF with {a['cells']} cells built in {a['build_s']:.1f} s, "
+        f"{a['index_mb']:.0f} MB (gallery {a['gallery_mb']:.0f} MB)"
+    )
     print(f"{'':18}{'queries/s':>11}{'recall@10':>11}")
     for name, row in a["rows"].items():
         print(f"{name:18}{row['queries_per_s']:11.0f}{row['recall_at_10']:11.3f}")
@@ -287,11 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the augmentation cost table (the paper's 30)")
     parser.add_argument("--view-images", type=int, default=64, help="images of the measured augmentation pass")
-    parser.add_argument("--ann-size", type=int, default=1_000_000, help="synthetic gallery size of the search benchmark")
+    parser.add_argument(
+        "--ann-size", type=int, default=1_000_000, help="synthetic gallery size of the search benchmark"
+    )
     parser.add_argument("--ann-queries", type=int, default=1000, help="queries of the search benchmark")
     parser.add_argument("--out", default="results/bench")
-    parser.add_argument("--flops", metavar="MODEL", default=None,
-                        help="only count FLOPs per training sample for MODEL (e.g. ViT-L-14); see docs/cost.md")
+    parser.add_argument(
+        "--flops",
+        metavar="MODEL",
+        default=None,
+        help="only count FLOPs per training sample for MODEL (e.g. ViT-L-14); see docs/cost.md",
+    )
     args = parser.parse_args(argv)
     if args.flops:
         flops = flops_per_sample(args.flops)
@@ -313,11 +359,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = bench_eval(args.model, args.gallery, args.queries)
     atomic_write_json(Path(args.out) / "eval.json", ev)
-    print(f"\neval, {ev['n_gallery']} gallery images, {ev['n_queries']} queries: first run {ev['first_run_s']:.2f}s, "
-          f"warm cache {ev['warm_cache_run_s']:.3f}s ({ev['speedup']:.0f}x); "
-          f"{ev['composed_queries_per_s']:.0f} composed queries/s; peak RSS {ev['peak_rss_mb']:.0f} MB")
+    print(
+        f"\neval, {ev['n_gallery']} gallery images, {ev['n_queries']} queries: first run {ev['first_run_s']:.2f}s, "
+        f"warm cache {ev['warm_cache_run_s']:.3f}s ({ev['speedup']:.0f}x); "
+        f"{ev['composed_queries_per_s']:.0f} composed queries/s; peak RSS {ev['peak_rss_mb']:.0f} MB"
+    )
     return 0
-
 
 
 def flops_per_sample(model: str = "ViT-L-14", batch: int = 2) -> dict:
@@ -344,9 +391,15 @@ def flops_per_sample(model: str = "ViT-L-14", batch: int = 2) -> dict:
     image = _flops(lambda: clip.encode_image(images)) / batch
     text_step("prefix")()  # the prefix's keys/values are computed once per training run, not per sample
     text = {name: _flops(text_step(name)) / batch / 1e9 for name in encoders}
-    return {"model": model, "image_forward_gflop": image / 1e9, "text_full_context_gflop": text["full"],
-            "text_truncated_gflop": text["truncated"], "text_prefix_cached_gflop": text["prefix"],
-            "prompt_tokens": int(one.pool_pos.max()) + 1, "context": int(one.ids.shape[1])}
+    return {
+        "model": model,
+        "image_forward_gflop": image / 1e9,
+        "text_full_context_gflop": text["full"],
+        "text_truncated_gflop": text["truncated"],
+        "text_prefix_cached_gflop": text["prefix"],
+        "prompt_tokens": int(one.pool_pos.max()) + 1,
+        "context": int(one.ids.shape[1]),
+    }
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def _stages_with_changed_deps(old: str, new: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m p2w_lib.tools.dvc_deps", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a stage's code deps are out of date")
+    ap.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a stage's code deps are out of date"
+    )
     args = ap.parse_args(argv)
     stale = []
     for rel in PIPELINES:

@@ -13,6 +13,7 @@ The placeholder scores mean nothing: the CLIP is random and the images are noise
 COCO's instance annotations are not among the reference files; a small synthetic
 `instances_val2017.json` (polygons, a crowd RLE, a box under one pixel) stands in for them.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,7 +65,7 @@ class _Placeholders:
             arr = np.empty((size, size, 3), dtype=np.uint8)
             arr[:] = rng.integers(0, 256, 3)
             x, y = rng.integers(0, size // 2, 2)
-            arr[y:y + size // 2, x:x + size // 2] = rng.integers(0, 256, 3)
+            arr[y : y + size // 2, x : x + size // 2] = rng.integers(0, 256, 3)
             for fmt in self.encoded:
                 buf = io.BytesIO()
                 Image.fromarray(arr).save(buf, format=fmt)
@@ -109,12 +110,11 @@ def _imagenet_r(reference: Path, sources: Path, images: _Placeholders) -> int:
     targets = []
     for rel in sorted(paths):
         prefix = next(p for p in mapping if rel.startswith(p))
-        targets.append(mapping[prefix] / rel[len(prefix):])
+        targets.append(mapping[prefix] / rel[len(prefix) :])
     return images.write_all(targets)
 
 
 def _fashion_iq(reference: Path, root: Path, images: _Placeholders) -> int:
-
     ids = set()
     for category in CATEGORIES:
         ids |= set(read_split(reference / "fashion-iq", category))
@@ -123,7 +123,6 @@ def _fashion_iq(reference: Path, root: Path, images: _Placeholders) -> int:
 
 
 def _cirr(reference: Path, root: Path, images: _Placeholders) -> int:
-
     shutil.copytree(reference / "cirr", root / "cirr", ignore=shutil.ignore_patterns("LICENSE"))
     return sum(images.write_all(read_image_split(root / "cirr", split).values()) for split in ("val", "test1"))
 
@@ -156,24 +155,45 @@ def _coco(root: Path, images: _Placeholders, n: int = 40) -> int:
         boxes = [(2, 2, 10, 8, 1 + i % 6), (12, 10, 9, 11, 1 + (i + 2) % 6)] if i % 7 else [(3, 3, 0.2, 0.5, 1 + i % 6)]
         for j, (x, y, bw, bh, cat) in enumerate(boxes):
             poly = [x, y, x + bw, y, x + bw, y + bh, x, y + bh]
-            anns.append({"id": 10 * i + j, "image_id": i + 1, "category_id": cat, "bbox": [x, y, bw, bh],
-                         "segmentation": [poly], "area": bw * bh, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": 10 * i + j,
+                    "image_id": i + 1,
+                    "category_id": cat,
+                    "bbox": [x, y, bw, bh],
+                    "segmentation": [poly],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
         if i % 5 == 0:
             mask = np.zeros((h, w), dtype=bool)
             mask[14:20, 2:9] = True
             flat = mask.T.reshape(-1)
             change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
             runs = np.diff(np.concatenate([[0], change, [flat.size]])).tolist()
-            anns.append({"id": 10 * i + 9, "image_id": i + 1, "category_id": 6, "bbox": [2, 14, 7, 6], "area": 42,
-                         "iscrowd": 1, "segmentation": {"size": [h, w], "counts": runs}})
-    _write_json(base / "annotations" / "instances_val2017.json", {"images": ims, "annotations": anns, "categories": cats})
+            anns.append(
+                {
+                    "id": 10 * i + 9,
+                    "image_id": i + 1,
+                    "category_id": 6,
+                    "bbox": [2, 14, 7, 6],
+                    "area": 42,
+                    "iscrowd": 1,
+                    "segmentation": {"size": [h, w], "counts": runs},
+                }
+            )
+    _write_json(
+        base / "annotations" / "instances_val2017.json", {"images": ims, "annotations": anns, "categories": cats}
+    )
     return images.write_all(base / "val2017" / im["file_name"] for im in ims)
 
 
 def _cc3m(root: Path, images: _Placeholders) -> int:
-
     paths = [root / "cc3m" / "images" / f"{i:07d}.jpg" for i in range(CC3M_IMAGES)]
-    write_image_caption_list(root / "cc3m" / "train.tsv", [(f"images/{p.name}", f"a photo number {i}") for i, p in enumerate(paths)])
+    write_image_caption_list(
+        root / "cc3m" / "train.tsv", [(f"images/{p.name}", f"a photo number {i}") for i, p in enumerate(paths)]
+    )
     return images.write_all(paths)
 
 
@@ -183,19 +203,27 @@ def _params(repo: Path, reference: Path, sources: Path) -> None:
     paper = params["profiles"]["paper"]
     paper["clip"] = {"model": "p2w-tiny", "pretrained": None, "device": "cpu"}
     paper["mapper"]["hidden_dim"] = 32
-    paper["train"].update(batch_size=32, epochs=1, warmup_steps=1, num_workers=0, recompute_image_features=True,
-                          augment_views=1)
+    paper["train"].update(
+        batch_size=32, epochs=1, warmup_steps=1, num_workers=0, recompute_image_features=True, augment_views=1
+    )
     paper["lincir"].update(batch_size=32, steps=2, hidden_mult=1)
     paper["searle"].update(oti_images=64, oti_steps=2, oti_batch_size=32, batch_size=32, steps=2, hidden_mult=1)
     paper["paper_data"].update(
-        imagenet_val=str(sources / "imagenet_val"), imagenet_r=str(sources / "imagenet-r"),
-        imagenet_lists=str(reference / "pic2word-imagenet-r"), fashion_iq_annotations=str(reference / "fashion-iq"))
+        imagenet_val=str(sources / "imagenet_val"),
+        imagenet_r=str(sources / "imagenet-r"),
+        imagenet_lists=str(reference / "pic2word-imagenet-r"),
+        fashion_iq_annotations=str(reference / "fashion-iq"),
+    )
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost", *args], cwd=repo,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=rehearsal", "-c", "user.email=rehearsal@localhost", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 def build_rehearsal(project: str | Path, reference: str | Path, out: str | Path) -> Rehearsal:
@@ -203,17 +231,26 @@ def build_rehearsal(project: str | Path, reference: str | Path, out: str | Path)
     project, reference, out = Path(project).resolve(), Path(reference).resolve(), Path(out).resolve()
     for needed in ("pic2word-imagenet-r", "fashion-iq", "cirr", "circo"):
         if not (reference / needed).is_dir():
-            raise FileNotFoundError(f"{reference / needed}: missing; the rehearsal needs the real annotation files "
-                                    "(pic2word-imagenet-r/, fashion-iq/, cirr/, circo/) under --reference")
+            raise FileNotFoundError(
+                f"{reference / needed}: missing; the rehearsal needs the real annotation files "
+                "(pic2word-imagenet-r/, fashion-iq/, cirr/, circo/) under --reference"
+            )
     if out.exists():
-        raise FileExistsError(f"{out} exists; the rehearsal builds a fresh repository (pick another --out or delete it)")
+        raise FileExistsError(
+            f"{out} exists; the rehearsal builds a fresh repository (pick another --out or delete it)"
+        )
     repo, sources = out / "repo", out / "sources"
     _copy_project(project, repo)
     root = repo / "data" / "paper"
     images = _Placeholders()
-    counts = {"imagenet_r": _imagenet_r(reference, sources, images), "fashion_iq": _fashion_iq(reference, root, images),
-              "cirr": _cirr(reference, root, images), "circo": _circo(reference, root, images),
-              "coco": _coco(root, images), "cc3m": _cc3m(root, images)}
+    counts = {
+        "imagenet_r": _imagenet_r(reference, sources, images),
+        "fashion_iq": _fashion_iq(reference, root, images),
+        "cirr": _cirr(reference, root, images),
+        "circo": _circo(reference, root, images),
+        "coco": _coco(root, images),
+        "cc3m": _cc3m(root, images),
+    }
     _params(repo, reference, sources)
     _git(repo, "init", "-q")
     _git(repo, "commit", "-q", "--allow-empty", "-m", "rehearsal")
@@ -263,14 +300,24 @@ def run_rehearsal(project: str | Path, reference: str | Path, out: str | Path, r
     rehearsal = build_rehearsal(project, reference, out)
     built = time.perf_counter()
     log.info("rehearsal repository %s: placeholder images %s", rehearsal.repo, rehearsal.counts)
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     pipeline = "pipelines/paper/dvc.yaml"
     targets = [f"{pipeline}:{stage}" for stage in REDUCED_TARGETS] if reduced else [pipeline]
     proc = subprocess.run([_bin("dvc"), "repro", *targets], cwd=rehearsal.repo, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"dvc repro failed in {rehearsal.repo} (exit {proc.returncode}); the partial notebooks "
-                           "and the stage's output above say where")
+        raise RuntimeError(
+            f"dvc repro failed in {rehearsal.repo} (exit {proc.returncode}); the partial notebooks "
+            "and the stage's output above say where"
+        )
     ran = time.perf_counter()
     summary = check_outputs(rehearsal.repo, Path(reference).resolve())
-    return {"repo": str(rehearsal.repo), "images": rehearsal.counts, "outputs": summary,
-            "seconds": {"build": round(built - start, 1), "dvc_repro": round(ran - built, 1)}}
+    return {
+        "repo": str(rehearsal.repo),
+        "images": rehearsal.counts,
+        "outputs": summary,
+        "seconds": {"build": round(built - start, 1), "dvc_repro": round(ran - built, 1)},
+    }

@@ -3,6 +3,7 @@
 It checks the plumbing (images -> CLIP -> mapper -> composed queries -> index -> metrics),
 not the method: with random CLIP weights the retrieval numbers are near chance.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -32,7 +33,7 @@ def _write_images(folder: Path, n: int, seed: int) -> tuple[list[str], list[int]
         label = int(rng.integers(len(COLOURS)))
         arr = np.clip(rng.normal(128, 40, (48, 48, 3)), 0, 255).astype(np.uint8)
         x, y = rng.integers(4, 24, 2)
-        arr[y:y + 20, x:x + 20] = list(COLOURS.values())[label]
+        arr[y : y + 20, x : x + 20] = list(COLOURS.values())[label]
         path = folder / f"{i:05d}.png"
         Image.fromarray(arr).save(path)
         paths.append(str(path))

@@ -3,6 +3,7 @@
 Every trained network (Pic2Word's mapper, a phi, SEARLE's OTI tokens) is saved as a plain dict of
 tensors and containers, atomically; each method's own module writes and reads its format.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +17,9 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable, of an unknown format, or does not fit the CLIP in use."""
 
 
-
-
-def read_checkpoint(path: str | Path, what: str = "mapper checkpoint",
-                    how: str = "train one first (p2w_lib.methods.pic2word.train)") -> dict:
+def read_checkpoint(
+    path: str | Path, what: str = "mapper checkpoint", how: str = "train one first (p2w_lib.methods.pic2word.train)"
+) -> dict:
     """The checkpoint's contents, unpickled safely: only tensors and plain containers (dict, list,
     tuple, str, numbers, None) are allowed, which is all that ours and the official Pic2Word,
     SEARLE and LinCIR checkpoints hold. A file that asks for anything else (a pickled object can run
@@ -42,12 +42,15 @@ def read_checkpoint(path: str | Path, what: str = "mapper checkpoint",
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
 
 
-
-
-
-
-def check_fits(path: Path, clip: FrozenClip, saved: dict | None, embed_dim: int, token_dim: int, strict: bool,
-               network: str = "mapper") -> None:
+def check_fits(
+    path: Path,
+    clip: FrozenClip,
+    saved: dict | None,
+    embed_dim: int,
+    token_dim: int,
+    strict: bool,
+    network: str = "mapper",
+) -> None:
     """Refuse a trained `network` (mapper, phi) of other widths than `clip`, or, when `strict` and the
     checkpoint names its CLIP (`saved`, a ClipIdentity dict; official releases name none), of
     other CLIP weights."""
@@ -64,5 +67,3 @@ def check_fits(path: Path, clip: FrozenClip, saved: dict | None, embed_dim: int,
             f"{clip.identity.pretrained} (weights {clip.identity.fingerprint}). Load the matching CLIP, "
             "or pass strict_clip=False if you really mean to mix them."
         )
-
-

@@ -6,13 +6,14 @@ steps, ending with the step's lr) and the periodic checkpoints.
 
 Which checkpoint is stale, and what a finished run saves, stay with each trainer: they differ.
 """
+
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -53,8 +54,15 @@ class Loop:
     log_every: int = 1
     write: bool = True  # False on all but one process of a distributed run
 
-    def run(self, start: int, stop: int, optimizer: torch.optim.Optimizer, schedule: Callable[[int], float],
-            step: Callable[[int], StepLog], checkpoint: Callable[[int], None]) -> float:
+    def run(
+        self,
+        start: int,
+        stop: int,
+        optimizer: torch.optim.Optimizer,
+        schedule: Callable[[int], float],
+        step: Callable[[int], StepLog],
+        checkpoint: Callable[[int], None],
+    ) -> float:
         """Steps start..stop-1, each at learning rate schedule(i); checkpoints after every
         `checkpoint_every`-th (not the last: the trainer saves the finished run itself). Returns the
         last step's loss, or the log's last loss when the run had already finished."""
@@ -67,8 +75,9 @@ class Loop:
             writer = csv.writer(fh)
             if new:
                 writer.writerow(["step", *self.columns, "lr"])
-            bar = tqdm(range(start, stop), desc=self.desc, unit="step", initial=start, total=self.total,
-                       disable=not self.write)
+            bar = tqdm(
+                range(start, stop), desc=self.desc, unit="step", initial=start, total=self.total, disable=not self.write
+            )
             for i in bar:
                 lr = schedule(i)
                 for group in optimizer.param_groups:

@@ -1,5 +1,6 @@
 """Pic2Word's training objective: symmetric contrastive loss between an image and the prompt
 `a photo of *` composed with that image's own pseudo token."""
+
 from __future__ import annotations
 
 import torch

@@ -10,19 +10,21 @@ module deep in the closure (the prefix cache, the batch plan) cannot be left out
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-from p2w_lib.core.import_graph import ROOT, closure
+from p2w_lib.core.import_graph import ROOT, closure, module_file
 
 
-def code_fingerprint(entry_module: str) -> str:
-    """sha256 over the path and bytes of every file in the import closure of `entry_module`, sorted."""
+def code_fingerprint(entry_module: str, root: Path = ROOT) -> str:
+    """sha256 over the path and bytes of every file in the import closure of `entry_module`, sorted
+    (`root`: the folder holding the package, another copy of it in a test)."""
+    if module_file(entry_module, root) is None:
+        raise ModuleNotFoundError(f"{entry_module}: no source to fingerprint under {root}")
     h = hashlib.sha256()
-    files = sorted(closure({entry_module}))
-    if not files:
-        raise ModuleNotFoundError(f"{entry_module}: no source to fingerprint")
+    files = sorted(closure({entry_module}, root))
     for rel in files:
-        path = ROOT / rel
+        path = root / rel
         for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
             if f.is_file() and "__pycache__" not in f.parts:
-                h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+                h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]

@@ -27,4 +27,4 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> torch.Tensor:
     steps_per_epoch = n // batch_size
     epoch, offset = divmod(step, steps_per_epoch)
-    return epoch_order(n, seed, epoch)[offset * batch_size:(offset + 1) * batch_size]
+    return epoch_order(n, seed, epoch)[offset * batch_size : (offset + 1) * batch_size]

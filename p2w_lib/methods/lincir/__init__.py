@@ -22,8 +22,9 @@ from p2w_lib.methods.phi_runs import CHECKPOINT_NAME, PhiResult, load_phi
 
 
 def _train(x: TrainInputs) -> PhiResult:
-    return train_lincir(x.clip, x.captions(), replace(x.settings["lincir"], seed=x.seed), x.out_dir,
-                        restart_on_change=True)
+    return train_lincir(
+        x.clip, x.captions(), replace(x.settings["lincir"], seed=x.seed), x.out_dir, restart_on_change=True
+    )
 
 
 def _network(x: NetworkInputs):
@@ -31,9 +32,22 @@ def _network(x: NetworkInputs):
 
 
 METHOD = QueryMethod(
-    "lincir", "LinCIR", "lin", pseudo_token("lincir"), "#8e24aa",
-    training=Training(sections={"lincir": LinCIRConfig}, folder="lincir", network=_network, train=_train,
-                      checkpoint=CHECKPOINT_NAME, stage="train_lincir", notebook="03_train_lincir",
-                      switch="lincir.enabled", released="eval.lincir_checkpoint", cli_option="--phi",
-                      loss_plot="lincir_loss"),
+    "lincir",
+    "LinCIR",
+    "lin",
+    pseudo_token("lincir"),
+    "#8e24aa",
+    training=Training(
+        sections={"lincir": LinCIRConfig},
+        folder="lincir",
+        network=_network,
+        train=_train,
+        checkpoint=CHECKPOINT_NAME,
+        stage="train_lincir",
+        notebook="03_train_lincir",
+        switch="lincir.enabled",
+        released="eval.lincir_checkpoint",
+        cli_option="--phi",
+        loss_plot="lincir_loss",
+    ),
 )

@@ -16,11 +16,18 @@ class LinCIRConfig:
     noise of per-sample scale U(0, 1) x N(0, I) added to the caption embedding."""
 
     # Checked by core.config.validate when read from params.yaml or called directly: key -> (test, what it must be).
-    RANGES: ClassVar[dict] = {"hidden_mult": (positive, "at least 1"), "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
-            "batch_size": (positive, "> 0"), "lr": (positive, "> 0"), "weight_decay": (non_negative, ">= 0"),
-            "steps": (positive, "at least 1"), "warmup_steps": (non_negative, ">= 0"),
-            "noise_scale": (non_negative, ">= 0"), "checkpoint_every": (positive, "at least 1"),
-            "log_every": (positive, "at least 1")}
+    RANGES: ClassVar[dict] = {
+        "hidden_mult": (positive, "at least 1"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "batch_size": (positive, "> 0"),
+        "lr": (positive, "> 0"),
+        "weight_decay": (non_negative, ">= 0"),
+        "steps": (positive, "at least 1"),
+        "warmup_steps": (non_negative, ">= 0"),
+        "noise_scale": (non_negative, ">= 0"),
+        "checkpoint_every": (positive, "at least 1"),
+        "log_every": (positive, "at least 1"),
+    }
 
     enabled: bool = True  # False: the pipeline neither trains nor evaluates LinCIR
     hidden_mult: int = 4

@@ -17,6 +17,7 @@ Where the original replaces keyword strings with `str.replace` (which can also h
 word), runs are replaced token by token here. When a caption has no keyword, the original puts `$`
 in place of one random word, and an empty caption becomes "a photo of $"; so does this module.
 """
+
 from __future__ import annotations
 
 import random
@@ -25,22 +26,29 @@ import re
 ADPOSITIONS = frozenset(
     "of with in on at by for from to into onto over under near behind beside besides between above below across "
     "through throughout around against without within along among amid toward towards about after before during "
-    "like upon off up down out inside outside underneath beneath via per except past since until till".split())
+    "like upon off up down out inside outside underneath beneath via per except past since until till".split()
+)
 CONJUNCTIONS = frozenset("and or but nor so yet while whereas because if although though than as whether".split())
 PRONOUNS = frozenset(
     "i you he she it we they me him her us them my your his its our their mine yours hers ours theirs myself "
-    "yourself himself herself itself ourselves themselves that which who whom whose what".split())
+    "yourself himself herself itself ourselves themselves that which who whom whose what".split()
+)
 VERBS = frozenset(
     "is are was were be been being am 's 're has have had having do does did done can could will would shall "
     "should may might must get gets got make makes made look looks looked show shows showed appear appears "
     "appeared seem seems seemed become becomes became change changed replace replaced add added remove removed "
-    "turn turns turned put puts let lets go goes went take takes took give gives gave hold holds held".split())
-ADVERBS = frozenset("not n't very more less most least too also just only there here then now again still even "
-                    "rather quite really almost instead".split())
+    "turn turns turned put puts let lets go goes went take takes took give gives gave hold holds held".split()
+)
+ADVERBS = frozenset(
+    "not n't very more less most least too also just only there here then now again still even "
+    "rather quite really almost instead".split()
+)
 NUMERALS = frozenset("one two three four five six seven eight nine ten eleven twelve twenty hundred".split())
 CLOSED_CLASSES = ADPOSITIONS | CONJUNCTIONS | PRONOUNS | VERBS | ADVERBS | NUMERALS
-ING_NOUNS = frozenset("thing something nothing anything everything building clothing painting drawing ceiling "
-                      "evening morning ring string spring swing wing king sibling pudding wedding".split())
+ING_NOUNS = frozenset(
+    "thing something nothing anything everything building clothing painting drawing ceiling "
+    "evening morning ring string spring swing wing king sibling pudding wedding".split()
+)
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*|n't|'[a-z]+|[^\sa-z0-9]")
 

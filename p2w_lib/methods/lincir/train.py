@@ -12,11 +12,12 @@ Because CLIP is frozen, e and the masked tokens of each distinct caption are com
 The data order and the noise are pure functions of (seed, step) and the checkpoint carries the
 dropout RNG, so a resumed run equals an uninterrupted one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,8 +72,15 @@ def noisy(embeddings: torch.Tensor, scale: float, generator: torch.Generator) ->
     return embeddings + scale * (u * n).to(embeddings.device, embeddings.dtype)
 
 
-def lincir_loss(clip: FrozenClip, phi: Phi, targets: torch.Tensor, inputs: torch.Tensor, ids: torch.Tensor,
-                star: torch.Tensor, pool_pos: torch.Tensor) -> torch.Tensor:
+def lincir_loss(
+    clip: FrozenClip,
+    phi: Phi,
+    targets: torch.Tensor,
+    inputs: torch.Tensor,
+    ids: torch.Tensor,
+    star: torch.Tensor,
+    pool_pos: torch.Tensor,
+) -> torch.Tensor:
     """MSE between the masked captions' embeddings (phi(inputs) at every `*`) and `targets` [B, D]."""
     tokens = phi(inputs)  # [B, W]
     composed = run_text_tower(clip.model, ids, pool_pos, (star, tokens), normalize=False)  # [B, D]
@@ -93,8 +101,14 @@ def _caption_data(clip: FrozenClip, captions: Sequence[str]) -> tuple[torch.Tens
     return sample_rows, caption_embeddings(clip, unique), tokenize_masked(clip, [mask_keywords(c) for c in unique])
 
 
-def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, out_dir: str | Path,
-                 until_step: int | None = None, restart_on_change: bool = False) -> PhiResult:
+def train_lincir(
+    clip: FrozenClip,
+    captions: Sequence[str],
+    cfg: LinCIRConfig,
+    out_dir: str | Path,
+    until_step: int | None = None,
+    restart_on_change: bool = False,
+) -> PhiResult:
     """Train (or resume) LinCIR's phi on `captions`; checkpoint and loss log go to `out_dir`.
 
     restart_on_change: a checkpoint of other settings, CLIP, captions or code is deleted and training
@@ -119,8 +133,9 @@ def train_lincir(clip: FrozenClip, captions: Sequence[str], cfg: LinCIRConfig, o
         rows = sample_rows[batch_indices(i, len(captions), cfg.batch_size, cfg.seed)]  # [B]
         noise = step_generator(cfg.seed, i)
         e = targets[rows].to(clip.device)  # [B, D]
-        loss = lincir_loss(clip, phi, e, noisy(e, cfg.noise_scale, noise), masked.ids[rows], masked.star[rows],
-                           masked.pool_pos[rows])
+        loss = lincir_loss(
+            clip, phi, e, noisy(e, cfg.noise_scale, noise), masked.ids[rows], masked.star[rows], masked.pool_pos[rows]
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -24,8 +24,15 @@ from p2w_lib.methods.pic2word.train import CHECKPOINT_NAME, TrainResult, train_m
 def _train(x: TrainInputs) -> TrainResult:
     # DVC re-runs this stage when settings or data change; the model folder persists (a killed run
     # resumes), so a checkpoint of other settings or data is replaced rather than refused.
-    return train_mapper(x.clip, x.images(), replace(x.settings["train"], seed=x.seed), x.settings["mapper"], x.out_dir,
-                        cache_dir=x.cache_dir, restart_on_change=True)
+    return train_mapper(
+        x.clip,
+        x.images(),
+        replace(x.settings["train"], seed=x.seed),
+        x.settings["mapper"],
+        x.out_dir,
+        cache_dir=x.cache_dir,
+        restart_on_change=True,
+    )
 
 
 def _network(x: NetworkInputs):
@@ -33,9 +40,22 @@ def _network(x: NetworkInputs):
 
 
 METHOD = QueryMethod(
-    "pic2word", "Pic2Word", "p2w", pseudo_token("pic2word"), "#e53935",
-    training=Training(sections={"mapper": MapperConfig, "train": TrainConfig}, folder="mapper", network=_network,
-                      train=_train, checkpoint=CHECKPOINT_NAME, stage="train_mapper", notebook="03_train_mapper",
-                      released="eval.mapper_checkpoint", cli_option="--mapper", distributed=True,
-                      loss_plot="mapper_loss"),
+    "pic2word",
+    "Pic2Word",
+    "p2w",
+    pseudo_token("pic2word"),
+    "#e53935",
+    training=Training(
+        sections={"mapper": MapperConfig, "train": TrainConfig},
+        folder="mapper",
+        network=_network,
+        train=_train,
+        checkpoint=CHECKPOINT_NAME,
+        stage="train_mapper",
+        notebook="03_train_mapper",
+        released="eval.mapper_checkpoint",
+        cli_option="--mapper",
+        distributed=True,
+        loss_plot="mapper_loss",
+    ),
 )

@@ -23,7 +23,9 @@ from p2w_lib.training.checkpoint import CheckpointError, check_fits, read_checkp
 FORMAT = "p2w_lib.mapper/1"
 
 
-def save_mapper_checkpoint(path: str | Path, mapper: Mapper, mapper_cfg: MapperConfig, clip: ClipIdentity, **extra: Any) -> None:
+def save_mapper_checkpoint(
+    path: str | Path, mapper: Mapper, mapper_cfg: MapperConfig, clip: ClipIdentity, **extra: Any
+) -> None:
     payload = {
         "format": FORMAT,
         "mapper": {k: v.detach().cpu() for k, v in mapper.state_dict().items()},
@@ -35,7 +37,7 @@ def save_mapper_checkpoint(path: str | Path, mapper: Mapper, mapper_cfg: MapperC
 
 
 def _strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def _infer_official_config(state: dict[str, torch.Tensor]) -> tuple[MapperConfig, int, int]:

@@ -13,8 +13,11 @@ class MapperConfig:
     """Pic2Word's IM2TEXT network: n_layers x (Linear -> Dropout -> ReLU), then fc_out."""
 
     # Checked by core.config.validate when read from params.yaml or called directly: key -> (test, what it must be).
-    RANGES: ClassVar[dict] = {"hidden_dim": (positive, "> 0"), "n_layers": (positive, "> 0"),
-            "dropout": (lambda v: 0 <= v < 1, "in [0, 1)")}
+    RANGES: ClassVar[dict] = {
+        "hidden_dim": (positive, "> 0"),
+        "n_layers": (positive, "> 0"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    }
 
     hidden_dim: int = 512
     n_layers: int = 2
@@ -29,16 +32,21 @@ class TrainConfig:
 
     # Checked by core.config.validate when read from params.yaml or called directly: key -> (test, what it must be).
     RANGES: ClassVar[dict] = {
-            "batch_size": (positive, "> 0"), "lr": (positive, "> 0"), "weight_decay": (non_negative, ">= 0"),
-            "epochs": (positive, "at least 1 (0 would save an untrained mapper)"),
-            "max_steps": (lambda v: v is None or v > 0, "null or at least 1"), "warmup_steps": (non_negative, ">= 0"),
-            "checkpoint_every": (positive, "at least 1"), "log_every": (positive, "at least 1"),
-            "num_workers": (non_negative, ">= 0"), "embed_batch_size": (positive, "> 0"),
-            "max_bad_fraction": (fraction, "in [0, 1]"),
-            "crop_scale": (lambda v: 0 < v[0] <= v[1] <= 1, "two numbers 0 < low <= high <= 1"),
-            "augment_views": (positive, "at least 1 (1 = no augmentation)"),
-            "cache_dtype": (lambda v: v in ("float32", "float16"), "float32 or float16"),
-            }
+        "batch_size": (positive, "> 0"),
+        "lr": (positive, "> 0"),
+        "weight_decay": (non_negative, ">= 0"),
+        "epochs": (positive, "at least 1 (0 would save an untrained mapper)"),
+        "max_steps": (lambda v: v is None or v > 0, "null or at least 1"),
+        "warmup_steps": (non_negative, ">= 0"),
+        "checkpoint_every": (positive, "at least 1"),
+        "log_every": (positive, "at least 1"),
+        "num_workers": (non_negative, ">= 0"),
+        "embed_batch_size": (positive, "> 0"),
+        "max_bad_fraction": (fraction, "in [0, 1]"),
+        "crop_scale": (lambda v: 0 < v[0] <= v[1] <= 1, "two numbers 0 < low <= high <= 1"),
+        "augment_views": (positive, "at least 1 (1 = no augmentation)"),
+        "cache_dtype": (lambda v: v in ("float32", "float16"), "float32 or float16"),
+    }
 
     prompt: str = "a photo of *"
     batch_size: int = 512

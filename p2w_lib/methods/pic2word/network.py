@@ -1,4 +1,5 @@
 """The Pic2Word mapping network (the original's IM2TEXT): CLIP image embedding -> pseudo word token."""
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,7 @@ class Mapper(nn.Module):
         self.fc_out = nn.Linear(dim, token_dim)
 
     @classmethod
-    def from_config(cls, cfg: MapperConfig, embed_dim: int, token_dim: int) -> "Mapper":
+    def from_config(cls, cfg: MapperConfig, embed_dim: int, token_dim: int) -> Mapper:
         return cls(embed_dim, token_dim, cfg.hidden_dim, cfg.n_layers, cfg.dropout)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:

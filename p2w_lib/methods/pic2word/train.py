@@ -8,12 +8,13 @@ from the embedding cache instead of re-running the image encoder every step. The
 is a pure function of (seed, epoch), the learning rate a pure function of the step, and the
 checkpoint carries the RNG state, so a resumed run equals an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -63,8 +64,6 @@ class TrainResult:
     log_csv: Path
 
 
-
-
 def make_optimizer(mapper: Mapper, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices only (biases are not decayed)."""
     decay = [p for p in mapper.parameters() if p.ndim >= 2]
@@ -73,23 +72,29 @@ def make_optimizer(mapper: Mapper, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
-
-
-
-
 # A feature stream yields the image features [B, D] of steps start..stop-1, given plan(step) -> indices.
 FeatureStream = Callable[[int, int, Callable[[int], torch.Tensor]], Iterator[torch.Tensor]]
 
 
-def cached_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir) -> tuple[FeatureStream, int]:
+def cached_feature_source(
+    clip: FrozenClip, paths: Sequence[str], cfg: TrainConfig, cache_dir
+) -> tuple[FeatureStream, int]:
     """Read embeddings from the cache; returns (feature stream, number of usable images).
 
     With cfg.augment_views = K > 1, K augmented views of every image are embedded once and each
     step takes one view per image, drawn from (seed, step) so a resumed run draws the same."""
-    kwargs = dict(batch_size=cfg.embed_batch_size, num_workers=cfg.num_workers, max_bad_fraction=cfg.max_bad_fraction,
-                  dtype=cfg.cache_dtype)
+    kwargs = dict(
+        batch_size=cfg.embed_batch_size,
+        num_workers=cfg.num_workers,
+        max_bad_fraction=cfg.max_bad_fraction,
+        dtype=cfg.cache_dtype,
+    )
     rank, world = dist_info()
-    views = [None] if cfg.augment_views == 1 else [AugmentedView(i, cfg.crop_scale, cfg.seed) for i in range(cfg.augment_views)]
+    views = (
+        [None]
+        if cfg.augment_views == 1
+        else [AugmentedView(i, cfg.crop_scale, cfg.seed) for i in range(cfg.augment_views)]
+    )
     embs = []
     for view in views:
         desc = "embedding training images" + (f" (view {view.index + 1}/{len(views)})" if view else "")
@@ -144,7 +149,9 @@ def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: Train
         for i, err in zip(idx.tolist(), errors):
             if err and dataset.paths[i] not in report.bad:  # a corrupt CC3M download: skip it, say so once
                 report.add(dataset.paths[i], err)
-                log.warning("skipping unreadable training image %s (%s); %d so far", dataset.paths[i], err, report.n_bad)
+                log.warning(
+                    "skipping unreadable training image %s (%s); %d so far", dataset.paths[i], err, report.n_bad
+                )
         report.check(cfg.max_bad_fraction, "training images")
         keep = torch.tensor([not e for e in errors])
         if not keep.any():
@@ -155,8 +162,13 @@ def recomputed_feature_source(clip: FrozenClip, paths: Sequence[str], cfg: Train
         return images[keep]  # [B', C, H, W]; B' < B only when an image was skipped
 
     def stream(start: int, stop: int, plan: Callable[[int], torch.Tensor]) -> Iterator[torch.Tensor]:
-        loader = DataLoader(dataset, batch_sampler=_PlannedBatches(start, stop, plan), num_workers=cfg.num_workers,
-                            pin_memory=clip.device.type == "cuda", persistent_workers=False)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=_PlannedBatches(start, stop, plan),
+            num_workers=cfg.num_workers,
+            pin_memory=clip.device.type == "cuda",
+            persistent_workers=False,
+        )
         for images, idx, errors in loader:
             yield clip.encode_image(readable(images, idx, list(errors)))  # [B', D]
 
@@ -168,8 +180,15 @@ def _prompt_tokens(clip: FrozenClip, prompt: str, batch: int) -> ComposedTokens:
     return ComposedTokens(one.ids.expand(batch, -1), one.star_pos.expand(batch), one.pool_pos.expand(batch))
 
 
-def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: torch.Tensor, opt, cfg: TrainConfig,
-               text: PrefixCachedText | None = None) -> float:
+def train_step(
+    clip: FrozenClip,
+    mapper: Mapper,
+    tokens: ComposedTokens,
+    feats: torch.Tensor,
+    opt,
+    cfg: TrainConfig,
+    text: PrefixCachedText | None = None,
+) -> float:
     """One optimisation step on unnormalised image embeddings [B, D]; returns the loss.
 
     text: the prompt prefix's keys/values computed once (exact, 3x less text work for `a photo of *`);
@@ -192,29 +211,30 @@ def train_step(clip: FrozenClip, mapper: Mapper, tokens: ComposedTokens, feats: 
     return loss.item()
 
 
-
-
-
-
-
-
-
-
 class StaleCheckpointError(CheckpointError):
     """A resumable checkpoint of another run: other settings, CLIP or training images."""
 
 
-
-
-def _resume(ckpt_path: Path, clip: FrozenClip, mapper: Mapper, opt, cfg: TrainConfig, mapper_cfg: MapperConfig,
-            n_images: int, data_id: str, code_id: str | None = None) -> tuple[int, list[int]]:
+def _resume(
+    ckpt_path: Path,
+    clip: FrozenClip,
+    mapper: Mapper,
+    opt,
+    cfg: TrainConfig,
+    mapper_cfg: MapperConfig,
+    n_images: int,
+    data_id: str,
+    code_id: str | None = None,
+) -> tuple[int, list[int]]:
     """Load training state from `ckpt_path`; returns the steps already done and where it was resumed before.
 
     code_id: when given, a checkpoint written by other training code is stale too (the pipeline:
     DVC re-runs the stage on a code change, and a finished checkpoint must not stand in for it)."""
     ckpt = read_checkpoint(ckpt_path)
     if ckpt.get("format") != FORMAT or "optimizer" not in ckpt:
-        raise CheckpointError(f"{ckpt_path}: not a resumable p2w_lib training checkpoint; delete it or use another out_dir")
+        raise CheckpointError(
+            f"{ckpt_path}: not a resumable p2w_lib training checkpoint; delete it or use another out_dir"
+        )
     saved = {k: v for k, v in ckpt["train"].items() if k not in _RESUME_FREE}
     now = {k: v for k, v in to_dict(cfg).items() if k not in _RESUME_FREE}
     changed = {k for k in now if saved.get(k) != now[k]}
@@ -262,8 +282,10 @@ def train_mapper(
     out_dir.mkdir(parents=True, exist_ok=True)
     rank, world = dist_info()
     if cfg.recompute_image_features and cfg.augment_views > 1:
-        raise ValueError(f"train.recompute_image_features and train.augment_views={cfg.augment_views} both augment: "
-                         "re-encode every step (recompute) or embed K views once (augment_views), not both")
+        raise ValueError(
+            f"train.recompute_image_features and train.augment_views={cfg.augment_views} both augment: "
+            "re-encode every step (recompute) or embed K views once (augment_views), not both"
+        )
     if cfg.recompute_image_features:
         source, n = recomputed_feature_source(clip, image_paths, cfg)
     else:
@@ -272,10 +294,14 @@ def train_mapper(
     # runs over the all-gathered features, so the negatives per step do not depend on the GPU count.
     global_batch, local_batch = cfg.batch_size, cfg.batch_size // world
     if global_batch % world:
-        raise ValueError(f"train.batch_size {global_batch} is the global batch and must split evenly over {world} "
-                         f"processes; choose a multiple of {world}")
+        raise ValueError(
+            f"train.batch_size {global_batch} is the global batch and must split evenly over {world} "
+            f"processes; choose a multiple of {world}"
+        )
     if n < global_batch:
-        raise ValueError(f"{n} usable training images but a global batch of {global_batch}; lower the batch size or add images")
+        raise ValueError(
+            f"{n} usable training images but a global batch of {global_batch}; lower the batch size or add images"
+        )
     steps_per_epoch = n // global_batch
     total = cfg.epochs * steps_per_epoch
     total = min(total, cfg.max_steps) if cfg.max_steps is not None else total
@@ -288,8 +314,9 @@ def train_mapper(
     start, resumed_at = 0, []
     if ckpt_path.exists():
         try:
-            start, resumed_at = _resume(ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n, data_id,
-                                        code_id if restart_on_change else None)
+            start, resumed_at = _resume(
+                ckpt_path, clip, mapper, opt, cfg, mapper_cfg, n, data_id, code_id if restart_on_change else None
+            )
         except StaleCheckpointError as err:
             if not restart_on_change:
                 raise
@@ -311,12 +338,23 @@ def train_mapper(
         if rank != 0:  # one writer; every rank holds the same weights
             return
         save_mapper_checkpoint(
-            ckpt_path, mapper, mapper_cfg, clip.identity, train=to_dict(cfg), step=step, total_steps=total,
-            n_images=n, data=data_id, code=code_id, resumed_at=resumed_at, optimizer=opt.state_dict(), rng=rng_state(),
+            ckpt_path,
+            mapper,
+            mapper_cfg,
+            clip.identity,
+            train=to_dict(cfg),
+            step=step,
+            total_steps=total,
+            n_images=n,
+            data=data_id,
+            code=code_id,
+            resumed_at=resumed_at,
+            optimizer=opt.state_dict(),
+            rng=rng_state(),
         )
 
     def plan(step: int) -> torch.Tensor:  # this rank's share of the global batch of `step`
-        return batch_indices(step, n, global_batch, cfg.seed)[rank * local_batch:(rank + 1) * local_batch]
+        return batch_indices(step, n, global_batch, cfg.seed)[rank * local_batch : (rank + 1) * local_batch]
 
     tokens = _prompt_tokens(clip, cfg.prompt, local_batch)
     text = PrefixCachedText(clip.model) if supports_prefix_cache(clip.model) else None
@@ -327,8 +365,9 @@ def train_mapper(
         loss = train_step(clip, model, tokens, next(features), opt, cfg, text)  # features of plan(i): [B, D]
         return StepLog((i // steps_per_epoch, f"{loss:.6f}"), loss)
 
-    loop = Loop(log_path, ("epoch", "loss"), total, "training mapper", cfg.checkpoint_every, cfg.log_every,
-                write=rank == 0)
+    loop = Loop(
+        log_path, ("epoch", "loss"), total, "training mapper", cfg.checkpoint_every, cfg.log_every, write=rank == 0
+    )
     loss = loop.run(start, stop, opt, lambda i: lr_at(i, cfg.lr, cfg.warmup_steps, total), step, checkpoint)
     if stop > start or not ckpt_path.exists():
         checkpoint(stop)

@@ -8,8 +8,8 @@ oti.py: the inversion; config.py: its settings; train.py: OTI, then phi.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from p2w_lib.clip.features import embed_images
 from p2w_lib.methods.base import (
@@ -41,11 +41,23 @@ def phrases_for(clip, captions: Sequence[str], cfg: SEARLEConfig) -> ConceptPhra
 
 def _train(x: TrainInputs) -> SEARLEResult:
     cfg = replace(x.settings["searle"], seed=x.seed)
-    emb = embed_images(x.clip, oti_subset(x.images(), cfg.oti_images), cache_dir=x.cache_dir,
-                       max_bad_fraction=cfg.max_bad_fraction, desc="embedding SEARLE's images")
+    emb = embed_images(
+        x.clip,
+        oti_subset(x.images(), cfg.oti_images),
+        cache_dir=x.cache_dir,
+        max_bad_fraction=cfg.max_bad_fraction,
+        desc="embedding SEARLE's images",
+    )
     valid = emb.valid.nonzero()[0]  # unreadable images were counted and logged by embed_images
-    return train_searle(x.clip, emb.tensor()[valid], [emb.paths[i] for i in valid], phrases_for(x.clip, x.captions(), cfg),
-                        cfg, x.out_dir, restart_on_change=True)
+    return train_searle(
+        x.clip,
+        emb.tensor()[valid],
+        [emb.paths[i] for i in valid],
+        phrases_for(x.clip, x.captions(), cfg),
+        cfg,
+        x.out_dir,
+        restart_on_change=True,
+    )
 
 
 def _network(x: NetworkInputs):
@@ -53,9 +65,22 @@ def _network(x: NetworkInputs):
 
 
 METHOD = QueryMethod(
-    "searle", "SEARLE", "srl", pseudo_token("searle"), "#fb8c00",
-    training=Training(sections={"searle": SEARLEConfig}, folder="searle", network=_network, train=_train,
-                      checkpoint=CHECKPOINT_NAME, stage="train_searle", notebook="03_train_searle",
-                      switch="searle.enabled", released="eval.searle_checkpoint", cli_option="--phi",
-                      loss_plot="searle_loss"),
+    "searle",
+    "SEARLE",
+    "srl",
+    pseudo_token("searle"),
+    "#fb8c00",
+    training=Training(
+        sections={"searle": SEARLEConfig},
+        folder="searle",
+        network=_network,
+        train=_train,
+        checkpoint=CHECKPOINT_NAME,
+        stage="train_searle",
+        notebook="03_train_searle",
+        switch="searle.enabled",
+        released="eval.searle_checkpoint",
+        cli_option="--phi",
+        loss_plot="searle_loss",
+    ),
 )

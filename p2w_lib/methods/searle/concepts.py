@@ -18,12 +18,13 @@ substitute, a **deviation** named in the README:
 The association (top-k concepts per image by cosine against the template-averaged concept
 embedding) follows the original.
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +40,17 @@ from p2w_lib.clip.features import caption_embeddings
 from p2w_lib.methods.lincir.keywords import is_keyword, words
 
 TEMPLATES = (
-    "a photo of a {}", "a picture of a {}", "an image of a {}", "a close-up photo of a {}", "a drawing of a {}",
-    "a sketch of a {}", "a painting of a {}", "a rendering of a {}", "there is a {} in this image", "a {}", "{}",
+    "a photo of a {}",
+    "a picture of a {}",
+    "an image of a {}",
+    "a close-up photo of a {}",
+    "a drawing of a {}",
+    "a sketch of a {}",
+    "a painting of a {}",
+    "a rendering of a {}",
+    "there is a {} in this image",
+    "a {}",
+    "{}",
 )
 DETERMINERS = frozenset("a an the this these those some any no every each all another such".split())
 
@@ -94,8 +104,9 @@ def concept_vocabulary(captions: Sequence[str], min_count: int) -> tuple[list[st
     uses = Counter(w for c in distinct for w in content_words(c))
     concepts = sorted(w for w, n in uses.items() if n >= min_count)
     if not concepts:
-        raise ValueError(f"no content word is used by {min_count} or more distinct captions; lower "
-                         "searle.min_concept_count")
+        raise ValueError(
+            f"no content word is used by {min_count} or more distinct captions; lower searle.min_concept_count"
+        )
     return distinct, concepts
 
 
@@ -127,8 +138,9 @@ def _pick_phrases(distinct: list[str], concepts: list[str], per_concept: int, se
     return phrases, owner
 
 
-def concept_phrases(clip: FrozenClip, captions: Sequence[str], min_count: int, per_concept: int,
-                    seed: int = 0) -> ConceptPhrases:
+def concept_phrases(
+    clip: FrozenClip, captions: Sequence[str], min_count: int, per_concept: int, seed: int = 0
+) -> ConceptPhrases:
     """The concepts of `captions` and their phrases (see the module docstring), embedded and masked once.
     A phrase whose concept falls past CLIP's context length is dropped (it cannot teach the token)."""
     distinct, concepts = concept_vocabulary(captions, min_count)
@@ -142,7 +154,10 @@ def concept_phrases(clip: FrozenClip, captions: Sequence[str], min_count: int, p
     concepts, owner = [concepts[i] for i in kept], [row[o] for o in owner]
     count = torch.bincount(torch.tensor(owner, dtype=torch.long), minlength=len(concepts))  # [V]
     return ConceptPhrases(
-        concepts=concepts, phrases=phrases, offset=torch.cumsum(count, 0) - count, count=count,
+        concepts=concepts,
+        phrases=phrases,
+        offset=torch.cumsum(count, 0) - count,
+        count=count,
         targets=caption_embeddings(clip, phrases),
         first=first,
         every=_tokenize_masked(clip, [mask_concept(p, concepts[o], False) for p, o in zip(phrases, owner)]),
@@ -153,8 +168,9 @@ def concept_phrases(clip: FrozenClip, captions: Sequence[str], min_count: int, p
 def concept_embeddings(clip: FrozenClip, concepts: Sequence[str]) -> torch.Tensor:
     """Each concept's normalised embedding, averaged over TEMPLATES and normalised again [V, D]."""
     texts = [t.format(c) for c in concepts for t in TEMPLATES]
-    feats = torch.cat([clip.encode_text(texts[i:i + 512], normalize=True).float().cpu()
-                       for i in range(0, len(texts), 512)])  # [V * T, D]
+    feats = torch.cat(
+        [clip.encode_text(texts[i : i + 512], normalize=True).float().cpu() for i in range(0, len(texts), 512)]
+    )  # [V * T, D]
     return F.normalize(feats.view(len(concepts), len(TEMPLATES), -1).mean(dim=1), dim=-1)  # [V, D]
 
 

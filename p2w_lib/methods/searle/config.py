@@ -20,18 +20,31 @@ class SEARLEConfig:
 
     # Checked by core.config.validate when read from params.yaml or called directly: key -> (test, what it must be).
     RANGES: ClassVar[dict] = {
-            "min_concept_count": (positive, "at least 1"), "phrases_per_concept": (positive, "at least 1"),
-            "oti_images": (lambda v: v is None or v > 0, "null or at least 1"), "oti_steps": (positive, "at least 1"),
-            "oti_lr": (positive, "> 0"), "oti_weight_decay": (non_negative, ">= 0"),
-            "oti_batch_size": (positive, "> 0"), "oti_top_k": (positive, "at least 1"),
-            "oti_lambda_cos": (non_negative, ">= 0"), "oti_lambda_reg": (non_negative, ">= 0"),
-            "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"), "hidden_mult": (positive, "at least 1"),
-            "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"), "batch_size": (positive, "> 0"), "lr": (positive, "> 0"),
-            "weight_decay": (non_negative, ">= 0"), "steps": (positive, "at least 1"),
-            "lambda_distil": (non_negative, ">= 0"), "lambda_reg": (non_negative, ">= 0"),
-            "temperature": (positive, "> 0"), "top_k": (positive, "at least 1"),
-            "checkpoint_every": (positive, "at least 1"), "log_every": (positive, "at least 1"),
-            "max_bad_fraction": (fraction, "in [0, 1]")}
+        "min_concept_count": (positive, "at least 1"),
+        "phrases_per_concept": (positive, "at least 1"),
+        "oti_images": (lambda v: v is None or v > 0, "null or at least 1"),
+        "oti_steps": (positive, "at least 1"),
+        "oti_lr": (positive, "> 0"),
+        "oti_weight_decay": (non_negative, ">= 0"),
+        "oti_batch_size": (positive, "> 0"),
+        "oti_top_k": (positive, "at least 1"),
+        "oti_lambda_cos": (non_negative, ">= 0"),
+        "oti_lambda_reg": (non_negative, ">= 0"),
+        "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "hidden_mult": (positive, "at least 1"),
+        "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "batch_size": (positive, "> 0"),
+        "lr": (positive, "> 0"),
+        "weight_decay": (non_negative, ">= 0"),
+        "steps": (positive, "at least 1"),
+        "lambda_distil": (non_negative, ">= 0"),
+        "lambda_reg": (non_negative, ">= 0"),
+        "temperature": (positive, "> 0"),
+        "top_k": (positive, "at least 1"),
+        "checkpoint_every": (positive, "at least 1"),
+        "log_every": (positive, "at least 1"),
+        "max_bad_fraction": (fraction, "in [0, 1]"),
+    }
 
     enabled: bool = True  # False: the pipeline neither trains nor evaluates SEARLE
     # Concepts and phrases: the offline substitute for GPT phrases of Open Images classes (concepts.py).

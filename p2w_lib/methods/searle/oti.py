@@ -10,12 +10,13 @@ AdamW on the tokens only, which start at N(0, 0.02^2); the result is the tokens'
 average. Every random draw of batch b comes from a generator seeded by (seed, b), so the tokens of
 a batch do not depend on which batches ran before: a resumed inversion equals an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,18 @@ from p2w_lib.training.loop import step_generator
 log = logging.getLogger(__name__)
 
 FORMAT = "p2w_lib.oti/1"
-_SETTINGS = ("oti_steps", "oti_lr", "oti_weight_decay", "oti_batch_size", "oti_top_k", "oti_lambda_cos",
-             "oti_lambda_reg", "ema_decay", "min_concept_count", "phrases_per_concept")
+_SETTINGS = (
+    "oti_steps",
+    "oti_lr",
+    "oti_weight_decay",
+    "oti_batch_size",
+    "oti_top_k",
+    "oti_lambda_cos",
+    "oti_lambda_reg",
+    "ema_decay",
+    "min_concept_count",
+    "phrases_per_concept",
+)
 
 
 def template_tokens(clip: FrozenClip) -> ComposedTokens:
@@ -57,23 +68,40 @@ def draw(concepts_of: torch.Tensor, phrases: ConceptPhrases, n_templates: int, g
     return Draw(torch.randint(n_templates, concept.shape, generator=gen), phrases.offset[concept] + within)
 
 
-def oti_loss(clip: FrozenClip, tokens: torch.Tensor, image_feats: torch.Tensor, d: Draw, templates: ComposedTokens,
-             phrases: ConceptPhrases, lambda_cos: float, lambda_reg: float) -> torch.Tensor:
+def oti_loss(
+    clip: FrozenClip,
+    tokens: torch.Tensor,
+    image_feats: torch.Tensor,
+    d: Draw,
+    templates: ComposedTokens,
+    phrases: ConceptPhrases,
+    lambda_cos: float,
+    lambda_reg: float,
+) -> torch.Tensor:
     """OTI's loss for tokens [B, W] of images [B, D] under the draw `d` (see the module docstring)."""
     t = d.template
-    composed = run_text_tower(clip.model, templates.ids[t], templates.pool_pos[t], (templates.star_pos[t], tokens),
-                              normalize=False)  # [B, D]
+    composed = run_text_tower(
+        clip.model, templates.ids[t], templates.pool_pos[t], (templates.star_pos[t], tokens), normalize=False
+    )  # [B, D]
     r = d.phrase
-    reg = run_text_tower(clip.model, phrases.first.ids[r], phrases.first.pool_pos[r], (phrases.first.star[r], tokens),
-                         normalize=False)  # [B, D]
+    reg = run_text_tower(
+        clip.model, phrases.first.ids[r], phrases.first.pool_pos[r], (phrases.first.star[r], tokens), normalize=False
+    )  # [B, D]
     device = composed.device
     cos_loss = (1 - F.cosine_similarity(composed, image_feats.to(device), dim=-1)).mean()
     reg_loss = (1 - F.cosine_similarity(reg, phrases.targets[r].to(device), dim=-1)).mean()
     return (lambda_cos * cos_loss + lambda_reg * reg_loss) / (lambda_cos + lambda_reg)
 
 
-def invert_batch(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tensor, phrases: ConceptPhrases,
-                 templates: ComposedTokens, cfg: SEARLEConfig, gen: torch.Generator) -> torch.Tensor:
+def invert_batch(
+    clip: FrozenClip,
+    image_feats: torch.Tensor,
+    concepts_of: torch.Tensor,
+    phrases: ConceptPhrases,
+    templates: ComposedTokens,
+    cfg: SEARLEConfig,
+    gen: torch.Generator,
+) -> torch.Tensor:
     """The EMA tokens [B, W] of one batch of images [B, D] with top concepts [B, k]."""
     start = torch.empty(image_feats.shape[0], clip.token_dim).normal_(0, 0.02, generator=gen)  # [B, W]
     tokens = torch.nn.Parameter(start.to(clip.device))
@@ -89,8 +117,16 @@ def invert_batch(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch
     return ema.cpu()
 
 
-def invert_batches(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tensor, phrases: ConceptPhrases,
-                   templates: ComposedTokens, cfg: SEARLEConfig, seed: int, first_batch: int = 0) -> Iterator[torch.Tensor]:
+def invert_batches(
+    clip: FrozenClip,
+    image_feats: torch.Tensor,
+    concepts_of: torch.Tensor,
+    phrases: ConceptPhrases,
+    templates: ComposedTokens,
+    cfg: SEARLEConfig,
+    seed: int,
+    first_batch: int = 0,
+) -> Iterator[torch.Tensor]:
     """The EMA tokens [b, W] of images [N, D], one batch of `oti_batch_size` at a time, in order.
 
     Batch j's draws are seeded by (seed, first_batch + j): a resumed inversion, or a later call of
@@ -99,8 +135,15 @@ def invert_batches(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: tor
     size = cfg.oti_batch_size
     for j, start in enumerate(range(0, image_feats.shape[0], size)):
         rows = slice(start, start + size)
-        yield invert_batch(clip, image_feats[rows].to(clip.device), concepts_of[rows], phrases, templates, cfg,
-                           step_generator(seed, first_batch + j))
+        yield invert_batch(
+            clip,
+            image_feats[rows].to(clip.device),
+            concepts_of[rows],
+            phrases,
+            templates,
+            cfg,
+            step_generator(seed, first_batch + j),
+        )
 
 
 def settings(cfg: SEARLEConfig, seed: int) -> dict:
@@ -119,9 +162,17 @@ def _done_so_far(store: Path, identity: dict) -> torch.Tensor | None:
     return None
 
 
-def invert(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tensor, phrases: ConceptPhrases,
-           cfg: SEARLEConfig, seed: int, store: Path | None = None, identity: dict | None = None,
-           save_every: int = 8) -> torch.Tensor:
+def invert(
+    clip: FrozenClip,
+    image_feats: torch.Tensor,
+    concepts_of: torch.Tensor,
+    phrases: ConceptPhrases,
+    cfg: SEARLEConfig,
+    seed: int,
+    store: Path | None = None,
+    identity: dict | None = None,
+    save_every: int = 8,
+) -> torch.Tensor:
     """OTI tokens [N, W] (their EMA) of images [N, D] with top concepts [N, k], batch by batch.
 
     store: a file that keeps the finished batches (atomically, every `save_every` batches and at the
@@ -134,8 +185,9 @@ def invert(clip: FrozenClip, image_feats: torch.Tensor, concepts_of: torch.Tenso
     size = cfg.oti_batch_size
     n_batches = -(-image_feats.shape[0] // size)
     first = -(-len(done) // size) if done is not None else 0  # stores hold whole batches (the last may be short)
-    batches = invert_batches(clip, image_feats[first * size:], concepts_of[first * size:], phrases, templates, cfg,
-                             seed, first_batch=first)
+    batches = invert_batches(
+        clip, image_feats[first * size :], concepts_of[first * size :], phrases, templates, cfg, seed, first_batch=first
+    )
     bar = tqdm(batches, desc="OTI (SEARLE)", unit="batch", initial=first, total=n_batches)
     for b, tokens in enumerate(bar, start=first):
         parts.append(tokens)

@@ -17,11 +17,12 @@ Where the original inverts ImageNet's 100,000 test images, this inverts a random
 Pic2Word training list of the same size (`searle.oti_images`), so every method learns from the
 same unlabeled images.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,13 +70,22 @@ class PhiLoss:
     reg: float
 
 
-def searle_phi_loss(clip: FrozenClip, phi: Phi, feats: torch.Tensor, oti_tokens: torch.Tensor, phrase_rows: torch.Tensor,
-                    phrases: ConceptPhrases, cfg: SEARLEConfig) -> PhiLoss:
+def searle_phi_loss(
+    clip: FrozenClip,
+    phi: Phi,
+    feats: torch.Tensor,
+    oti_tokens: torch.Tensor,
+    phrase_rows: torch.Tensor,
+    phrases: ConceptPhrases,
+    cfg: SEARLEConfig,
+) -> PhiLoss:
     """phi's loss on image embeddings [B, D] with their OTI tokens [B, W] and drawn phrases [B]."""
     tokens = phi(feats)  # [B, W]
     distil = distillation_loss(oti_tokens.to(tokens.device), tokens, cfg.temperature)
     every, r = phrases.every, phrase_rows
-    masked = run_text_tower(clip.model, every.ids[r], every.pool_pos[r], (every.star[r], tokens), normalize=False)  # [B, D]
+    masked = run_text_tower(
+        clip.model, every.ids[r], every.pool_pos[r], (every.star[r], tokens), normalize=False
+    )  # [B, D]
     reg = (1 - F.cosine_similarity(masked, phrases.targets[r].to(masked.device), dim=-1)).mean()
     return PhiLoss(cfg.lambda_distil * distil + cfg.lambda_reg * reg, distil.item(), reg.item())
 
@@ -85,9 +95,16 @@ class SEARLEResult(PhiResult):
     oti_tokens: Path  # the OTI tokens phi was distilled from [N, W]
 
 
-def train_searle(clip: FrozenClip, image_feats: torch.Tensor, paths: Sequence[str], phrases: ConceptPhrases,
-                 cfg: SEARLEConfig, out_dir: str | Path, until_step: int | None = None,
-                 restart_on_change: bool = False) -> SEARLEResult:
+def train_searle(
+    clip: FrozenClip,
+    image_feats: torch.Tensor,
+    paths: Sequence[str],
+    phrases: ConceptPhrases,
+    cfg: SEARLEConfig,
+    out_dir: str | Path,
+    until_step: int | None = None,
+    restart_on_change: bool = False,
+) -> SEARLEResult:
     """OTI of the images `paths` (unnormalised embeddings [N, D]), then phi distilled from the tokens;
     the tokens, phi's checkpoint and its loss log go to `out_dir`, and both stages resume.
 
@@ -99,13 +116,23 @@ def train_searle(clip: FrozenClip, image_feats: torch.Tensor, paths: Sequence[st
     out_dir.mkdir(parents=True, exist_ok=True)
     n = image_feats.shape[0]
     if n != len(paths) or n < cfg.batch_size:
-        raise ValueError(f"{n} image embeddings for {len(paths)} paths and a batch of {cfg.batch_size}; give one "
-                         "embedding per path, and at least searle.batch_size of them")
+        raise ValueError(
+            f"{n} image embeddings for {len(paths)} paths and a batch of {cfg.batch_size}; give one "
+            "embedding per path, and at least searle.batch_size of them"
+        )
     data_id, code_id = list_id([*paths, "\0", *phrases.phrases]), code_fingerprint(__name__)
     concept_feats = concept_embeddings(clip, phrases.concepts)  # [V, D]
     identity = {"data": data_id, "clip": clip.identity.fingerprint, "code": code_id}
-    oti_tokens = invert(clip, image_feats, top_concepts(image_feats, concept_feats, cfg.oti_top_k), phrases, cfg,
-                        cfg.seed, out_dir / OTI_NAME, identity)  # [N, W]
+    oti_tokens = invert(
+        clip,
+        image_feats,
+        top_concepts(image_feats, concept_feats, cfg.oti_top_k),
+        phrases,
+        cfg,
+        cfg.seed,
+        out_dir / OTI_NAME,
+        identity,
+    )  # [N, W]
     concepts_of = top_concepts(image_feats, concept_feats, cfg.top_k)  # [N, k]
 
     torch.manual_seed(cfg.seed)  # phi's initialisation and its dropout
@@ -118,8 +145,15 @@ def train_searle(clip: FrozenClip, image_feats: torch.Tensor, paths: Sequence[st
     def step(i: int) -> StepLog:
         rows = batch_indices(i, n, cfg.batch_size, cfg.seed)  # [B]
         gen = step_generator(cfg.seed, i)
-        loss = searle_phi_loss(clip, phi, image_feats[rows].to(clip.device), oti_tokens[rows],
-                               draw_phrases(concepts_of[rows], phrases, gen), phrases, cfg)
+        loss = searle_phi_loss(
+            clip,
+            phi,
+            image_feats[rows].to(clip.device),
+            oti_tokens[rows],
+            draw_phrases(concepts_of[rows], phrases, gen),
+            phrases,
+            cfg,
+        )
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         opt.step()
@@ -127,11 +161,20 @@ def train_searle(clip: FrozenClip, image_feats: torch.Tensor, paths: Sequence[st
         return StepLog((i * cfg.batch_size // n, f"{value:.6f}", f"{loss.distil:.6f}", f"{loss.reg:.6f}"), value)
 
     phi.train()
-    loop = Loop(run.log, ("epoch", "loss", "distil", "reg"), cfg.steps, "training SEARLE phi", cfg.checkpoint_every,
-                cfg.log_every)
-    loss = loop.run(start, stop, opt, lambda i: cfg.lr, step, lambda i: run.save(phi, i, opt))  # constant lr, as the original
+    loop = Loop(
+        run.log,
+        ("epoch", "loss", "distil", "reg"),
+        cfg.steps,
+        "training SEARLE phi",
+        cfg.checkpoint_every,
+        cfg.log_every,
+    )
+    loss = loop.run(
+        start, stop, opt, lambda i: cfg.lr, step, lambda i: run.save(phi, i, opt)
+    )  # constant lr, as the original
     if stop > start or not run.checkpoint.exists():
         run.save(phi, stop, opt)
     phi.eval()
-    return SEARLEResult(phi=phi, steps=stop, last_loss=loss, checkpoint=run.checkpoint, log_csv=run.log,
-                        oti_tokens=out_dir / OTI_NAME)
+    return SEARLEResult(
+        phi=phi, steps=stop, last_loss=loss, checkpoint=run.checkpoint, log_csv=run.log, oti_tokens=out_dir / OTI_NAME
+    )

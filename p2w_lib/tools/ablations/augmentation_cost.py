@@ -8,6 +8,7 @@ Needs a built demo (`make reproduce`: the world and the trained demo CLIPs). Eac
 runs/cost_ablation/ with an embedding cache of its own, so the timings include embedding. Writes
 results/bench/augmentation_ablation.json and prints the table of docs/cost.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,39 +47,61 @@ def run_variant(p: profile.Profile, seed: int, name: str, overrides: dict, work:
     start = time.perf_counter()
     mapper = train_mapper(clip, training_data.training_images(p), cfg, p.mapper, out, cache_dir=cache).mapper
     seconds = time.perf_counter() - start
-    dc = evaluate_domain_conversion(clip, mapper, p.world_dir, p.source.rendition_domains, ks=p.eval.ks,
-                                    cache_dir=p.cache_dir, profile=p.name, seed=seed)
-    fiq = evaluate_fashion_iq(clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir,
-                              profile=p.name, seed=seed)
-    return {"variant": name, "seed": seed, "train_s": round(seconds, 1),
-            "image_encodes_per_image": image_encodes_per_image(overrides, cfg.epochs),
-            "domain_conversion_R@10": dc["methods"]["pic2word"]["R@10"], "fashion_iq_R@10": fiq["methods"]["pic2word"]["R@10"]}
+    dc = evaluate_domain_conversion(
+        clip,
+        mapper,
+        p.world_dir,
+        p.source.rendition_domains,
+        ks=p.eval.ks,
+        cache_dir=p.cache_dir,
+        profile=p.name,
+        seed=seed,
+    )
+    fiq = evaluate_fashion_iq(
+        clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=p.cache_dir, profile=p.name, seed=seed
+    )
+    return {
+        "variant": name,
+        "seed": seed,
+        "train_s": round(seconds, 1),
+        "image_encodes_per_image": image_encodes_per_image(overrides, cfg.epochs),
+        "domain_conversion_R@10": dc["methods"]["pic2word"]["R@10"],
+        "fashion_iq_R@10": fiq["methods"]["pic2word"]["R@10"],
+    }
 
 
 def table(rows: list[dict]) -> str:
     """Markdown: per variant, the mean over seeds and each seed's value."""
-    lines = ["| variant | image encodes per image | training time (s) | domain conversion R@10 | Fashion-IQ R@10 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| variant | image encodes per image | training time (s) | domain conversion R@10 | Fashion-IQ R@10 |",
+        "|---|---|---|---|---|",
+    ]
     for name in dict.fromkeys(r["variant"] for r in rows):
         runs = [r for r in rows if r["variant"] == name]
 
-        def cell(key: str, digits: int) -> str:
+        def cell(key: str, digits: int, runs: list = runs) -> str:
             values = [r[key] for r in runs]
             each = " / ".join(f"{v:.{digits}f}" for v in values)
             return f"{statistics.mean(values):.{digits}f} ({each})" if len(values) > 1 else each
 
-        lines.append(f"| {name} | {runs[0]['image_encodes_per_image']} | {cell('train_s', 0)} | "
-                     f"{cell('domain_conversion_R@10', 2)} | {cell('fashion_iq_R@10', 2)} |")
+        lines.append(
+            f"| {name} | {runs[0]['image_encodes_per_image']} | {cell('train_s', 0)} | "
+            f"{cell('domain_conversion_R@10', 2)} | {cell('fashion_iq_R@10', 2)} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m p2w_lib.tools.ablations.augmentation_cost", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m p2w_lib.tools.ablations.augmentation_cost", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     ap.add_argument("--profile", default="demo", help="a demo-kind profile with a built world and trained CLIPs")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the profile's)")
     ap.add_argument("--views", type=int, nargs="+", default=[2, 4, 8], help="K values of cached-K (default: 2 4 8)")
-    ap.add_argument("--work", default="runs/cost_ablation", help="where the variants train (default: runs/cost_ablation)")
+    ap.add_argument(
+        "--work", default="runs/cost_ablation", help="where the variants train (default: runs/cost_ablation)"
+    )
     ap.add_argument("--out", default="results/bench/augmentation_ablation.json", help="results file")
     args = ap.parse_args(argv)
     profile.enter_repo_root()
@@ -91,8 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             rows.append(run_variant(p, seed, name, overrides, Path(args.work)))
             print(rows[-1], flush=True)
-    atomic_write_json(Path(args.out), {"profile": p.name, "epochs": p.train.epochs, "seeds": seeds,
-                                       "n_images": len(training_data.training_images(p)), "rows": rows})
+    atomic_write_json(
+        Path(args.out),
+        {
+            "profile": p.name,
+            "epochs": p.train.epochs,
+            "seeds": seeds,
+            "n_images": len(training_data.training_images(p)),
+            "rows": rows,
+        },
+    )
     print(table(rows))
     return 0
 

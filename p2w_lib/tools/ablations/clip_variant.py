@@ -6,6 +6,7 @@ zero-shot table and time. docs/demo_clip.md lists the variants tried and the com
 Captions can be redrawn with another `--caption-drop` without re-rendering: the images of a world
 do not depend on it (every caption draws the same random numbers up to its words).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,16 @@ def run_variant(world: Path, clip_cfg: DemoClipConfig, work: Path, caption_drop:
     folder = pretrain_clip(listing, work / "run", clip_cfg)
     seconds = time.perf_counter() - start
     clip = load_clip(ClipConfig(model=f"local-dir:{Path(folder).resolve()}", pretrained=None))
-    return {"seconds": round(seconds), **{k: round(v, 1) for k, v in zero_shot_table(clip, world, None, per_domain=100).items()}}
+    return {
+        "seconds": round(seconds),
+        **{k: round(v, 1) for k, v in zero_shot_table(clip, world, None, per_domain=100).items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m p2w_lib.tools.ablations.clip_variant", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m p2w_lib.tools.ablations.clip_variant", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--world", default="data/demo", help="a built demo world (default: data/demo)")
     ap.add_argument("--model", default="p2w-demo", help="base model config (default: p2w-demo)")
     ap.add_argument("--vision", default="{}", help="JSON overrides of the vision config, e.g. '{\"width\": 32}'")
@@ -68,18 +74,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=256, help="batch size (default: 256)")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
     ap.add_argument("--warmup", type=int, default=40, help="warm-up steps (default: 40)")
-    ap.add_argument("--hard-negatives", type=float, default=0.0, help="share of each batch drawn as hard-negative groups")
+    ap.add_argument(
+        "--hard-negatives", type=float, default=0.0, help="share of each batch drawn as hard-negative groups"
+    )
     ap.add_argument("--same-caption", action="store_true", help="identical captions in a batch are positives")
-    ap.add_argument("--caption-drop", type=float, default=None, help="redraw the captions with this attribute drop rate")
+    ap.add_argument(
+        "--caption-drop", type=float, default=None, help="redraw the captions with this attribute drop rate"
+    )
     ap.add_argument("--seed", type=int, default=0, help="model and batch-order seed (default: 0)")
     ap.add_argument("--name", default="variant", help="label of the printed row")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="p2w-ablation-") as tmp:
         work = Path(tmp)
         model = variant_model(args.model, json.loads(args.vision), json.loads(args.text), args.size, work / "model")
-        cfg = replace(DemoClipConfig(), model=model, steps=args.steps, batch_size=args.batch, lr=args.lr,
-                      warmup_steps=args.warmup, seed=args.seed, hard_negatives=args.hard_negatives,
-                      same_caption_positives=args.same_caption, checkpoint_every=10**9)
+        cfg = replace(
+            DemoClipConfig(),
+            model=model,
+            steps=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            warmup_steps=args.warmup,
+            seed=args.seed,
+            hard_negatives=args.hard_negatives,
+            same_caption_positives=args.same_caption,
+            checkpoint_every=10**9,
+        )
         row = run_variant(Path(args.world), cfg, work, args.caption_drop)
     print(json.dumps({"name": args.name, **row}))
     return 0

@@ -11,6 +11,7 @@ training the mapper with the profile's settings.
     python -m p2w_lib.tools.ablations.modality_gap --init-logit-scale 70 --seed 0
     python -m p2w_lib.tools.ablations.modality_gap --clip batch_size=128 --clip steps=800 --seed 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,9 @@ from p2w_lib.data.imagenet_r import TARGET_LIST, read_label_list
 from p2w_lib.demo.clip_pretrain import pretrain_clip
 from p2w_lib.demo.config import DemoClipConfig
 from p2w_lib.demo.sanity import zero_shot_table
+from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.methods.pic2word.checkpoint import load_mapper
 from p2w_lib.methods.pic2word.train import CHECKPOINT_NAME, train_mapper
-from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.protocols.domain_conversion import evaluate_domain_conversion
 from p2w_lib.protocols.fashion_iq import evaluate_fashion_iq
 
@@ -53,13 +54,23 @@ def modality_gap(clip: FrozenClip, gallery: list[str], texts: list[str], cache_d
     }
 
 
-def run(params: Path, init_logit_scale: float | None, seed: int, work: Path, profile: str | None = None,
-        clip_overrides: dict | None = None) -> dict:
+def run(
+    params: Path,
+    init_logit_scale: float | None,
+    seed: int,
+    work: Path,
+    profile: str | None = None,
+    clip_overrides: dict | None = None,
+) -> dict:
     """One row; `init_logit_scale` None keeps the profile's, `clip_overrides` sets other clip_pretrain fields."""
     p = load_profile(params, profile)
     start_scale = p.clip_pretrain.init_logit_scale if init_logit_scale is None else init_logit_scale
-    cfg = validate(replace(p.clip_pretrain, **(clip_overrides or {}), seed=seed, init_logit_scale=start_scale,
-                           checkpoint_every=10**9), "clip_pretrain")
+    cfg = validate(
+        replace(
+            p.clip_pretrain, **(clip_overrides or {}), seed=seed, init_logit_scale=start_scale, checkpoint_every=10**9
+        ),
+        "clip_pretrain",
+    )
     start = time.perf_counter()
     folder = pretrain_clip(p.world_dir / "cc3m" / "train.tsv", work / "clip", cfg)
     seconds = time.perf_counter() - start
@@ -70,15 +81,35 @@ def run(params: Path, init_logit_scale: float | None, seed: int, work: Path, pro
     gap = modality_gap(clip, gallery, [f"a {d} of" for d in domains], cache)
     train_mapper(clip, training_images(p), replace(p.train, seed=seed), p.mapper, work / "mapper", cache_dir=cache)
     mapper = load_mapper(work / "mapper" / CHECKPOINT_NAME, clip)
-    result = evaluate_domain_conversion(clip, mapper, p.world_dir, domains, ks=p.eval.ks, cache_dir=cache,
-                                        oracle_texts=p.source.oracle_texts(p, "domain_conversion"), profile=p.name, seed=seed)
-    fashion = evaluate_fashion_iq(clip, mapper, p.world_dir / "fashion-iq", ks=p.eval.ks, cache_dir=cache,
-                                  oracle_texts=p.source.oracle_texts(p, "fashion_iq"), profile=p.name, seed=seed,
-                                  prompt_style=p.eval.fashion_iq_prompt)
+    result = evaluate_domain_conversion(
+        clip,
+        mapper,
+        p.world_dir,
+        domains,
+        ks=p.eval.ks,
+        cache_dir=cache,
+        oracle_texts=p.source.oracle_texts(p, "domain_conversion"),
+        profile=p.name,
+        seed=seed,
+    )
+    fashion = evaluate_fashion_iq(
+        clip,
+        mapper,
+        p.world_dir / "fashion-iq",
+        ks=p.eval.ks,
+        cache_dir=cache,
+        oracle_texts=p.source.oracle_texts(p, "fashion_iq"),
+        profile=p.name,
+        seed=seed,
+        prompt_style=p.eval.fashion_iq_prompt,
+    )
     margin = fashion["paired_difference"]["R@10"]  # Pic2Word minus image + text, paired bootstrap
     zero_shot = zero_shot_table(clip, p.world_dir, cache)
     return {
-        "init_logit_scale": start_scale, **(clip_overrides or {}), "seed": seed, "pretrain_seconds": round(seconds),
+        "init_logit_scale": start_scale,
+        **(clip_overrides or {}),
+        "seed": seed,
+        "pretrain_seconds": round(seconds),
         "final_logit_scale": round(clip.model.logit_scale.exp().item(), 1),
         "class (photo)": round(zero_shot["class (photo)"], 1),
         "class (worst domain)": round(min(v for k, v in zero_shot.items() if k.startswith("class (")), 1),
@@ -89,13 +120,26 @@ def run(params: Path, init_logit_scale: float | None, seed: int, work: Path, pro
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m p2w_lib.tools.ablations.modality_gap", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m p2w_lib.tools.ablations.modality_gap", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    ap.add_argument("--profile", default=None, help="a demo-kind profile whose world is built (default: the file's `profile`)")
-    ap.add_argument("--init-logit-scale", type=float, default=None,
-                    help="exp(logit scale) at initialisation (CLIP's: 14.3; default: the profile's)")
-    ap.add_argument("--clip", action="append", default=[], metavar="KEY=VALUE",
-                    help="another clip_pretrain setting, as YAML, e.g. --clip steps=800 --clip batch_size=128")
+    ap.add_argument(
+        "--profile", default=None, help="a demo-kind profile whose world is built (default: the file's `profile`)"
+    )
+    ap.add_argument(
+        "--init-logit-scale",
+        type=float,
+        default=None,
+        help="exp(logit scale) at initialisation (CLIP's: 14.3; default: the profile's)",
+    )
+    ap.add_argument(
+        "--clip",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another clip_pretrain setting, as YAML, e.g. --clip steps=800 --clip batch_size=128",
+    )
     ap.add_argument("--seed", type=int, default=0, help="CLIP and mapper seed (default: 0)")
     args = ap.parse_args(argv)
     overrides = dict(_setting(text, ap) for text in args.clip)
@@ -108,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
 def _setting(text: str, ap: argparse.ArgumentParser) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or key not in {f.name for f in fields(DemoClipConfig)} or key in ("seed", "init_logit_scale"):
-        ap.error(f"--clip {text}: expected KEY=VALUE with KEY a clip_pretrain setting other than seed and "
-                 "init_logit_scale (those have their own flags)")
+        ap.error(
+            f"--clip {text}: expected KEY=VALUE with KEY a clip_pretrain setting other than seed and "
+            "init_logit_scale (those have their own flags)"
+        )
     return key, yaml.safe_load(value)
 
 

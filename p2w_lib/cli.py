@@ -1,4 +1,5 @@
 """Command line: `python -m p2w_lib <command>`."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,6 @@ from p2w_lib.training.checkpoint import CheckpointError
 
 
 def _smoke(args: argparse.Namespace) -> int:
-
     out = run_smoke(seed=args.seed)
     print(f"smoke run: {out['train_steps']} mapper steps, last loss {out['last_loss']:.4f}")
     print("true recall@10 (tiny random CLIP, colour-class relevance; near chance by design):")
@@ -53,10 +53,11 @@ def _search_networks(args: argparse.Namespace):
     if args.phi and args.method not in PHI_METHODS:
         raise SearchInputError(f"--phi is the network of {' or '.join(PHI_METHODS)}; pass --method with one of them")
     if args.method == "searle_oti" and (args.mapper or args.phi):
-        raise SearchInputError("--method searle_oti fits the query's token by OTI with the profile's CLIP and "
-                               "concepts; drop --mapper/--phi (it uses the profile of params.yaml)")
+        raise SearchInputError(
+            "--method searle_oti fits the query's token by OTI with the profile's CLIP and "
+            "concepts; drop --mapper/--phi (it uses the profile of params.yaml)"
+        )
     if args.mapper or args.phi:
-
         clip = load_clip(ClipConfig(model=args.clip, pretrained=args.pretrained, device=args.device))
         mappers = {"pic2word": load_mapper(args.mapper, clip)} if args.mapper else {}
         if args.phi:
@@ -88,18 +89,40 @@ def _search(args: argparse.Namespace) -> int:
     if args.out and not args.out.lower().endswith(".png"):
         raise SearchInputError(f"--out {args.out}: the grid is written as PNG; name a .png file")
     clip, mapper = _search_networks(args)
-    hits = search(clip, mapper, args.image, args.text, args.gallery, k=args.k, method=args.method, cache_dir=args.cache_dir,
-                  approximate=args.index == "approx", nprobe=args.nprobe, slerp_alpha=args.alpha)
+    hits = search(
+        clip,
+        mapper,
+        args.image,
+        args.text,
+        args.gallery,
+        k=args.k,
+        method=args.method,
+        cache_dir=args.cache_dir,
+        approximate=args.index == "approx",
+        nprobe=args.nprobe,
+        options={"slerp": {"alpha": args.alpha}} if args.alpha is not None else None,
+    )
     if args.out:
-
         save_figure(search_grid(args.image, args.text, hits, method=args.method), args.out)
     # Slerp's alpha is part of what was searched: name it, the default included.
     alpha = {"alpha": DEFAULT_ALPHA if args.alpha is None else args.alpha} if args.method == "slerp" else {}
     if args.json:
-        print(json.dumps({"image": str(args.image), "text": args.text, "prompt": build_prompt(args.text),
-                          "method": args.method, **alpha, "results": [{"rank": r, "path": path, "score": round(score, 6)}
-                                                                      for r, (path, score) in enumerate(hits, start=1)]},
-                         indent=1))
+        print(
+            json.dumps(
+                {
+                    "image": str(args.image),
+                    "text": args.text,
+                    "prompt": build_prompt(args.text),
+                    "method": args.method,
+                    **alpha,
+                    "results": [
+                        {"rank": r, "path": path, "score": round(score, 6)}
+                        for r, (path, score) in enumerate(hits, start=1)
+                    ],
+                },
+                indent=1,
+            )
+        )
         return 0
     how = f"{args.method}, alpha {alpha['alpha']}" if alpha else args.method
     print(f"query: {printable(args.image)} + {build_prompt(args.text)!r} ({how})")
@@ -133,10 +156,12 @@ def _train(args: argparse.Namespace) -> int:
             torch.cuda.set_device(local)
             p = replace(p, clip=replace(p.clip, device=f"cuda:{local}"))
     try:
-        for seed in ([args.seed] if args.seed is not None else p.seeds):
+        for seed in [args.seed] if args.seed is not None else p.seeds:
             result = training.train_seed(p, "pic2word", seed)
             if int(os.environ.get("RANK", "0")) == 0:
-                print(f"seed {seed}: {result.steps} steps, last loss {result.last_loss:.4f}, checkpoint {result.checkpoint}")
+                print(
+                    f"seed {seed}: {result.steps} steps, last loss {result.last_loss:.4f}, checkpoint {result.checkpoint}"
+                )
     finally:
         if world > 1:
             torch.distributed.destroy_process_group()
@@ -149,24 +174,36 @@ def _check_profile(args: argparse.Namespace) -> int:
     p = profile.load_profile(args.params, args.profile)
     demo_profile = profile.read_params(Path(args.params)).get("demo_profile")
     if profile.load_profile(args.params, demo_profile).kind != "demo":
-        print(f"{args.params}: demo_profile {demo_profile!r} must be a demo-kind profile (demo or tiny): "
-              "dvc.yaml runs it, and DVC refuses two pipelines that share the paper profile's folders", file=sys.stderr)
+        print(
+            f"{args.params}: demo_profile {demo_profile!r} must be a demo-kind profile (demo or tiny): "
+            "dvc.yaml runs it, and DVC refuses two pipelines that share the paper profile's folders",
+            file=sys.stderr,
+        )
         return 2
     if p.kind == "demo" and p.name != demo_profile:
-        print(f"{args.params}: profile {p.name!r} but demo_profile {demo_profile!r}; dvc.yaml runs demo_profile, "
-              f"so set `demo_profile: {p.name}` as well", file=sys.stderr)
+        print(
+            f"{args.params}: profile {p.name!r} but demo_profile {demo_profile!r}; dvc.yaml runs demo_profile, "
+            f"so set `demo_profile: {p.name}` as well",
+            file=sys.stderr,
+        )
         return 2
     if args.print_kind:
         if p.kind == "paper" and p.name != "paper":
-            print(f"profile {p.name!r} is paper-kind but pipelines/paper/dvc.yaml runs the profile named 'paper'; "
-                  "rename it or run its notebooks directly", file=sys.stderr)
+            print(
+                f"profile {p.name!r} is paper-kind but pipelines/paper/dvc.yaml runs the profile named 'paper'; "
+                "rename it or run its notebooks directly",
+                file=sys.stderr,
+            )
             return 2
         print(p.kind)
         return 0
     if p.kind != args.kind:
         where = "pipelines/paper/dvc.yaml" if p.kind == "paper" else "dvc.yaml"
-        print(f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline runs {args.kind}-kind profiles only. "
-              f"Run `make reproduce` (it picks {where}) or `dvc repro {where}`.", file=sys.stderr)
+        print(
+            f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline runs {args.kind}-kind profiles only. "
+            f"Run `make reproduce` (it picks {where}) or `dvc repro {where}`.",
+            file=sys.stderr,
+        )
         return 2
     print(f"profile {p.name!r} ({p.kind}), seeds {list(p.seeds)}")
     return 0
@@ -181,10 +218,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _check_weights(args: argparse.Namespace) -> int:
-
     p = profile.load_profile(args.params, args.profile)
-    print(check_clip_settings(resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir,
-                              f"{args.params}:profiles.{p.name}.clip"))
+    print(
+        check_clip_settings(
+            resolve_model_name(p.clip.model),
+            p.clip.pretrained,
+            p.clip.cache_dir,
+            f"{args.params}:profiles.{p.name}.clip",
+        )
+    )
     return 0
 
 
@@ -213,8 +255,10 @@ def _rehearse(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="p2w-rehearsal-")) / "run"
     summary = run_rehearsal(Path(__file__).resolve().parents[1], args.reference, out, reduced=args.reduced)
     print(json.dumps(summary, indent=2))
-    print(f"rehearsal passed: repository built in {summary['seconds']['build']} s, "
-          f"dvc repro pipelines/paper/dvc.yaml in {summary['seconds']['dvc_repro']} s ({summary['repo']})")
+    print(
+        f"rehearsal passed: repository built in {summary['seconds']['build']} s, "
+        f"dvc repro pipelines/paper/dvc.yaml in {summary['seconds']['dvc_repro']} s ({summary['repo']})"
+    )
     return 0
 
 
@@ -244,57 +288,97 @@ def _profile_options(parser: argparse.ArgumentParser, seed_help: str | None = No
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog or _program_name(), description=__doc__.replace("`python -m p2w_lib", f"`{prog or _program_name()}"))
+    parser = argparse.ArgumentParser(
+        prog=prog or _program_name(), description=__doc__.replace("`python -m p2w_lib", f"`{prog or _program_name()}")
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     smoke = sub.add_parser("smoke", help="one-minute end-to-end run on a tiny random CLIP")
-    smoke.add_argument("--seed", type=int, default=0, help="seed of the random CLIP, the toy data and the mapper (default: 0)")
+    smoke.add_argument(
+        "--seed", type=int, default=0, help="seed of the random CLIP, the toy data and the mapper (default: 0)"
+    )
     smoke.set_defaults(func=_smoke)
     srch = sub.add_parser("search", help="compose a query from an image and a text; search a folder of images")
     srch.add_argument("--image", required=True, help="query image file")
     srch.add_argument("--text", required=True, help="modification text, or a prompt containing *")
     srch.add_argument("--gallery", required=True, help="folder of images to search (recursively)")
     srch.add_argument("--k", type=int, default=10, help="number of results (default: 10)")
-    srch.add_argument("--method", default="pic2word", metavar="METHOD",
-                      help="how the query is composed: pic2word (default), lincir, searle, searle_oti, slerp, "
-                           "image_text, image_only, text_only (the registry in p2w_lib/methods/registry.py)")
-    srch.add_argument("--alpha", type=float, default=None,
-                      help="with --method slerp: how far from the image towards the text, in [0, 1] "
-                           "(default: 0.8; the paper's 0.9 for CIRR-like captions)")
-    srch.add_argument("--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid")
-    srch.add_argument("--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table")
+    srch.add_argument(
+        "--method",
+        default="pic2word",
+        metavar="METHOD",
+        help="how the query is composed: pic2word (default), lincir, searle, searle_oti, slerp, "
+        "image_text, image_only, text_only (the registry in p2w_lib/methods/registry.py)",
+    )
+    srch.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="with --method slerp: how far from the image towards the text, in [0, 1] "
+        "(default: 0.8; the paper's 0.9 for CIRR-like captions)",
+    )
+    srch.add_argument(
+        "--out", default=None, metavar="GRID.png", help="also write the query and its results as a PNG grid"
+    )
+    srch.add_argument(
+        "--json", action="store_true", help="print the results as JSON (rank, path, score) instead of a table"
+    )
     _profile_options(srch, seed_help="use this seed's trained CLIP and mapper (default: the profile's first seed)")
     srch.add_argument("--mapper", default=None, help="a mapper checkpoint (ours or official); overrides the profile")
-    srch.add_argument("--phi", default=None, help="with --method lincir or searle: a phi checkpoint (ours or official); "
-                                                  "overrides the profile")
+    srch.add_argument(
+        "--phi",
+        default=None,
+        help="with --method lincir or searle: a phi checkpoint (ours or official); overrides the profile",
+    )
     srch.add_argument("--clip", default="ViT-L-14", help="with --mapper/--phi: open_clip model name or CLIP folder")
     srch.add_argument("--pretrained", default="openai", help="with --mapper/--phi: pretrained tag or weights file")
     srch.add_argument("--device", default="cpu", help="with --mapper/--phi: torch device for CLIP (default: cpu)")
     srch.add_argument("--cache-dir", default=None, help="embedding cache folder (speeds up repeated searches)")
-    srch.add_argument("--index", default="exact", choices=["exact", "approx"],
-                      help="exact: exhaustive search (default); approx: a faiss IVF index, built once and kept in "
-                           "--cache-dir, for galleries of a million images and more (see make bench)")
-    srch.add_argument("--nprobe", type=int, default=32, help="with --index approx: cells scanned per query (default: 32)")
+    srch.add_argument(
+        "--index",
+        default="exact",
+        choices=["exact", "approx"],
+        help="exact: exhaustive search (default); approx: a faiss IVF index, built once and kept in "
+        "--cache-dir, for galleries of a million images and more (see make bench)",
+    )
+    srch.add_argument(
+        "--nprobe", type=int, default=32, help="with --index approx: cells scanned per query (default: 32)"
+    )
     srch.set_defaults(func=_search)
     tr = sub.add_parser("train", help="train the profile's mapper(s); run under torchrun for several GPUs/nodes")
     _profile_options(tr, seed_help="train only this seed (default: every seed of the profile)")
     tr.set_defaults(func=_train)
-    chk = sub.add_parser("check-profile", help="fail unless params.yaml's profile is of the given kind (or print its kind)")
+    chk = sub.add_parser(
+        "check-profile", help="fail unless params.yaml's profile is of the given kind (or print its kind)"
+    )
     chk.add_argument("--kind", choices=["demo", "paper"], help="the kind of profile the calling pipeline runs")
     chk.add_argument("--print-kind", action="store_true", help="print the selected profile's kind (demo or paper)")
     _profile_options(chk)
     chk.set_defaults(func=_check_profile)
-    prep = sub.add_parser("prepare", help="the profile's data preparation (notebook 01): paper data fetched, linked, checked")
+    prep = sub.add_parser(
+        "prepare", help="the profile's data preparation (notebook 01): paper data fetched, linked, checked"
+    )
     _profile_options(prep)
     prep.set_defaults(func=_prepare)
-    wts = sub.add_parser("check-weights", help="are the profile's CLIP weights cached or downloadable? (fails in a second if not)")
+    wts = sub.add_parser(
+        "check-weights", help="are the profile's CLIP weights cached or downloadable? (fails in a second if not)"
+    )
     _profile_options(wts)
     wts.set_defaults(func=_check_weights)
-    reh = sub.add_parser("rehearse", help="dress rehearsal of the paper pipeline: real annotation files, placeholder images, tiny CLIP")
-    reh.add_argument("--reference", default="../shared/reference",
-                     help="folder with pic2word-imagenet-r/, fashion-iq/, cirr/, circo/ annotation files")
-    reh.add_argument("--out", default=None, help="where to build the scratch repository (default: a new temporary folder)")
-    reh.add_argument("--reduced", action="store_true", help="only the stages that read annotation files (no figures), as CI runs it")
+    reh = sub.add_parser(
+        "rehearse", help="dress rehearsal of the paper pipeline: real annotation files, placeholder images, tiny CLIP"
+    )
+    reh.add_argument(
+        "--reference",
+        default="../shared/reference",
+        help="folder with pic2word-imagenet-r/, fashion-iq/, cirr/, circo/ annotation files",
+    )
+    reh.add_argument(
+        "--out", default=None, help="where to build the scratch repository (default: a new temporary folder)"
+    )
+    reh.add_argument(
+        "--reduced", action="store_true", help="only the stages that read annotation files (no figures), as CI runs it"
+    )
     reh.set_defaults(func=_rehearse)
     rep = sub.add_parser("report", help="results tables (markdown) from results/metrics; optionally into README.md")
     rep.add_argument("--results", default="results", help="results folder to read (default: results, the demo's)")
@@ -313,8 +397,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (FileNotFoundError, ConfigError, DataFormatError, ChecksumError, BadImagesError, CheckpointError,
-            SearchInputError, SubmissionError) as err:
+    except (
+        FileNotFoundError,
+        ConfigError,
+        DataFormatError,
+        ChecksumError,
+        BadImagesError,
+        CheckpointError,
+        SearchInputError,
+        SubmissionError,
+    ) as err:
         # Input problems whose message says what to do: print it, not a traceback from deep inside.
         print(f"error: {err}", file=sys.stderr)
         return 2
