@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test venv smoke bench rehearse clean-venv
+.PHONY: reproduce test test-fast lint format dvc-deps venv smoke bench rehearse clean-venv
 
 venv: $(STAMP)
 
@@ -41,8 +41,26 @@ REFERENCE ?= ../shared/reference
 rehearse: $(STAMP)
 	$(BIN)/python -m p2w_lib rehearse --reference $(REFERENCE)
 
+# The whole suite (what CI runs), and its fast tier: every unit test, leaving out the tests marked
+# slow (pipeline runs, notebook executions, the rehearsal, fault injection).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check p2w_lib tests notebooks
+	$(BIN)/ruff format --check p2w_lib tests notebooks
+	$(BIN)/python -m p2w_lib.tools.dvc_deps --check
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix p2w_lib tests notebooks
+	$(BIN)/ruff format p2w_lib tests notebooks
+
+# Regenerate each DVC stage's code dependencies from its notebook's import closure.
+dvc-deps: $(STAMP)
+	$(BIN)/python -m p2w_lib.tools.dvc_deps
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,8 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from p2w_lib import Mapper
-from p2w_lib.app import cli
+from p2w_lib import Mapper, cli
 from p2w_lib.app.search_widget import Composer
 from p2w_lib.retrieval.gallery import search
 from tests.conftest import write_images

@@ -47,23 +47,47 @@ def _covered(path: str, deps: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("stage", _stages())
-def test_stage_depends_on_every_file_its_notebook_runs(stage):
+def test_stage_depends_on_exactly_the_files_its_notebook_runs(stage):
+    """Held against the reference closure of tests/import_closure.py, written apart from the
+    generator (p2w_lib/tools/dvc_deps.py): nothing missing, and no package file the stage does not run."""
     notebook = ROOT / stage["cmd"].split()[2].join(("notebooks/", ".ipynb"))
     deps = [next(iter(d)) if isinstance(d, dict) else d for d in stage["deps"]]
     needed = notebook_closure(ROOT, notebook) | {"notebooks/run_notebook.sh", notebook.relative_to(ROOT).as_posix()}
     missing = sorted(f for f in needed if not _covered(f, deps))
-    assert not missing, f"add to the stage's deps: {missing}"
+    assert not missing, f"run `make dvc-deps`; the stage's deps lack {missing}"
+    extra = sorted(d for d in deps if d.startswith("p2w_lib") and d not in needed)
+    assert not extra, f"run `make dvc-deps`; the stage does not run {extra}"
     hidden = sorted(f for f in needed if _dvcignore().match_file(f))
     assert not hidden, f".dvcignore hides files the stage runs: {hidden}"
 
 
-def test_import_closure_follows_lazy_imports_inside_functions():
+def test_the_reference_closure_reaches_deep_and_stops_at_the_layers():
     from tests.import_closure import closure
 
-    files = closure(ROOT, {"p2w_lib.app.pipeline"})
-    assert "p2w_lib/demo/clip_pretrain.py" in files  # imported inside pretrain_demo_clip()
-    assert "p2w_lib/protocols/fashion_iq.py" in files and "p2w_lib/clip/model_configs" in files
-    assert "p2w_lib/tools/bench.py" not in files
+    files = closure(ROOT, {"p2w_lib.app.prepare"})
+    assert "p2w_lib/demo/clip_pretrain.py" in files and "p2w_lib/demo/batches.py" in files  # two imports deep
+    assert "p2w_lib/clip/model_configs" in files  # a data file the CLIP loader reads
+    assert "p2w_lib/tools/bench.py" not in files and "p2w_lib/app/readme.py" not in files
+
+
+def test_no_stage_runs_the_readme_writer_or_the_cli():
+    """So editing either re-runs no stage and needs no `dvc commit`."""
+    for stage in _stages():
+        deps = [next(iter(d)) if isinstance(d, dict) else d for d in stage.values[0]["deps"]]
+        assert not {"p2w_lib/app/readme.py", "p2w_lib/cli.py", "p2w_lib/tools/bench.py"} & set(deps), stage.id
+
+
+def test_dvc_deps_check_passes_on_the_repo_and_names_a_stale_stage(tmp_path, capsys):
+    from p2w_lib.tools import dvc_deps
+
+    assert dvc_deps.main(["--check"]) == 0
+    text = (ROOT / "dvc.yaml").read_text()
+    stale = text.replace("      - p2w_lib/clip/prefix_cache.py\n", "", 1)
+    assert stale != text
+    new, changed = dvc_deps.rewrite(stale)
+    assert "train_mapper" in changed and new == text  # regenerating restores exactly the committed list
+    moved = text.replace("      - p2w_lib/app/training.py\n", "      - p2w_lib/app/readme.py\n", 1)
+    assert set(dvc_deps.rewrite(moved)[1]) >= {"train_mapper"}
 
 
 def test_dvcignore_hides_bytecode_and_caches():
@@ -76,7 +100,7 @@ def test_dvcignore_hides_bytecode_and_caches():
         "notebooks/.ipynb_checkpoints/01-checkpoint.ipynb",
     ):
         assert spec.match_file(path), path
-    assert not spec.match_file("p2w_lib/app/pipeline.py")
+    assert not spec.match_file("p2w_lib/app/training.py")
 
 
 def _run(cmd, cwd: Path) -> subprocess.CompletedProcess:
@@ -103,7 +127,7 @@ def fresh_copy(tmp_path_factory) -> Path:
     return repo
 
 
-def test_dvc_status_in_a_fresh_clone_finds_the_lock_in_step_with_code_and_notebooks(fresh_copy):
+def test_committed_lock_is_in_step_with_code_and_notebooks_in_a_fresh_clone(fresh_copy):
     import json
 
     status = json.loads(_run([BIN / "dvc", "status", "--json", "dvc.yaml"], fresh_copy).stdout)
@@ -118,7 +142,7 @@ def test_dvc_status_in_a_fresh_clone_finds_the_lock_in_step_with_code_and_notebo
     assert not stale, f"dvc.lock out of step with the committed code or results (re-run `make reproduce`): {stale}"
 
 
-def test_dvc_metrics_show_is_one_readable_table(fresh_copy):
+def test_committed_metrics_show_as_one_readable_table(fresh_copy):
     proc = _run([BIN / "dvc", "metrics", "show", "--md"], fresh_copy)
     assert proc.stderr.strip() == "", proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -130,7 +154,7 @@ def test_dvc_metrics_show_is_one_readable_table(fresh_copy):
     )
 
 
-def test_dvc_plots_show_overlays_seeds_writes_an_ignored_folder_and_warns_about_nothing(fresh_copy):
+def test_committed_plots_overlay_seeds_in_an_ignored_folder_without_warnings(fresh_copy):
     import json
 
     proc = _run([BIN / "dvc", "plots", "show"], fresh_copy)

@@ -83,7 +83,7 @@ def test_11_atomic_writes_keep_the_file_mode(tmp_path, mode):
 
 
 def test_12_search_prints_hostile_file_names_escaped(tmp_path, capsys, monkeypatch):
-    from p2w_lib.app import cli
+    from p2w_lib import cli
 
     gallery = tmp_path / "gallery"
     write_images(gallery, 3)
@@ -521,7 +521,8 @@ def test_coco_annotation_with_an_unknown_id_names_it(tmp_path):
     ],
 )
 def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, monkeypatch, args, message):
-    from p2w_lib.app import cli, models
+    from p2w_lib import cli
+    from p2w_lib.app import models
 
     monkeypatch.setattr(models, "clip_for", lambda *a: pytest.fail("models loaded before the inputs were checked"))
     write_images(tmp_path / "gallery", 2)
@@ -541,8 +542,7 @@ def test_search_checks_its_arguments_before_loading_models(tmp_path, capsys, mon
 
 
 def test_a_mapper_for_another_clip_is_one_line_not_a_traceback(clip, tmp_path, capsys):
-    from p2w_lib import Mapper, MapperConfig, save_mapper_checkpoint
-    from p2w_lib.app import cli
+    from p2w_lib import Mapper, MapperConfig, cli, save_mapper_checkpoint
     from tests.conftest import tiny_clip
 
     other = tiny_clip(1)

@@ -1,7 +1,7 @@
 """The README's generated results section (demo) and the paper tables, from results files.
 
-Application layer: only `python -m p2w_lib report` uses it; no pipeline stage imports it, so
-rewording the README never re-runs the pipeline (.dvcignore leaves it out of the stages' hashes).
+Application layer: only `python -m p2w_lib report` uses it; no notebook imports it, so it is in no
+stage's generated code deps and rewording the README never re-runs the pipeline.
 """
 
 from __future__ import annotations
