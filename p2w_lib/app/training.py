@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 from p2w_lib.app import models, training_data
 from p2w_lib.methods import registry
 from p2w_lib.methods.base import TrainInputs
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 def train_seed(p, method: str, seed: int, clip=None):
     """Train (or resume, or reuse) `method`'s network of `seed` in its model folder."""
     training = registry.QUERY_METHODS[method].training
-    if training.distributed and p.launch.nproc_per_node > 1:
+    # Launch torchrun from the stage, never from inside one of its processes (which would spawn its own).
+    if training.distributed and p.launch.nproc_per_node > 1 and not dist.is_initialized():
         return _torchrun_training(p, seed)
     inputs = TrainInputs(
         clip or models.clip_for(p, seed),
