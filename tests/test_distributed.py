@@ -16,6 +16,9 @@ from tests.conftest import tiny_clip, write_images
 MAPPER = MapperConfig(hidden_dim=32, dropout=0.0)
 
 
+pytestmark = pytest.mark.slow  # process groups of several processes
+
+
 def config(batch_size: int) -> TrainConfig:
     return TrainConfig(batch_size=batch_size, lr=1e-3, warmup_steps=2, epochs=3, seed=0, checkpoint_every=4)
 

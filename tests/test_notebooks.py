@@ -101,6 +101,7 @@ def check_schema(result: dict, group_key: str, metric: str) -> None:
         assert all({"R@10", "R@50"} <= set(g) for g in scores[group_key].values())
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     repo = _repo_copy(tmp_path, "tiny")
     run([BIN / "dvc", "repro"], repo)
@@ -156,6 +157,7 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_failing_notebook_fails_loudly_and_keeps_its_partial_copy_apart(tmp_path):
     repo = _repo_copy(tmp_path, "tiny")
     proc = run(["bash", "notebooks/run_notebook.sh", "03_train_mapper", "no_such_profile"], repo, check=False)

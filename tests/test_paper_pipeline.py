@@ -139,6 +139,7 @@ def paper_repo(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     caplog.set_level("INFO", logger="p2w_lib")
     p = profile.load_profile()
@@ -198,6 +199,7 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
 
 
+@pytest.mark.slow
 def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["cirr"]
@@ -225,6 +227,7 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     }
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     """`dvc repro pipelines/paper/dvc.yaml` end to end in a scratch repository; a second run re-checks
     the data and re-runs nothing else. (ImageNet-R is switched off: its lists are sha256-pinned to
@@ -275,6 +278,7 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     assert again.count("Running stage") == 1, again
 
 
+@pytest.mark.slow
 def test_pipeline_launches_torchrun_when_asked(paper_repo):
     """launch.nproc_per_node: 2 trains under torchrun, 8 images per process: the global batch of 16
     gives 24 // 16 = 1 step per epoch, and the checkpoint records the global batch."""

@@ -14,10 +14,13 @@ from tests.conftest import SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = SHARED / "reference"
-pytestmark = pytest.mark.skipif(
-    not all((REFERENCE / d).is_dir() for d in ("pic2word-imagenet-r", "fashion-iq", "cirr", "circo")),
-    reason="../shared/reference (the real annotation files) is not present",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not all((REFERENCE / d).is_dir() for d in ("pic2word-imagenet-r", "fashion-iq", "cirr", "circo")),
+        reason="../shared/reference (the real annotation files) is not present",
+    ),
+]
 
 
 def test_reduced_rehearsal_on_the_real_annotation_files(tmp_path):

@@ -354,6 +354,7 @@ def _kill_everything_in(repo: Path, group: int) -> None:
                 continue
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the run's processes")
 def test_1_a_killed_dvc_repro_resumes_mapper_training_where_it_stopped(tmp_path):
     """Through the real DVC stage on the tiny profile: SIGKILL `dvc repro` (and its kernel) once the
