@@ -64,7 +64,7 @@ def test_stage_depends_on_exactly_the_files_its_notebook_runs(stage):
 def test_the_reference_closure_reaches_deep_and_stops_at_the_layers():
     from tests.import_closure import closure
 
-    files = closure(ROOT, {"p2w_lib.app.prepare"})
+    files = closure(ROOT, {"p2w_lib.app.sources"})
     assert "p2w_lib/demo/clip_pretrain.py" in files and "p2w_lib/demo/batches.py" in files  # two imports deep
     assert "p2w_lib/clip/model_configs" in files  # a data file the CLIP loader reads
     assert "p2w_lib/tools/bench.py" not in files and "p2w_lib/app/readme.py" not in files
@@ -85,9 +85,9 @@ def test_dvc_deps_check_passes_on_the_repo_and_names_a_stale_stage(tmp_path, cap
     stale = text.replace("      - p2w_lib/clip/prefix_cache.py\n", "", 1)
     assert stale != text
     new, changed = dvc_deps.rewrite(stale)
-    assert "train_mapper" in changed and new == text  # regenerating restores exactly the committed list
+    assert changed == ["data_prep"] and new == text  # the first stage listing it; regenerated exactly
     moved = text.replace("      - p2w_lib/app/training.py\n", "      - p2w_lib/app/readme.py\n", 1)
-    assert set(dvc_deps.rewrite(moved)[1]) >= {"train_mapper"}
+    assert moved != text and dvc_deps.rewrite(moved) == (text, ["train_mapper"])
 
 
 def test_dvcignore_hides_bytecode_and_caches():
