@@ -130,6 +130,7 @@ def test_a_checkpoint_of_other_settings_is_refused_unless_restart_is_asked(clip,
     assert train_lincir(clip, CAPTIONS, other, tmp_path / "run", restart_on_change=True).steps == 12
 
 
+@pytest.mark.slow
 def test_the_pipeline_trains_lincir_without_any_image(clip, tmp_path, monkeypatch):
     """Language only: the stage reads the list's captions; every image file is gone and none is opened."""
     import shutil

@@ -51,6 +51,7 @@ def test_modality_gap_matches_a_pairwise_loop(clip, tmp_path):
     assert gap["centroid_distance"] == pytest.approx(centroid.norm().item(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_ablation_runs_end_to_end_on_the_tiny_world(tmp_path, monkeypatch):
     """`python -m p2w_lib.tools.ablations.modality_gap` on the tiny profile: the row has every measure, the CLIP
     started where asked, and its domain-conversion scores are the protocol's on the same models."""

@@ -182,6 +182,7 @@ def _writer(clip_seed: int, paths: list[str], cache: str, rounds: int) -> None:
         features._write_cache(clip, Path(cache), key, paths, 64, 0, "writer", "float32")
 
 
+@pytest.mark.slow
 def test_7_concurrent_writers_never_expose_a_partial_entry(clip, tmp_path, caplog):
     import multiprocessing as mp
 

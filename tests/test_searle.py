@@ -240,6 +240,7 @@ def test_training_learns_resumes_and_refuses_another_runs_checkpoint(clip, phras
     assert torch.equal(loaded(x), resumed.phi(x))
 
 
+@pytest.mark.slow
 def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip, tmp_path, monkeypatch):
     from dataclasses import replace
 
@@ -262,6 +263,7 @@ def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip
     assert not (p.models_dir / "searle" / "SWITCHED_OFF.txt").exists()
 
 
+@pytest.mark.slow
 def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tmp_path, monkeypatch):
     """eval.searle_checkpoint: the released phi (SEARLE's `{"epoch", "Phi"}` file) stands in for a trained one."""
     from dataclasses import replace
@@ -283,6 +285,7 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     assert list(mappers) == ["pic2word", "searle"] and torch.equal(mappers["searle"](x), phi.eval()(x))
 
 
+@pytest.mark.slow
 def test_the_settings_ablation_runs_end_to_end_on_the_tiny_world(clip, tmp_path, monkeypatch):
     """`python -m p2w_lib.tools.ablations.searle_settings` on the tiny profile: its images are not the pipeline's,
     its run lands under runs/, and its scores are the protocols' on the same networks."""
@@ -386,6 +389,7 @@ def _searle_oti_scores(p, clip, oti) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_the_searle_oti_stage_stores_the_tokens_that_evaluation_reads_and_inverts_nothing_more(
     clip, tmp_path, monkeypatch, caplog
 ):
@@ -405,6 +409,7 @@ def test_the_searle_oti_stage_stores_the_tokens_that_evaluation_reads_and_invert
     assert evaluation.invert_query_images(p) == {0: 0}  # a repeated (or resumed) stage inverts only what is missing
 
 
+@pytest.mark.slow
 def test_a_stale_searle_oti_store_is_refused_at_evaluation_and_redone_by_the_stage(clip, tmp_path, monkeypatch):
     from dataclasses import replace
 
@@ -421,6 +426,7 @@ def test_a_stale_searle_oti_store_is_refused_at_evaluation_and_redone_by_the_sta
     assert "searle_oti" in models.token_mappers(other, 0, clip)
 
 
+@pytest.mark.slow
 def test_the_searle_oti_stage_switched_off_leaves_a_note_and_evaluation_leaves_the_method_out(
     clip, tmp_path, monkeypatch
 ):
