@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: reproduce test test-fast lint format dvc-deps venv smoke bench rehearse clean-venv
+.PHONY: reproduce test test-fast lint format dvc-deps venv notebooks lab smoke bench rehearse clean-venv
 
 venv: $(STAMP)
 
@@ -18,15 +18,25 @@ $(STAMP): pyproject.toml
 
 # The pipeline of dvc.yaml for params.yaml's profile (demo by default): papermill runs each
 # notebook; metrics, figures and executed notebooks land in results/.
-# params.yaml's `profile` picks the pipeline: dvc.yaml (demo kind) or pipelines/paper/dvc.yaml (paper).
-reproduce: $(STAMP)
+# params.yaml's `profile` picks the pipeline: dvc.yaml (demo kind) or pipelines/paper/dvc.yaml (paper),
+# a link to pipelines/paper/pipeline.yaml made here (p2w_lib/app/pipelines.py says why).
+reproduce: notebooks
 	@kind=$$($(BIN)/python -m p2w_lib check-profile --print-kind) || exit 1; \
 	export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	if [ "$$kind" = paper ]; then \
-		python -m p2w_lib check-weights && dvc repro pipelines/paper/dvc.yaml && python -m p2w_lib report --results results/paper; \
+		python -m p2w_lib check-weights && python -m p2w_lib.app.pipelines && \
+		dvc repro pipelines/paper/dvc.yaml && python -m p2w_lib report --results results/paper; \
 	else \
 		dvc repro && python -m p2w_lib report --write-readme; \
 	fi
+
+# The .ipynb half of each notebook pair (notebooks/jupytext.toml): made if missing, brought up to
+# date with its .py otherwise (outputs kept). `make lab` then opens JupyterLab on them.
+notebooks: $(STAMP)
+	@$(BIN)/jupytext --sync --quiet notebooks/[0-9][0-9]_*.py
+
+lab: notebooks
+	$(BIN)/jupyter lab notebooks
 
 smoke: $(STAMP)
 	$(BIN)/python -m p2w_lib smoke

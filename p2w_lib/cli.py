@@ -201,7 +201,9 @@ def _check_profile(args: argparse.Namespace) -> int:
         where = "pipelines/paper/dvc.yaml" if p.kind == "paper" else "dvc.yaml"
         print(
             f"params.yaml selects profile {p.name!r} ({p.kind}); this pipeline runs {args.kind}-kind profiles only. "
-            f"Run `make reproduce` (it picks {where}) or `dvc repro {where}`.",
+            f"Run `make reproduce` (it picks {where}"
+            + (", linking it to pipeline.yaml first" if p.kind == "paper" else "")
+            + f") or `dvc repro {where}`.",
             file=sys.stderr,
         )
         return 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import nbformat
+import jupytext
 
 PACKAGE = "p2w_lib"
 # Files a module reads at run time besides Python code.
@@ -63,7 +63,7 @@ def closure(root: Path, modules: set[str]) -> set[str]:
 
 
 def notebook_imports(path: Path) -> set[str]:
-    book = nbformat.read(path, as_version=4)
+    book = jupytext.read(path)  # cell by cell, as a kernel runs them
     found = set()
     for cell in book.cells:
         if cell.cell_type == "code":

@@ -351,3 +351,14 @@ def test_composer_widget_updates_on_events_and_reports_bad_text(trained):
     path = composer.upload("mine.png", buf.getvalue())
     composer._refresh(image=path, text="is red")
     assert composer.image == path and len(composer.results["pic2word"]) == 2
+
+
+def test_composer_displays_as_its_widget_with_words_for_where_no_kernel_draws_it(trained):
+    pytest.importorskip("ipywidgets")
+    clip, mapper, gallery = trained
+    composer = Composer(clip, mapper, gallery, k=2, text="is blue")
+    bundle = composer._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == composer.widget.model_id
+    words = bundle["text/plain"]
+    assert words == composer.describe() and "top 2 of Pic2Word and image + text" in words
+    assert "'is blue'" in words and f"{len(composer.index.files)} images" in words

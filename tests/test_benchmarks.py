@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_each_benchmark_is_evaluated_by_a_stage_of_the_paper_pipeline(name):
     b = BENCHMARKS[name]
     assert b.name == name and b.summary_keys
-    assert (ROOT / "notebooks" / f"{b.stage}.ipynb").is_file()
-    stages = yaml.safe_load((ROOT / "pipelines" / "paper" / "dvc.yaml").read_text())["stages"]
+    assert (ROOT / "notebooks" / f"{b.stage}.py").is_file()
+    stages = yaml.safe_load((ROOT / "pipelines" / "paper" / "pipeline.yaml").read_text())["stages"]
     outs = {str(o) if not isinstance(o, dict) else next(iter(o)) for s in stages.values() for o in s.get("outs", [])}
     assert any(o.endswith(f"metrics/{name}.json") for o in outs), f"no paper stage writes {name}'s results"
 

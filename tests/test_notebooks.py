@@ -1,4 +1,5 @@
-"""Notebooks are thin, output-free and parametrised; `dvc repro` runs them all on the tiny profile."""
+"""Notebooks are thin, output-free and parametrised; saving one as JupyterLab does changes nothing DVC
+hashes; `dvc repro` runs them all on the tiny profile."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
 import yaml
 
+from p2w_lib.app.pipelines import link_paper_pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))  # the committed halves of the pairs
 BIN = Path(sys.executable).parent
 METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
 
@@ -32,12 +36,31 @@ def test_the_numbered_notebooks():
     assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "03", "03", "03", "04", "05", "06", "07", "08"]
 
 
+def test_only_the_text_half_of_each_notebook_is_committed():
+    """The .ipynb halves hold a session's outputs: git-ignored, never a DVC dependency."""
+    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not [f for f in tracked if f.endswith(".ipynb")]
+    assert sorted(f"notebooks/{n.name}" for n in NOTEBOOKS) == sorted(
+        f for f in tracked if f.endswith(".py") and Path(f).name[:2].isdigit()
+    )
+    ignored = subprocess.run(
+        ["git", "check-ignore", "notebooks/05_fashion_iq.ipynb"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ignored.returncode == 0
+    assert 'formats = "ipynb,py:percent"' in (ROOT / "notebooks" / "jupytext.toml").read_text()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_clean_thin_and_parametrised(path):
-    book = nbformat.read(path, as_version=4)
-    assert book.metadata["kernelspec"]["name"] == "python3"
+    book = jupytext.read(path)
+    # what JupyterLab writes on save, so that saving rewrites nothing (the test below)
+    assert book.metadata["kernelspec"] == {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    assert book.metadata["jupytext"]["text_representation"]["jupytext_version"] == jupytext.__version__
     code = [c for c in book.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "profile = None" in tagged[0].source and "results_dir = None" in tagged[0].source
     if path.stem[:2] in ("02", "03", "04", "05", "07", "08"):
@@ -61,10 +84,57 @@ def test_every_notebook_has_a_dvc_stage():
     """Notebooks 01-07 in the demo pipeline; 08 (CIRR, CIRCO, COCO) only in the paper pipeline."""
     demo = " ".join(s["cmd"] for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values())
     paper = " ".join(
-        s["cmd"] for s in yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"].values()
+        s["cmd"] for s in yaml.safe_load((ROOT / "pipelines/paper/pipeline.yaml").read_text())["stages"].values()
     )
     assert all(f"run_notebook.sh {n.stem} " in demo for n in NOTEBOOKS if n.stem[:2] != "08")
     assert "08_more_benchmarks" not in demo and "run_notebook.sh 08_more_benchmarks paper " in paper
+
+
+def save_as_jupyterlab_does(root: Path, notebook: str) -> dict:
+    """Open notebooks/<notebook>.py as JupyterLab does (jupytext's contents manager, which the app
+    group installs into the server), give it what a session adds (outputs, execution counts, the
+    kernel's language_info, cell timing metadata), and save it; returns the saved notebook."""
+    import asyncio
+
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext.async_contentsmanager import build_async_jupytext_contents_manager_class
+
+    manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(root))
+
+    async def session():
+        book = (await manager.get(f"notebooks/{notebook}.py", content=True))["content"]
+        book["metadata"]["language_info"] = {"name": "python", "version": "3.11", "mimetype": "text/x-python"}
+        for n, cell in enumerate(c for c in book["cells"] if c["cell_type"] == "code"):
+            cell["execution_count"] = n + 1
+            cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=f"output {n}\n")]
+            cell["metadata"]["execution"] = {"iopub.execute_input": "2026-12-07T11:00:00.000Z"}
+        await manager.save({"type": "notebook", "format": "json", "content": book}, f"notebooks/{notebook}.ipynb")
+        return book
+
+    return asyncio.run(session())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_source_is_exactly_what_jupytext_writes_for_it(path):
+    """Else the first save in JupyterLab would rewrite it (and re-run its stage)."""
+    assert jupytext.writes(jupytext.read(path), fmt="py:percent") == path.read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saving_a_notebook_in_jupyterlab_leaves_what_dvc_hashes_unchanged(path, tmp_path):
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns("*.ipynb"))
+    before = path.read_bytes()
+    save_as_jupyterlab_does(tmp_path, path.stem)
+    assert (tmp_path / "notebooks" / path.name).read_bytes() == before  # the stage's dependency
+    saved = nbformat.read(tmp_path / "notebooks" / f"{path.stem}.ipynb", as_version=4)
+    assert any(c.outputs for c in saved.cells if c.cell_type == "code")  # the session's half got them
+
+
+def test_the_same_save_with_an_edited_cell_changes_the_source():
+    """The check above can fail: an edit to a cell's code reaches the .py."""
+    book = jupytext.read(NOTEBOOKS[0])
+    book.cells[-1].source += "\nprint('edited')"
+    assert "print('edited')" in jupytext.writes(book, fmt="py:percent")
 
 
 def _repo_copy(tmp_path: Path, profile: str) -> Path:
@@ -73,7 +143,12 @@ def _repo_copy(tmp_path: Path, profile: str) -> Path:
     repo.mkdir()
     for name in ("params.yaml", "dvc.yaml", ".dvcignore", "notebooks", "pipelines"):
         src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("*.ipynb", "dvc.yaml", "dvc.lock"))
+        else:
+            shutil.copy(src, repo / name)
+    if profile == "paper":
+        link_paper_pipeline(repo)
     shutil.copytree(ROOT / "p2w_lib", repo / "p2w_lib", ignore=shutil.ignore_patterns("__pycache__"))
     params = repo / "params.yaml"
     text = params.read_text().replace("\nprofile: demo", f"\nprofile: {profile}", 1)
@@ -109,7 +184,7 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     results = repo / "results"
     assert not (results / "notebooks" / "08_more_benchmarks.ipynb").exists() and not (results / "paper").exists()
     for n in (n for n in NOTEBOOKS if n.stem[:2] != "08"):  # the paper pipeline's stages never run here
-        executed = nbformat.read(results / "notebooks" / n.name, as_version=4)
+        executed = nbformat.read(results / "notebooks" / f"{n.stem}.ipynb", as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
         assert (results / "notebooks" / f"{n.stem}.html").is_file()
     check_schema(json.loads((results / "metrics" / "domain_conversion.json").read_text()), "per_domain", "true_recall")
@@ -134,6 +209,12 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     again = run([BIN / "dvc", "repro"], repo)
     assert "Running stage" not in again.stdout
     assert "up to date" in run([BIN / "dvc", "status", "dvc.yaml"], repo).stdout
+    # as a user types it: the paper pipeline is out of a demo clone's way
+    assert run([BIN / "dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
+    # stepping through notebooks in JupyterLab (outputs, kernel metadata) leaves DVC clean
+    for n in NOTEBOOKS:
+        save_as_jupyterlab_does(repo, n.stem)
+    assert run([BIN / "dvc", "status"], repo).stdout.strip() == "Data and pipelines are up to date."
 
     params = repo / "params.yaml"
     tiny = yaml.safe_load(params.read_text())
@@ -146,7 +227,7 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
     run(
         [
             BIN / "papermill",
-            "notebooks/07_try_your_own.ipynb",
+            "notebooks/07_try_your_own.ipynb",  # the half the save above wrote
             tmp_path / "from_notebooks_dir.ipynb",
             "-p",
             "profile",

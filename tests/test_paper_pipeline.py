@@ -5,6 +5,7 @@ evaluation and submission file, notebook 08 under papermill; and the paper pipel
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_paper_profile_is_the_papers_recipe():
 
 def test_paper_pipeline_wiring():
     """Every paper stage runs the paper profile into results/paper; datasets are never DVC outputs."""
-    stages = yaml.safe_load((ROOT / "pipelines/paper/dvc.yaml").read_text())["stages"]
+    stages = yaml.safe_load((ROOT / "pipelines/paper/pipeline.yaml").read_text())["stages"]
     assert list(stages) == [
         "prepare_data",
         "train_mapper",
@@ -84,7 +85,7 @@ def test_paper_pipeline_wiring():
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", []) + stage.get("metrics", [])]
         assert all(o.startswith(("results/paper/", "models/paper/", "data/paper/prepared")) for o in outs), (name, outs)
         notebook = stage["cmd"].split()[2]
-        assert (ROOT / "notebooks" / f"{notebook}.ipynb").is_file()
+        assert (ROOT / "notebooks" / f"{notebook}.py").is_file()
     # results files are plain outputs here (declared metrics would warn on every demo clone)
     outs = {next(iter(o)) for s in stages.values() for o in s.get("outs", [])}
     assert {f"results/paper/metrics/{t}.json" for t in PAPER_BENCHMARKS} <= outs
@@ -292,3 +293,23 @@ def test_pipeline_launches_torchrun_when_asked(paper_repo):
     runs = training.train_mappers(p)
     assert runs[0].steps == 2 and runs[0].checkpoint.is_file()
     assert Path("results/paper/plots/mapper_loss/seed0.csv").is_file()
+
+
+def test_the_paper_pipeline_is_linked_for_dvc_only_when_asked(tmp_path):
+    from p2w_lib.app.pipelines import PAPER, PAPER_SOURCE, PipelineLinkError, link_paper_pipeline
+
+    tracked = subprocess.run(["git", "ls-files", "pipelines"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert tracked == [PAPER_SOURCE]  # no file DVC would collect on a demo clone
+    ignored = subprocess.run(["git", "check-ignore", PAPER, "pipelines/paper/dvc.lock"], cwd=ROOT, capture_output=True)
+    assert ignored.returncode == 0
+    with pytest.raises(PipelineLinkError, match="missing"):
+        link_paper_pipeline(tmp_path)
+    (tmp_path / PAPER_SOURCE).parent.mkdir(parents=True)
+    (tmp_path / PAPER_SOURCE).write_text("stages: {}\n")
+    link = link_paper_pipeline(tmp_path)
+    assert link.is_symlink() and os.readlink(link) == "pipeline.yaml" and link_paper_pipeline(tmp_path) == link
+    link.unlink()
+    link.write_text("edited\n")
+    with pytest.raises(PipelineLinkError, match="regular file"):
+        link_paper_pipeline(tmp_path)
+    assert link.read_text() == "edited\n"  # never overwritten

@@ -1,5 +1,11 @@
 """Executed notebooks as a reader sees them: progress bars reduced to their final state, no paths
-of this machine, and the figures they embed.
+of this machine, no widget state, cell ids that do not change between runs, and the figures they
+embed.
+
+A widget's saved state renders only with a widget manager fetched from a CDN, so the tidied copy
+keeps each widget output's plain-text form instead (which says what the live widget shows), and its
+HTML export opens offline. Sources converted from text notebooks get random cell ids; numbering the
+cells keeps the committed executed notebooks' diffs to what changed.
 
 papermill stores every progress-bar refresh of a cell as stream text joined by carriage returns
 (thousands of fragments for a training loop); a terminal shows only what follows the last `\\r` of
@@ -51,13 +57,19 @@ def scrub(text: str, repo_root: Path) -> str:
     return text
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def tidy_notebook(path: str | Path, repo_root: str | Path = ".") -> dict[str, int]:
-    """Rewrite an executed notebook in place: streams merged and collapsed, machine paths scrubbed.
-    Returns how many stream characters were dropped and outputs kept, for the log."""
+    """Rewrite an executed notebook in place: streams merged and collapsed, machine paths scrubbed,
+    widget views and state dropped, cells numbered. Returns how many stream characters were dropped
+    and outputs kept, for the log."""
     path, repo_root = Path(path), Path(repo_root)
     book = nbformat.read(path, as_version=4)
+    book.metadata.pop("widgets", None)
     before = after = 0
-    for cell in book.cells:
+    for i, cell in enumerate(book.cells):
+        cell.id = f"cell-{i:02d}"
         if cell.cell_type != "code":
             continue
         cell.outputs = _merged_streams(cell.outputs)
@@ -78,6 +90,7 @@ def _scrub_output(out, repo_root: Path) -> None:
         out.traceback = [scrub(line, repo_root) for line in out.traceback]
         out.evalue = scrub(out.evalue, repo_root)
         return
+    out.get("data", {}).pop(WIDGET_VIEW, None)
     for mime in ("text/plain", "text/html", "text/markdown"):
         if mime in out.get("data", {}):
             out.data[mime] = scrub(out.data[mime], repo_root)

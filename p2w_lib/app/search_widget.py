@@ -17,6 +17,7 @@ import torch
 from p2w_lib.app.figures import compare_grid
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.methods.pic2word.network import Mapper
+from p2w_lib.methods.registry import QUERY_METHODS
 from p2w_lib.retrieval.gallery import (
     GalleryIndex,
     SearchInputError,
@@ -80,6 +81,22 @@ class Composer:
         return path.as_posix()
 
     # -- the widget ---------------------------------------------------------------------
+    def describe(self) -> str:
+        """What the live widget shows, in words: the plain-text form of the composer's output."""
+        methods = " and ".join(QUERY_METHODS[m].label for m in self.methods)
+        return (
+            f"Interactive composer: the top {self.k} of {methods} for the query image "
+            f"{Path(self.image).name} and the text {self.text!r}, over the {len(self.index.files)} images of "
+            f"{self.index.folder}, updated whenever the query, the text, the folder or k changes. "
+            "Its controls need a running kernel: step through this notebook in JupyterLab to use them."
+        )
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget where a kernel renders it; elsewhere (the executed copy, its HTML) `describe()`."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = self.describe()
+        return bundle
+
     @property
     def widget(self):
         if self._widget is None:

@@ -1,9 +1,10 @@
 """Each DVC stage's code dependencies, derived from the code: `python -m p2w_lib.tools.dvc_deps [--check]`.
 
 A stage runs one notebook (`bash notebooks/run_notebook.sh NAME ...`), and what that run executes is
-the import closure of the notebook's cells plus the tidying run_notebook.sh runs after them
+the import closure of the notebook's cells (notebooks/NAME.py, the percent-format half of each
+notebook pair, is plain Python) plus the tidying run_notebook.sh runs after them
 (core/import_graph.py). This writes exactly those files into the stage's `deps` in dvc.yaml and
-pipelines/paper/dvc.yaml, in place of whatever `p2w_lib...` entries were there, and leaves every
+pipelines/paper/pipeline.yaml, in place of whatever `p2w_lib...` entries were there, and leaves every
 other line (comments, data and model dependencies, outputs) as it is. So an edit to the README
 writer or the CLI re-runs no stage, and an edit to a module that a stage runs always re-runs it.
 `--check` changes nothing and exits 1 naming each stage whose list disagrees (tests and CI run it).
@@ -13,31 +14,26 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import sys
 from pathlib import Path
 
+from p2w_lib.app.pipelines import DEMO, PAPER_SOURCE
 from p2w_lib.core.import_graph import ROOT, closure, imported_names
 
-PIPELINES = ("dvc.yaml", "pipelines/paper/dvc.yaml")
+PIPELINES = (DEMO, PAPER_SOURCE)
 TIDY = "p2w_lib.app.notebook_outputs"  # run_notebook.sh runs it on every executed notebook
 _CMD = re.compile(r"run_notebook\.sh\s+(\S+)")
 
 
 def notebook_imports(path: Path) -> set[str]:
-    """The package modules a notebook's code cells import."""
-    book = json.loads(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for cell in book["cells"]:
-        if cell["cell_type"] == "code":
-            found |= imported_names(ast.parse("".join(cell["source"])), "__main__", False)
-    return found
+    """The package modules a notebook's code cells import (its markdown cells are comments)."""
+    return imported_names(ast.parse(path.read_text(encoding="utf-8")), "__main__", False)
 
 
 def stage_code(notebook: str, root: Path = ROOT) -> list[str]:
     """The package files a stage running `notebook` executes, sorted."""
-    return sorted(closure(notebook_imports(root / "notebooks" / f"{notebook}.ipynb") | {TIDY}, root))
+    return sorted(closure(notebook_imports(root / "notebooks" / f"{notebook}.py") | {TIDY}, root))
 
 
 def rewrite(text: str, root: Path = ROOT) -> tuple[str, list[str]]:

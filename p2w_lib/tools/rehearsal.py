@@ -32,6 +32,7 @@ import yaml
 from PIL import Image
 
 from p2w_lib.app.benchmarks import BENCHMARKS
+from p2w_lib.app.pipelines import PAPER, link_paper_pipeline
 from p2w_lib.data.cc3m import write_image_caption_list
 from p2w_lib.data.circo import GALLERY_IMAGES, GALLERY_INFO
 from p2w_lib.data.circo import read_queries as circo_queries
@@ -89,9 +90,12 @@ def _copy_project(project: Path, repo: Path) -> None:
     for name in PROJECT_FILES:
         src = project / name
         if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+            # a session's .ipynb halves and an existing link or lock of the paper pipeline stay behind
+            skip = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.ipynb", "dvc.yaml", "dvc.lock")
+            shutil.copytree(src, repo / name, ignore=skip)
         elif src.is_file():
             shutil.copy(src, repo / name)
+    link_paper_pipeline(repo)
 
 
 def _write_json(path: Path, data) -> None:
@@ -305,7 +309,7 @@ def run_rehearsal(project: str | Path, reference: str | Path, out: str | Path, r
         "DVC_NO_ANALYTICS": "1",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    pipeline = "pipelines/paper/dvc.yaml"
+    pipeline = PAPER
     targets = [f"{pipeline}:{stage}" for stage in REDUCED_TARGETS] if reduced else [pipeline]
     proc = subprocess.run([_bin("dvc"), "repro", *targets], cwd=rehearsal.repo, env=env)
     if proc.returncode != 0:
