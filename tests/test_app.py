@@ -362,3 +362,47 @@ def test_composer_displays_as_its_widget_with_words_for_where_no_kernel_draws_it
     words = bundle["text/plain"]
     assert words == composer.describe() and "top 2 of Pic2Word and image + text" in words
     assert "'is blue'" in words and f"{len(composer.index.files)} images" in words
+
+
+def test_composer_widget_follows_the_gallery_shows_uploads_and_clears_a_stale_grid(trained, tmp_path):
+    import gc
+    import io
+
+    pytest.importorskip("ipywidgets")
+    clip, mapper, gallery = trained
+    composer = Composer(clip, mapper, gallery, k=10, text="is blue")
+    box = composer.widget
+    pick, out, status = box.children[0].children[0], box.children[-1], box.children[-2]
+    assert [v for _, v in pick.options] == composer.index.files and pick.value == composer.image
+    assert len(composer.figure.axes) == 2 * 2 * 6  # k = 10: two rows of five per method, beside the query
+    assert "Enter" in box.children[-3].value  # the UI says when it searches
+
+    other = tmp_path / "other"
+    write_images(other, 4, seed=9)
+    composer._refresh(gallery=str(other))  # typing a folder into the gallery box
+    assert [v for _, v in pick.options] == composer.index.files and all(
+        Path(f).parent == other for f in composer.index.files
+    )
+    assert pick.value is None and "4 images" in status.value  # the old query is from the old gallery
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(buf, format="PNG")
+    first = composer.upload("mine.png", buf.getvalue())
+    composer._refresh(image=first)
+    assert "uploaded mine.png" in status.value and pick.value is None
+    second = composer.upload("again.png", buf.getvalue())
+    assert not Path(first).exists() and [p.name for p in Path(second).parent.iterdir()] == ["again.png"]
+
+    cleared = []  # without a kernel an Output widget captures nothing, so watch it being cleared
+    out.clear_output = lambda wait=False: cleared.append(wait)
+    composer._refresh(text="a * and *")
+    assert "placeholders" in status.value and cleared == [False]  # the message, and no stale grid under it
+
+    uploads = Path(second).parent
+    composer.close()
+    assert not uploads.exists() and box.comm is None and pick.comm is None
+    dropped = Composer(clip, mapper, gallery, k=2)  # never closed: its uploads go when it is collected
+    folder = dropped._uploads
+    del dropped
+    gc.collect()
+    assert not folder.exists()

@@ -252,15 +252,24 @@ def search_grid(
     return compare_grid(image, text, {method: hits}, title=title)
 
 
+GRID_COLUMNS = 5  # results per row: at k = 10 a row of 11 thumbnails shrinks below readable in a notebook
+
+
 def compare_grid(image: str | Path, text: str, hits: dict[str, list[tuple[str, float]]], title: str = "") -> Figure:
-    """The query image and text, then one row of ranked results (with cosine scores) per method."""
+    """The query image and text, then each method's ranked results (with cosine scores), in rows of at
+    most GRID_COLUMNS: k = 10 is two rows per method."""
     k = max((len(h) for h in hits.values()), default=0)
-    fig, axes = plt.subplots(len(hits), k + 1, figsize=(1.5 * (k + 1) + 1.2, 1.9 * len(hits) + 0.5), squeeze=False)
-    for row, (method, ranked) in zip(axes, hits.items()):
-        for ax in row:
-            _bare(ax)
-        row[1].set_ylabel(METHOD_LABELS.get(method, method), fontsize=8, rotation=0, ha="right", va="center")
-        for rank, (ax, (path, score)) in enumerate(zip(row[1:], ranked), start=1):
+    cols = min(k, GRID_COLUMNS)
+    per_method = -(-k // cols) if cols else 1  # rows each method's results take
+    n_rows = len(hits) * per_method
+    fig, axes = plt.subplots(n_rows, cols + 1, figsize=(1.5 * (cols + 1) + 1.2, 1.9 * n_rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        _bare(ax)
+    for m, (method, ranked) in enumerate(hits.items()):
+        rows = axes[m * per_method : (m + 1) * per_method]
+        rows[0][1].set_ylabel(METHOD_LABELS.get(method, method), fontsize=8, rotation=0, ha="right", va="center")
+        for rank, (path, score) in enumerate(ranked, start=1):
+            ax = rows[(rank - 1) // cols][1 + (rank - 1) % cols]
             ax.imshow(load_rgb(path))
             ax.set_title(f"rank {rank}", fontsize=8)
             ax.set_xlabel(f"cos {score:.3f}", fontsize=7)

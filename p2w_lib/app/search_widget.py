@@ -1,5 +1,6 @@
 """The interactive composer of notebook 7: pick or upload a query image, type the modification,
-choose the gallery folder, and see the top-k of Pic2Word beside image + text, updated live.
+choose the gallery folder, and see the top-k of Pic2Word beside image + text, searched again on
+every change (a text box's change counts when Enter is pressed or it loses focus).
 
 The widget is a thin shell over `Composer.run` (query image + text -> ranked results -> grid
 figure), which tests drive without a browser.
@@ -8,7 +9,9 @@ figure), which tests drive without a browser.
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +53,9 @@ class Composer:
         self.results: dict[str, list[tuple[str, float]]] = {}
         self.figure = None
         self._widget = None
+        self._uploads = Path(tempfile.mkdtemp(prefix="p2w-upload-"))
+        # uploads go with the composer: close(), or its collection, or at the latest the kernel's exit
+        self._remove_uploads = weakref.finalize(self, shutil.rmtree, self._uploads, True)
 
     # -- the callback core --------------------------------------------------------------
     def run(
@@ -74,11 +80,23 @@ class Composer:
         return self.results
 
     def upload(self, name: str, content: bytes) -> str:
-        """Save an uploaded image to a temporary file and make it the query; returns its path."""
-        folder = Path(tempfile.mkdtemp(prefix="p2w-upload-"))
-        path = folder / Path(name).name
+        """Save an uploaded image in the composer's upload folder, in place of the previous upload, and
+        return its path (run(image=path) makes it the query). The folder is removed with the composer."""
+        for old in self._uploads.iterdir():
+            old.unlink()
+        path = self._uploads / Path(name).name
         path.write_bytes(bytes(content))
         return path.as_posix()
+
+    def close(self) -> None:
+        """Close the widget's controls and delete the uploaded images."""
+        stack = [self._widget] if self._widget is not None else []
+        while stack:
+            widget = stack.pop()
+            stack.extend(getattr(widget, "children", ()))
+            widget.close()
+        self._widget = None
+        self._remove_uploads()
 
     # -- the widget ---------------------------------------------------------------------
     def describe(self) -> str:
@@ -124,22 +142,40 @@ class Composer:
             value=self.index.folder, description="gallery", continuous_update=False, layout=w.Layout(width="420px")
         )
         k = w.IntSlider(value=self.k, min=1, max=20, description="top k")
+        mode = w.HTML(
+            "<i>Searches again on every change: pick or upload a query, move the slider, or press Enter in a text box.</i>"
+        )
         status, out = w.HTML(), w.Output()
+        syncing = []  # set while the query list is refilled, so refilling triggers no search
+
+        def follow_gallery():
+            """The query list is the current gallery's images; a query from elsewhere (an upload) is none of them."""
+            syncing.append(True)
+            try:
+                if [v for _, v in pick.options] != self.index.files:
+                    pick.options = [(Path(f).name, f) for f in self.index.files]
+                pick.value = self.image if self.image in self.index.files else None
+            finally:
+                syncing.clear()
 
         def refresh(**changes):
             try:
                 self.run(**changes)
             except (SearchInputError, FileNotFoundError, OSError, ValueError) as err:
                 status.value = f"<span style='color:#c62828'>{err}</span>"
+                out.clear_output()  # no grid of an earlier query under the message
                 return
+            follow_gallery()
+            where = "the gallery's" if self.image in self.index.files else "uploaded"
             status.value = (
-                f"{len(self.index.files)} images in the gallery; prompt <code>{build_prompt(self.text)}</code>"
+                f"query: {where} {Path(self.image).name}; {len(self.index.files)} images in the gallery; "
+                f"prompt <code>{build_prompt(self.text)}</code>"
             )
             out.clear_output(wait=True)
             with out:
                 _show(self.figure)
 
-        pick.observe(lambda c: c["new"] and refresh(image=c["new"]), names="value")
+        pick.observe(lambda c: c["new"] and not syncing and refresh(image=c["new"]), names="value")
         text.observe(lambda c: refresh(text=c["new"]), names="value")
         folder.observe(lambda c: refresh(gallery=c["new"]), names="value")
         k.observe(lambda c: refresh(k=c["new"]), names="value")
@@ -149,7 +185,7 @@ class Composer:
         )
         self._refresh = refresh  # tests and notebooks can trigger a search as a widget event would
         refresh()
-        return w.VBox([w.HBox([pick, upload]), text, folder, k, status, out])
+        return w.VBox([w.HBox([pick, upload]), text, folder, k, mode, status, out])
 
 
 def _show(fig) -> None:
