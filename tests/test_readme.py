@@ -21,6 +21,50 @@ def test_the_readme_is_under_15_kb_with_the_library_example_near_the_top():
     assert README.index("```python") < len(README) // 4
 
 
+def _prose(text: str, blocks) -> str:
+    """`text` without its generated blocks."""
+    for start, end in blocks:
+        head, rest = text.split(start, 1)
+        text = head + rest.split(end, 1)[1]
+    return text
+
+
+def test_committed_readme_says_what_the_results_files_say():
+    """Every generated block, regenerated from results/metrics, is the committed one."""
+    from p2w_lib.app.readme import generated_parts
+
+    for (start, end), body in generated_parts(ROOT / "results").items():
+        assert README.count(start) == 1 and README.count(end) == 1, start
+        committed = README.split(start, 1)[1].split(end, 1)[0].strip("\n")
+        assert committed == body, (
+            f"the README's {start} block disagrees with results/: run `python -m p2w_lib report --write-readme`"
+        )
+
+
+# A result in prose would be a decimal, a percentage, a ratio or a margin; the numbers the prose may
+# hold are definitions (chance levels, ceilings) and versions, listed here.
+RESULT_LIKE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:%|x\b|points\b)|(?<![\w.])\d+\.\d+(?![\w.])")
+DEFINITIONS = {"3.11", "2302.03084", "6.25%", "20%", "12.5%", "33.3%", "100%", "33.3", "95%", "2 x"}
+
+
+def _result_like(text: str) -> list[str]:
+    return [m.group(0) for m in RESULT_LIKE.finditer(text) if m.group(0).strip() not in DEFINITIONS]
+
+
+def test_no_result_is_written_by_hand_in_the_readme_or_the_notebooks_text():
+    from p2w_lib.app.readme import generated_parts
+
+    found = {"README.md": _result_like(_prose(README, generated_parts(ROOT / "results")))}
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        import jupytext
+
+        text = "\n".join(c.source for c in jupytext.read(notebook).cells if c.cell_type == "markdown")
+        found[notebook.name] = _result_like(text)
+    assert not {k: v for k, v in found.items() if v}, found
+    assert _result_like("Pic2Word scores 11.2 against 3.6") == ["11.2", "3.6"]  # the check can fail
+    assert _result_like("a margin of +13 points, 2.1x image + text, 35% of the oracle") == ["13 points", "2.1x", "35%"]
+
+
 def test_every_relative_link_of_the_readme_and_docs_resolves():
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):

@@ -1,4 +1,5 @@
-"""The README's generated results section (demo) and the paper tables, from results files.
+"""The README's generated parts (the first screen's expectations and the results section, demo)
+and the paper tables, from results files: no result in the README is typed by hand.
 
 Application layer: only `python -m p2w_lib report` uses it; no notebook imports it, so it is in no
 stage's generated code deps and rewording the README never re-runs the pipeline.
@@ -24,6 +25,7 @@ from p2w_lib.protocols.results_schema import AllSeeds, check_document, group_key
 from p2w_lib.protocols.results_schema import groups as group_names
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+EXPECT_START, EXPECT_END = "<!-- expectations:start -->", "<!-- expectations:end -->"
 
 
 def _cell(values: list[float]) -> str:
@@ -184,11 +186,45 @@ def paper_section(results_dir: str | Path = "results/paper") -> str:
     return "\n".join(parts)
 
 
+def expectations_section(results_dir: str | Path = "results") -> str:
+    """One sentence for the first screen: how often a demo query finds what it asks for."""
+    metrics = Path(results_dir) / "metrics"
+    dc = load_all_seeds(metrics / "domain_conversion_all_seeds.json")
+    fiq = load_all_seeds(metrics / "fashion_iq_all_seeds.json")
+
+    def mean(doc: AllSeeds, method: str, key: str) -> float:
+        runs = doc["seeds"].values()
+        return sum(r["methods"][method][key] for r in runs) / len(runs)
+
+    seeds = " and ".join(dc["seeds"])
+    return (
+        f"What a demo query finds (mean of seeds {seeds}, from `results/metrics/`): of a Pic2Word query's top 10 "
+        f"images, {mean(dc, 'pic2word', 'P@10'):.0f}% show the right class in the asked-for domain (image + text: "
+        f"{mean(dc, 'image_text', 'P@10'):.0f}%); on the Fashion-IQ analogue the one target is in the top 10 for "
+        f"{mean(fiq, 'pic2word', 'R@10'):.0f}% of queries (image + text: {mean(fiq, 'image_text', 'R@10'):.0f}%)."
+    )
+
+
+def generated_parts(results_dir: str | Path = "results") -> dict[tuple[str, str], str]:
+    """Each generated block of the README, keyed by its markers."""
+    return {
+        (EXPECT_START, EXPECT_END): expectations_section(results_dir),
+        (README_START, README_END): readme_section(results_dir),
+    }
+
+
+def replace_block(text: str, start: str, end: str, body: str, where: str = "README.md") -> str:
+    if start not in text or end not in text:
+        raise ValueError(f"{where}: missing the {start} / {end} markers; restore them from git")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def write_readme_section(readme: str | Path = "README.md", results_dir: str | Path = "results") -> None:
+    """Rewrite every generated block of `readme` from `results_dir` (one atomic write)."""
     readme = Path(readme)
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme}: missing the {README_START} / {README_END} markers")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    atomic_write_text(readme, f"{head}{README_START}\n{readme_section(results_dir)}\n{README_END}{tail}")
+    for (start, end), body in generated_parts(results_dir).items():
+        text = replace_block(text, start, end, body, str(readme))
+    atomic_write_text(readme, text)
