@@ -20,6 +20,7 @@ from p2w_lib.app.report import (
     published_sources,
 )
 from p2w_lib.core.files import atomic_write_text
+from p2w_lib.protocols.comparisons import verdict
 from p2w_lib.protocols.published import SPLITS
 from p2w_lib.protocols.results_schema import AllSeeds, check_document, group_key
 from p2w_lib.protocols.results_schema import groups as group_names
@@ -90,6 +91,30 @@ def _claims(dc: dict, fiq: dict) -> list[str]:
     return lines
 
 
+def _interval(i: dict) -> str:
+    return f"{i['mean']:+.1f} [{i['ci_low']:+.1f}, {i['ci_high']:+.1f}]"
+
+
+def comparison_table(benchmarks: dict[str, AllSeeds], key: str = "R@10") -> str:
+    """Each method minus image + text per benchmark: every seed's mean and 95% interval, and the
+    verdict those intervals allow (comparisons.verdict)."""
+    cells: dict[str, list[str]] = {}
+    for name, doc in benchmarks.items():
+        runs = list(doc["seeds"].values())
+        if not all(key in r.get("comparisons", {}) for r in runs):
+            raise ValueError(
+                f"{name}: a seed's results have no `comparisons` at {key}; re-run its stage (dvc repro) "
+                "to write them, then the README"
+            )
+        for method in runs[0]["comparisons"][key]:
+            per_seed = [r["comparisons"][key][method] for r in runs]
+            cells.setdefault(method, []).extend([" / ".join(map(_interval, per_seed)), f"**{verdict(per_seed)}**"])
+    head = " | ".join(f"{name} | verdict" for name in benchmarks)
+    lines = [f"| method | {head} |", "|---|" + "---|---|" * len(benchmarks)]
+    lines += [f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(c) + " |" for m, c in cells.items()]
+    return "\n".join(lines)
+
+
 def load_all_seeds(path: Path) -> AllSeeds:
     """A `<benchmark>_all_seeds.json`, each seed's document checked (results_schema.check_document)."""
     doc = load_json(path)
@@ -135,6 +160,13 @@ def readme_section(results_dir: str | Path = "results") -> str:
         _group_table(fiq),
         "",
         *_claims(dc, fiq),
+        "",
+        "**How sure each comparison is**: each method minus image + text in R@10 points (true recall on domain "
+        "conversion, hit rate on the Fashion-IQ analogue); per seed, in order, the difference with its 95% paired "
+        "bootstrap interval over queries. The verdict says above or below only where every seed's interval "
+        "excludes zero, and otherwise no clear difference.",
+        "",
+        comparison_table({"domain conversion": dc, "Fashion-IQ analogue": fiq}),
         "",
         "![fashion-iq](results/figures/fashion_iq.png)",
         "",

@@ -33,6 +33,7 @@ from p2w_lib.protocols.common import (
     rank_and_score,
     results_document,
 )
+from p2w_lib.protocols.comparisons import compare_to_baseline, per_query_true_recall
 from p2w_lib.retrieval.metrics import TRUE_RECALL_EPS, relevance_from_labels
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def evaluate_domain_conversion(
     log_counts("domain conversion", len(query_labels), int((~ok).sum()))
     log_counts("domain conversion gallery", len(gallery_labels), gallery.skipped, what="images")
 
-    per_domain, no_relevant, ceiling = {}, {}, {}
+    per_domain, no_relevant, ceiling, per_query = {}, {}, {}, {}
     n_label = int(max(gallery_labels.max().item(), query_labels.max().item() + 1000 * len(domains))) + 1
     per_label = torch.bincount(gallery_labels, minlength=n_label)  # gallery images per (domain, class) label
     for p, domain in enumerate(domains):
@@ -102,8 +103,13 @@ def evaluate_domain_conversion(
         def relevance(idx, shifted=shifted[rows]):
             return relevance_from_labels(idx, shifted, gallery_labels)
 
-        per_domain[domain] = rank_and_score(feats, gallery.feats, relevance, "true_recall", ks)
+        rel: dict[str, torch.Tensor] = {}  # method -> [Q, K], for the paired comparisons
+        per_domain[domain] = rank_and_score(feats, gallery.feats, relevance, "true_recall", ks, per_query=rel)
         ceiling[domain] = true_recall_ceiling(per_label[shifted[rows]], ks)
+        n_relevant = per_label[shifted[rows]]  # [Q], as relevance_from_labels counts them
+        per_query[domain] = {
+            m: {k: per_query_true_recall(r, n_relevant, k) for k in ks if r.shape[1] >= k} for m, r in rel.items()
+        }
     if any(no_relevant.values()):
         log.info(
             "domain conversion: queries without a relevant image per domain %s (%s)",
@@ -125,6 +131,7 @@ def evaluate_domain_conversion(
         queries=queries,
         n_queries_without_relevant=no_relevant,
         ceiling=ceiling,
+        comparisons=compare_to_baseline(per_query, ks, seed),
     )
 
 

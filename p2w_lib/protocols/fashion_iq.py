@@ -34,6 +34,7 @@ from p2w_lib.protocols.common import (
     rank_and_score,
     results_document,
 )
+from p2w_lib.protocols.comparisons import compare_to_baseline, per_query_hits
 from p2w_lib.retrieval.metrics import paired_bootstrap, relevance_from_sets
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,14 @@ def evaluate_fashion_iq(
         counts=counts,
         prompt_style=prompt_style,
         paired_difference=paired_differences(rel, ks, seed),
+        comparisons=compare_to_baseline(
+            {
+                c: {m: {k: per_query_hits(r, k) for k in ks if r.shape[1] >= k} for m, r in by_method.items()}
+                for c, by_method in rel.items()
+            },
+            ks,
+            seed,
+        ),
     )
 
 

@@ -30,6 +30,7 @@ class ResultsDocument(TypedDict):
     group_key: NotRequired[str]  # grouped benchmarks: "per_domain" or "per_category"
     groups: NotRequired[list[str]]  # ... and their groups, in report order
     paired_difference: NotRequired[dict[str, Any]]  # {"methods": [a, b], "R@10": Interval, ...}
+    comparisons: NotRequired[dict[str, Any]]  # {"baseline": m, "R@10": {method: Interval}, ...} (comparisons.py)
 
 
 class SkippedDocument(TypedDict):
