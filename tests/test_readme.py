@@ -72,7 +72,7 @@ def test_every_relative_link_of_the_readme_and_docs_resolves():
 
 
 def test_the_docs_pages_say_what_they_are_for():
-    for page in ("pipeline", "methods", "paper", "library", "performance", "reliability"):
+    for page in ("pipeline", "methods", "paper", "library", "performance", "reliability", "reproducibility"):
         assert "What this page is for:" in (ROOT / "docs" / f"{page}.md").read_text()[:400], page
 
 

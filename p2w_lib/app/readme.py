@@ -91,6 +91,14 @@ def _claims(dc: dict, fiq: dict) -> list[str]:
     return lines
 
 
+# What a verdict claims: a direction measured in each seed's queries, not beyond the seeds run.
+VERDICT_WORDS = {
+    "above": "**above** in every seed",
+    "below": "**below** in every seed",
+    "no clear difference": "no clear difference",
+}
+
+
 def _interval(i: dict) -> str:
     return f"{i['mean']:+.1f} [{i['ci_low']:+.1f}, {i['ci_high']:+.1f}]"
 
@@ -108,7 +116,8 @@ def comparison_table(benchmarks: dict[str, AllSeeds], key: str = "R@10") -> str:
             )
         for method in runs[0]["comparisons"][key]:
             per_seed = [r["comparisons"][key][method] for r in runs]
-            cells.setdefault(method, []).extend([" / ".join(map(_interval, per_seed)), f"**{verdict(per_seed)}**"])
+            words = VERDICT_WORDS[verdict(per_seed)]
+            cells.setdefault(method, []).extend([" / ".join(map(_interval, per_seed)), words])
     head = " | ".join(f"{name} | verdict" for name in benchmarks)
     lines = [f"| method | {head} |", "|---|" + "---|---|" * len(benchmarks)]
     lines += [f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(c) + " |" for m, c in cells.items()]
@@ -164,7 +173,9 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "**How sure each comparison is**: each method minus image + text in R@10 points (true recall on domain "
         "conversion, hit rate on the Fashion-IQ analogue); per seed, in order, the difference with its 95% paired "
         "bootstrap interval over queries. The verdict says above or below only where every seed's interval "
-        "excludes zero, and otherwise no clear difference.",
+        "excludes zero, and otherwise no clear difference. The intervals cover the choice of queries, not of "
+        "the training run: how far a rebuild on another machine moved them is in "
+        "[docs/reproducibility.md](docs/reproducibility.md).",
         "",
         comparison_table({"domain conversion": dc, "Fashion-IQ analogue": fiq}),
         "",
