@@ -103,6 +103,16 @@ def fashion_iq(root: Path) -> None:
         ] + [{"candidate": ids[7], "target": ids[0], "captions": ["is red", "is long"]}]
         write_json(fiq / "captions" / f"cap.{category}.val.json", triplets)
         write_json(fiq / "image_splits" / f"split.{category}.val.json", ids)
+        # the training split: images of its own (Combiner's labeled triplets)
+        train_ids = [f"{category[0]}{k}t{i:03d}" for i in range(6)]
+        for i, image_id in enumerate(train_ids):
+            save(fiq / "images" / f"{image_id}.png", 6000 + k * 100 + i)
+        train = [
+            {"candidate": train_ids[i], "target": train_ids[(i + 1) % 6], "captions": [f"is lighter {i}", "is short"]}
+            for i in range(6)
+        ]
+        write_json(fiq / "captions" / f"cap.{category}.train.json", train)
+        write_json(fiq / "image_splits" / f"split.{category}.train.json", train_ids)
 
 
 CIRR_TEST1_DISTRACTORS = 48  # the server takes top-50 lists: test1 needs over 50 images

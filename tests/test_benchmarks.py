@@ -22,6 +22,7 @@ from p2w_lib.app.benchmarks import (
 )
 from p2w_lib.app.paper_data import PaperDataConfig
 from p2w_lib.app.report import METHOD_LABELS
+from p2w_lib.methods.combiner.network import Combiner, CombinerShape
 from p2w_lib.methods.pic2word.config import MapperConfig
 from p2w_lib.methods.pic2word.network import Mapper
 from p2w_lib.methods.registry import METHODS, QUERY_METHODS, compose_queries
@@ -89,7 +90,8 @@ def test_a_registered_benchmark_runs_through_the_pipeline_and_writes_its_summary
 @pytest.mark.parametrize("name", METHODS)
 def test_each_query_method_gives_one_unit_vector_per_query(name, clip):
     net = Mapper.from_config(MapperConfig(hidden_dim=16), clip.embed_dim, clip.token_dim)  # any image -> token network
-    mappers = {n: net for n, m in QUERY_METHODS.items() if m.trained}
+    fusion = Combiner(CombinerShape(clip.embed_dim, 16, 32))  # a supervised method's (image, text) -> query network
+    mappers = {n: fusion if "combiner" in m.training.sections else net for n, m in QUERY_METHODS.items() if m.trained}
     feats = torch.randn(5, clip.embed_dim)
     out = compose_queries(clip, mappers, feats, ["a sketch of *"] * 3 + ["a photo of * , is red"] * 2, methods=[name])
     assert list(out) == [name] and out[name].shape == (5, clip.embed_dim)

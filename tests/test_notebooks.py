@@ -21,19 +21,30 @@ from p2w_lib.app.pipelines import link_paper_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))  # the committed halves of the pairs
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
+METHODS = {
+    "image_only",
+    "text_only",
+    "image_text",
+    "pic2word",
+    "lincir",
+    "slerp",
+    "searle",
+    "searle_oti",
+    "combiner_fashion_iq",
+}
 
 
 def test_the_numbered_notebooks():
     # 03 makes the query methods' networks and tokens (Pic2Word's mapper, LinCIR's and SEARLE's phi,
-    # SEARLE-OTI's token store of the query images), each its own DVC stage
-    assert [n.stem for n in NOTEBOOKS][2:6] == [
+    # SEARLE-OTI's token store of the query images, the supervised Combiner), each its own DVC stage
+    assert [n.stem for n in NOTEBOOKS][2:7] == [
         "03_searle_oti",
+        "03_train_combiner",
         "03_train_lincir",
         "03_train_mapper",
         "03_train_searle",
     ]
-    assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "03", "03", "03", "04", "05", "06", "07", "08"]
+    assert [n.stem[:2] for n in NOTEBOOKS] == ["01", "02", "03", "03", "03", "03", "03", "04", "05", "06", "07", "08"]
 
 
 def test_only_the_text_half_of_each_notebook_is_committed():
@@ -193,6 +204,7 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
         "world_samples",
         "clip_pretrain_loss",
         "mapper_loss",
+        "combiner_loss",
         "domain_conversion",
         "fashion_iq",
         "qualitative_domain_conversion",

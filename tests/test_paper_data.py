@@ -243,6 +243,7 @@ def test_prepare_reports_missing_files_by_count_and_example(tmp_path, monkeypatc
         "gallery_missing": 1,
         "first_missing": ["s1007"],
     }
+    assert report["fashion_iq"]["dress_train"] == {"triplets": 6, "with_both_images": 6}
     assert report["cc3m"]["training_images"] == 24 and report["cc3m"]["missing"] == 0
     assert report["coco_objects"]["queries"] == 8  # the official rule: the 16-pixel box is a candidate
     assert json.loads((root / "prepared" / "report.json").read_text()) == report

@@ -30,7 +30,7 @@ from p2w_lib.methods.searle.train import (
     train_searle,
 )
 from tests.conftest import tiny_world
-from tests.text_reference import swapped_embedding_encode
+from tests.text_reference import first_only_encode, swapped_embedding_encode
 
 CAPTIONS = [
     "a photo of a red dress",
@@ -150,7 +150,7 @@ def test_phi_loss_equals_the_reference_built_from_the_definition(clip, phrases):
         for r in range(int(phrases.offset[small]), int(phrases.offset[small] + phrases.count[small]))
         if phrases.phrases[r] == "a small dog and a small cat"
     ]
-    rows = torch.tensor(twice * 2 + [0, 3])  # "small ... small": every occurrence masked
+    rows = torch.tensor(twice * 2 + [0, 3])  # "small ... small": both occurrences become `*`, the token at the first
     cfg = SEARLEConfig(lambda_distil=1.0, lambda_reg=0.75, temperature=0.25)
     loss = searle_phi_loss(clip, phi, feats, oti, rows, phrases, cfg)
 
@@ -160,7 +160,7 @@ def test_phi_loss_equals_the_reference_built_from_the_definition(clip, phrases):
     assert any(m.count(PLACEHOLDER) > 1 for m in masked)
     with torch.no_grad():
         tokens = phi(feats)
-        r = swapped_embedding_encode(clip, masked, tokens)
+        r = first_only_encode(clip, masked, tokens)
         p = torch.stack([clip.model.encode_text(clip.tokenizer([x]), normalize=False)[0] for x in texts])
         ref = distillation_loss(oti, tokens, 0.25) + 0.75 * (1 - F.cosine_similarity(r, p)).mean()
     assert torch.allclose(loss.total, ref, rtol=1e-4, atol=1e-6)
@@ -252,7 +252,7 @@ def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip
     run = training.train_seed(p, "searle", 0, clip=clip)
     assert run.steps == p.searle.steps and run.checkpoint.is_file() and run.oti_tokens.is_file()
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
-    on = p.with_sections(lincir=replace(p.lincir, enabled=False))
+    on = p.with_sections(lincir=replace(p.lincir, enabled=False), combiner=replace(p.combiner, fashion_iq=False))
     assert list(models.token_mappers(on, 0, clip)) == ["pic2word", "searle", "searle_oti"]
     off = on.with_sections(searle=replace(p.searle, enabled=False))
     assert training.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
@@ -277,6 +277,7 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     p = p.with_sections(
         eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
         lincir=replace(p.lincir, enabled=False),
+        combiner=replace(p.combiner, fashion_iq=False),
     )
     p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
@@ -373,7 +374,11 @@ def _tiny_oti_profile(tmp_path, monkeypatch, clip):
     from p2w_lib.app import models
 
     p = tiny_world(tmp_path, monkeypatch)
-    p = p.with_sections(lincir=replace(p.lincir, enabled=False), searle=replace(p.searle, enabled=False))
+    p = p.with_sections(
+        lincir=replace(p.lincir, enabled=False),
+        searle=replace(p.searle, enabled=False),
+        combiner=replace(p.combiner, fashion_iq=False),
+    )
     monkeypatch.setattr(models, "clip_for", lambda *a: clip)
     monkeypatch.setattr(models, "mapper_for", lambda *a: None)
     return p

@@ -54,6 +54,18 @@ _FIQ_SHA256 = {
 FASHION_IQ_VAL_FILES = tuple(
     RemoteFile(f"fashion-iq/{name}", f"{FASHION_IQ_RAW}/{name}", sha) for name, sha in _FIQ_SHA256.items()
 )
+# Its training captions and splits: the labeled triplets the supervised Combiner learns from.
+_FIQ_TRAIN_SHA256 = {
+    "captions/cap.dress.train.json": "1691bd52e5bbda755b0c1f14d1024000be2c57a0cc29511a327af1372636a946",
+    "captions/cap.shirt.train.json": "0999ce5da01a38f0cef1547941b738f4c56e225fdd9b8e03e2a6edaf292f94c3",
+    "captions/cap.toptee.train.json": "6daa171a9e744823087780a3b69b8b697bd05526adb6dd55a38ee6c4904ab348",
+    "image_splits/split.dress.train.json": "dcb1c7329003e85e39a3010147a620cee4b7de6a5ddf2626f253bc9a2cdd78e5",
+    "image_splits/split.shirt.train.json": "1552c05d866d31b43321a719b2cb8a65f02c53e9a6bc355861fe1d62498b9983",
+    "image_splits/split.toptee.train.json": "aa9b3a55332340f21360fb6a3fe174badd27ce389fe7d78d890bf2b9032ffe05",
+}
+FASHION_IQ_TRAIN_FILES = tuple(
+    RemoteFile(f"fashion-iq/{name}", f"{FASHION_IQ_RAW}/{name}", sha) for name, sha in _FIQ_TRAIN_SHA256.items()
+)
 
 
 class ChecksumError(RuntimeError):

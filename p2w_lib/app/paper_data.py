@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from p2w_lib.app.benchmarks import BENCHMARK_NAMES
 from p2w_lib.app.downloads import (
+    FASHION_IQ_TRAIN_FILES,
     FASHION_IQ_VAL_FILES,
     fetch_missing,
     fetch_pic2word_lists,
@@ -206,14 +207,20 @@ def prepare_cc3m(root: Path, out_list: Path, n_examples: int) -> dict:
     }
 
 
-def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None) -> dict:
-    """Fetch the validation captions/splits that are missing; count evaluable triplets per category."""
+def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None, train: bool = True) -> dict:
+    """Fetch the validation captions/splits that are missing (and the training ones, Combiner's
+    triplets, when `train`); count evaluable triplets per category."""
 
-    for name in fetch_missing(root.parent, FASHION_IQ_VAL_FILES, annotations):
+    needed = FASHION_IQ_VAL_FILES + (FASHION_IQ_TRAIN_FILES if train else ())
+    for name in fetch_missing(root.parent, needed, annotations):
         log.info("fetched %s", name)
     files = image_index(root / "images")
     report = {}
     for category in CATEGORIES:
+        if train:
+            pairs = read_triplets(root, category, "train")
+            usable = sum(t.candidate in files and t.target in files for t in pairs)
+            report[f"{category}_train"] = {"triplets": len(pairs), "with_both_images": usable}
         triplets, ids = read_triplets(root, category, "val"), read_split(root, category, "val")
         absent = [i for i in ids if i not in files]
         gallery = set(ids)
@@ -252,8 +259,9 @@ def prepare_coco(root: Path, out_dir: Path, seed: int, rule: str = "official") -
     return build_object_queries(root, out_dir, seed=seed, rule=rule)
 
 
-def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
-    """Run every step for the switched-on benchmarks; write and return the report.
+def prepare_paper_data(root: str | Path, cfg: PaperDataConfig, fashion_iq_train: bool = True) -> dict:
+    """Run every step for the switched-on benchmarks; write and return the report. fashion_iq_train:
+    also fetch and count Fashion-IQ's training triplets (the supervised Combiner's).
 
     Raises FileNotFoundError listing every benchmark whose annotation files are missing or malformed.
     """
@@ -265,7 +273,9 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig) -> dict:
     steps: dict[str, Callable[[], dict]] = {
         "cc3m": lambda: prepare_cc3m(root, prepared / CC3M_LIST, cfg.n_examples),
         "domain_conversion": lambda: prepare_imagenet_r(root, cfg),
-        "fashion_iq": lambda: check_fashion_iq(root / "fashion-iq", cfg.n_examples, cfg.fashion_iq_annotations),
+        "fashion_iq": lambda: check_fashion_iq(
+            root / "fashion-iq", cfg.n_examples, cfg.fashion_iq_annotations, fashion_iq_train
+        ),
         "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples),
         "circo": lambda: check_circo(root / "circo", cfg.n_examples),
         "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed, cfg.coco_query_rule),

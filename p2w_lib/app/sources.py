@@ -87,7 +87,10 @@ class PaperSource:
                 resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir, f"profiles.{p.name}.clip"
             )
         )
-        return paper_data.prepare_paper_data(p.world_dir, p.paper_data)
+        # Fashion-IQ's training triplets are needed only to train the supervised Combiner on them.
+        return paper_data.prepare_paper_data(
+            p.world_dir, p.paper_data, fashion_iq_train=p.enabled("combiner_fashion_iq")
+        )
 
     def clip(self, p, seed: int) -> FrozenClip:
         return load_clip(p.clip)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pandas as pd
 
 from p2w_lib.app import models
 from p2w_lib.app.qualitative import domain_conversion_examples, fashion_examples
-from p2w_lib.app.training_data import training_captions
+from p2w_lib.app.training_data import training_captions, training_triplets
 from p2w_lib.data.fashion_iq import read_triplets
+from p2w_lib.methods.combiner.triplets import training_forms
 from p2w_lib.methods.lincir.keywords import mask_keywords
 from p2w_lib.methods.searle.concepts import concept_examples as concept_rows
 from p2w_lib.methods.searle_oti import own_image_first
@@ -28,6 +30,19 @@ def masked_caption_examples(p, n: int = 8) -> pd.DataFrame:
     captions = sorted(set(training_captions(p)))
     picked = random.Random(0).sample(captions, min(n, len(captions)))
     return pd.DataFrame({"caption": picked, "masked for training": [mask_keywords(c) for c in picked]})
+
+
+def triplet_examples(p, source: str, n: int = 5) -> pd.DataFrame:
+    """`n` of a source's labeled training triplets (image ids) and the caption forms Combiner draws from."""
+    triplets = training_triplets(p, source)
+    picked = random.Random(0).sample(range(len(triplets)), min(n, len(triplets)))
+    return pd.DataFrame(
+        {
+            "reference": [Path(triplets.references[i]).stem for i in picked],
+            "target": [Path(triplets.targets[i]).stem for i in picked],
+            "caption forms (one drawn per step)": [" | ".join(training_forms(triplets.captions[i])) for i in picked],
+        }
+    )
 
 
 def oti_store_table(p) -> pd.DataFrame:

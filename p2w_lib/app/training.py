@@ -37,6 +37,7 @@ def train_seed(p, method: str, seed: int, clip=None):
         p.cache_dir,
         lambda: training_data.training_images(p),
         lambda: training_data.training_captions(p),
+        lambda source: training_data.training_triplets(p, source),
     )
     return training.train(inputs)
 
@@ -73,6 +74,11 @@ def train_lincirs(p) -> dict:
 def train_searles(p) -> dict:
     """SEARLE per seed: OTI of its images, then phi distilled from the tokens."""
     return train_method(p, "searle")
+
+
+def train_stage(p, stage: str) -> dict[str, dict]:
+    """{method: {seed: run}} of every method trained in DVC stage `stage` (Combiner's: one per triplet source)."""
+    return {name: train_method(p, name) for name, m in registry.trained().items() if m.training.stage == stage}
 
 
 def _switch_note(folder: Path, enabled: bool, note: str) -> bool:

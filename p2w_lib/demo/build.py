@@ -190,18 +190,21 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
     dc_jobs, queries, targets, attributes, dc_oracle = domain_conversion_split(rng, cfg, root)
     jobs += dc_jobs
     fiq_oracle, counts = {}, {"pretrain": len(pairs), "dc_queries": len(queries), "dc_gallery": len(targets)}
-    for category in CATEGORIES:
-        for split, n, extra, prefix in (
-            ("val", cfg.fiq_val_triplets, cfg.fiq_val_gallery, f"{category[0].upper()}V"),
-            ("train", cfg.fiq_train_triplets, max(200, 2 * cfg.fiq_train_triplets), f"{category[0].upper()}T"),
-        ):
-            f_jobs, triplets, ids, oracle = fashion_split(rng, category, n, extra, prefix, root)
+    # The labeled training triplets (Combiner's) come from a stream of their own, so their number
+    # changes no evaluation image; their images are other renders (ids *T*), never an evaluation one.
+    train_rng = random.Random(f"{cfg.seed}/fashion-iq-train")
+    for split, r, n, gallery, tag in (
+        ("val", rng, cfg.fiq_val_triplets, cfg.fiq_val_gallery, "V"),
+        ("train", train_rng, cfg.fiq_train_triplets, cfg.fiq_train_gallery, "T"),
+    ):
+        for category in CATEGORIES:
+            f_jobs, triplets, ids, oracle = fashion_split(r, category, n, gallery, f"{category[0].upper()}{tag}", root)
             jobs += f_jobs
             atomic_write_json(root / "fashion-iq" / "captions" / f"cap.{category}.{split}.json", triplets)
             atomic_write_json(root / "fashion-iq" / "image_splits" / f"split.{category}.{split}.json", ids)
+            counts[f"fiq_{category}_{split}_gallery"] = len(ids)
             if split == "val":
                 fiq_oracle[category] = oracle
-                counts[f"fiq_{category}_gallery"] = len(ids)
     render_all(jobs, cfg.image_size, cfg.workers)
     write_image_caption_list(root / "cc3m" / "train.tsv", pairs)
     write_label_list(root / QUERY_LIST, queries)

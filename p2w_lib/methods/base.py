@@ -86,6 +86,9 @@ class QueryInputs:
     # per-method settings for this call, {method: {name: value}} (e.g. {"slerp": {"alpha": 0.7}} for a
     # search); a method reads its own with `option` and falls back on its default.
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # the benchmark's relative caption(s) per query, for a method that reads the modification text
+    # itself rather than a prompt (Combiner): Fashion-IQ's two, CIRR's one; None: the benchmark has none
+    captions: Sequence[tuple[str, ...]] | None = None
 
     @cached_property
     def image(self) -> torch.Tensor:
@@ -136,6 +139,9 @@ class TrainInputs:
     cache_dir: Path | None
     images: Callable[[], list[str]]
     captions: Callable[[], list[str]]
+    # the profile's labeled training triplets of a source ("fashion_iq", "cirr"), read when asked:
+    # only a supervised method (Combiner) reads them, never an evaluation split
+    triplets: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)

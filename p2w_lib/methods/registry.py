@@ -11,7 +11,9 @@ in report order: the paper's four, Slerp, LinCIR, SEARLE and SEARLE-OTI.
 - lincir: the same prompt with LinCIR's phi (trained on captions only, lincir/) making the token;
 - searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle/);
 - searle_oti: the same prompt with a token fitted to the reference image at query time by SEARLE's
-  textual inversion (searle_oti.py): no network is trained, each query image costs an optimisation.
+  textual inversion (searle_oti.py): no network is trained, each query image costs an optimisation;
+- combiner_fashion_iq: the supervised comparison, Combiner trained on Fashion-IQ's labeled triplets
+  (combiner/), fusing the image's and the caption's features; not zero-shot.
 All outputs are L2-normalised [Q, D].
 
 The trained methods read their network from `QueryInputs.mappers` under their own name; a
@@ -31,10 +33,10 @@ import torch
 from torch import nn
 
 from p2w_lib.clip.backbone import FrozenClip
-from p2w_lib.methods import baselines, lincir, pic2word, searle, searle_oti, slerp
+from p2w_lib.methods import baselines, combiner, lincir, pic2word, searle, searle_oti, slerp
 from p2w_lib.methods.base import QueryInputs, QueryMethod, text_only_prompt
 
-# Report order: the paper's baselines, Slerp, Pic2Word, LinCIR, SEARLE, SEARLE-OTI. Each entry is
+# Report order: the paper's baselines, Slerp, Pic2Word, LinCIR, SEARLE, SEARLE-OTI, then the supervised rows. Each entry is
 # declared in its method's own module; adding a method is that module and one line here.
 QUERY_METHODS: dict[str, QueryMethod] = {
     m.name: m
@@ -47,6 +49,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {
         lincir.METHOD,
         searle.METHOD,
         searle_oti.METHOD,
+        combiner.FASHION_IQ,
     )
 }
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)
@@ -107,6 +110,7 @@ def compose_queries(
     batch_size: int = 256,
     benchmark: str | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    captions: Sequence[tuple[str, ...]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Query embeddings for each method in `methods` (None: every method `mapper` allows).
 
@@ -115,6 +119,7 @@ def compose_queries(
     prompts: Q prompts with `*`; text_only: the text-only strings (default: prompts without `*`).
     benchmark: the benchmark asking (its registry name), for methods whose setting depends on it (Slerp's alpha).
     options: {method: {name: value}} settings for this call, e.g. {"slerp": {"alpha": 0.7}} (a search, an ablation).
+    captions: the Q relative captions themselves (a tuple each), for methods that read them (Combiner).
     """
     if len(prompts) != image_feats.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {image_feats.shape[0]} reference images")
@@ -124,5 +129,7 @@ def compose_queries(
     if unknown:
         raise ValueError(f"unknown query method(s) {sorted(unknown)}; choose from {names()}")
     texts = list(text_only) if text_only is not None else [text_only_prompt(p) for p in prompts]
-    inputs = QueryInputs(clip, mappers, image_feats, prompts, texts, batch_size, benchmark, dict(options or {}))
+    inputs = QueryInputs(
+        clip, mappers, image_feats, prompts, texts, batch_size, benchmark, dict(options or {}), captions
+    )
     return {name: m.compose(inputs) for name, m in QUERY_METHODS.items() if name in methods}  # registry order

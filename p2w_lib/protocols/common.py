@@ -133,4 +133,13 @@ def caption_queries(
     rows = gallery.rows()
     refs = gallery.raw[torch.tensor([rows[r] for r in references], dtype=torch.long)]  # [Q, D] unnormalised
     prompts = [prompt.format(caption=c) for c in captions]
-    return compose_queries(clip, mapper, refs, prompts, text_only=list(captions), methods=methods, benchmark=benchmark)
+    return compose_queries(
+        clip,
+        mapper,
+        refs,
+        prompts,
+        text_only=list(captions),
+        methods=methods,
+        benchmark=benchmark,
+        captions=[(c,) for c in captions],
+    )

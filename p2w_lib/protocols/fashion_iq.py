@@ -59,10 +59,11 @@ def searle_query_texts(triplet) -> list[tuple[str, str]]:
 
 
 def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
+    relative = [tuple(t.captions) for t in triplets]  # for a method that reads the captions themselves
     if style == "pic2word":
         prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
         return compose_queries(
-            clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq"
+            clip, mapper, ref_feats, prompts, text_only=captions, benchmark="fashion_iq", captions=relative
         )
     if style != "searle":
         raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
@@ -70,7 +71,9 @@ def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
     for order in (0, 1):
         prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
         per_order.append(
-            compose_queries(clip, mapper, ref_feats, prompts, text_only=captions, methods=None, benchmark="fashion_iq")
+            compose_queries(
+                clip, mapper, ref_feats, prompts, text_only=captions, benchmark="fashion_iq", captions=relative
+            )
         )
     return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
 

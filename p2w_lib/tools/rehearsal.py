@@ -121,8 +121,10 @@ def _imagenet_r(reference: Path, sources: Path, images: _Placeholders) -> int:
 def _fashion_iq(reference: Path, root: Path, images: _Placeholders) -> int:
     ids = set()
     for category in CATEGORIES:
-        ids |= set(read_split(reference / "fashion-iq", category))
-        ids |= {i for t in read_triplets(reference / "fashion-iq", category) for i in (t.candidate, t.target)}
+        for split in ("val", "train"):  # train: Combiner's labeled triplets
+            ids |= set(read_split(reference / "fashion-iq", category, split))
+            triplets = read_triplets(reference / "fashion-iq", category, split)
+            ids |= {i for t in triplets for i in (t.candidate, t.target)}
     return images.write_all(root / "fashion-iq" / "images" / f"{i}.png" for i in sorted(ids))
 
 
@@ -212,6 +214,7 @@ def _params(repo: Path, reference: Path, sources: Path) -> None:
     )
     paper["lincir"].update(batch_size=32, steps=2, hidden_mult=1)
     paper["searle"].update(oti_images=64, oti_steps=2, oti_batch_size=32, batch_size=32, steps=2, hidden_mult=1)
+    paper["combiner"].update(batch_size=512, epochs=1, projection_mult=1, hidden_mult=2)
     paper["paper_data"].update(
         imagenet_val=str(sources / "imagenet_val"),
         imagenet_r=str(sources / "imagenet-r"),

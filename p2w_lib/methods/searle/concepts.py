@@ -62,7 +62,7 @@ def content_words(caption: str) -> list[str]:
 
 def mask_concept(phrase: str, concept: str, first_only: bool) -> str:
     """`phrase` (normalised by keywords.words) with `concept` replaced by `*`: its first occurrence
-    (OTI's regulariser) or every one (phi's). Whole words only, where the original's str.replace
+    (OTI's regulariser) or every one (phi's, whose token then goes at the first only: token_at_first). Whole words only, where the original's str.replace
     could also hit inside a longer word."""
     out, done = [], False
     for w in words(phrase):
@@ -88,8 +88,10 @@ class ConceptPhrases:
     offset: torch.Tensor  # [V]
     count: torch.Tensor  # [V]
     targets: torch.Tensor  # [P, D] unnormalised CLIP embeddings of the phrases
-    first: MaskedTexts  # concept's first occurrence masked
-    every: MaskedTexts  # every occurrence masked
+    first: MaskedTexts  # concept's first occurrence masked (OTI's regulariser)
+    # phi's regulariser: every occurrence replaced by the placeholder word, but the token goes only at the
+    # first; later ones stay the literal placeholder word, as the original's encode_with_pseudo_tokens does
+    every: MaskedTexts
 
 
 def _tokenize_masked(clip: FrozenClip, texts: list[str]) -> MaskedTexts:
@@ -160,8 +162,18 @@ def concept_phrases(
         count=count,
         targets=caption_embeddings(clip, phrases),
         first=first,
-        every=_tokenize_masked(clip, [mask_concept(p, concepts[o], False) for p, o in zip(phrases, owner)]),
+        every=token_at_first(
+            _tokenize_masked(clip, [mask_concept(p, concepts[o], False) for p, o in zip(phrases, owner)])
+        ),
     )
+
+
+def token_at_first(masked: MaskedTexts) -> MaskedTexts:
+    """The same texts with the pseudo token's position kept only at each row's first placeholder.
+    SEARLE's `train_phi.py` writes `$` for every occurrence of the concept, and its
+    `encode_with_pseudo_tokens` puts the token at the first `$` only (NOTES: the published model)."""
+    star = masked.star & (torch.cumsum(masked.star.int(), dim=1) == 1)  # [P, L]
+    return MaskedTexts(masked.ids, star, masked.pool_pos)
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ Training, as miccunifi/SEARLE (`src/oti_inversion.py`, then `src/train_phi.py`):
   2. OTI of every training image (oti.py) -> target tokens [N, W], kept so a stopped run resumes;
   3. phi(unnormalised image embedding) -> token [B, W]; loss =
         lambda_distil x distillation(OTI tokens, phi's tokens)
-      + lambda_reg x mean(1 - cos(phrase, phrase with every occurrence of its concept -> phi's token)),
+      + lambda_reg x mean(1 - cos(phrase, phrase with every occurrence of its concept -> `*`, phi's token
+                                   at the first `*` only, the later ones the literal `*` word, as the original)),
      the concept drawn uniformly among the image's top `top_k`, the phrase among the concept's.
 The distillation loss is the original's symmetric contrastive loss (`utils.contrastive_loss`):
 the 2B normalised tokens of both sets, each with its partner as the positive and the other 2B - 1
