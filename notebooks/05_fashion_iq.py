@@ -15,7 +15,7 @@
 # %% [markdown]
 # # 5. Fashion-IQ protocol
 #
-# Per category, the candidate image is composed with `a photo of * , {c2} and {c1}` (the official prompt) and must retrieve its one labelled target from the category's validation gallery. Triplets with missing images are counted and reported, not dropped silently. `eval.fashion_iq_prompt: searle` switches to the follow-ups' variant (`a photo of * that {c1} and {c2}`, both caption orders averaged).
+# Per category, the candidate image is composed with `a photo of * , {c2} and {c1}` (the official prompt) and must retrieve its one labelled target from the category's validation gallery. Triplets with missing images are counted and reported, not dropped silently. LinCIR, SEARLE and SEARLE-OTI are scored under their own papers' variant (`a photo of * that {c1} and {c2}`, both caption orders averaged), the protocol their published numbers use; `eval.prompts: pic2word` scores every method with Pic2Word's prompt instead (the results file also keeps their scores under it, `under_pic2word_prompts`). Combiner, the supervised row, reads the two captions themselves, as CLIP4Cir does (`C1 and c2`).
 #
 # **How to read the numbers.** Recall@K here is a hit rate: the share of queries whose target is in the top K (ceiling 100%; a random ranking scores K / gallery size). The baselines are the same as in notebook 4; the text-only and image + text rows encode the full prompt, literal `*` included, as the official code does.
 

@@ -63,6 +63,15 @@ def test_paper_profile_is_the_papers_recipe():
     assert (s.oti_lambda_cos, s.oti_lambda_reg, s.ema_decay) == (1.0, 0.5, 0.99)
     assert (s.hidden_mult, s.dropout, s.batch_size, s.lr, s.weight_decay, s.steps) == (4, 0.5, 256, 1e-4, 0.01, 39000)
     assert (s.lambda_distil, s.lambda_reg, s.temperature, s.top_k) == (1.0, 0.75, 0.25, 150)
+    b = p.combiner  # CLIP4Cir's recipe (combiner_train.py): Adam 2e-5, batch 1024, 300 epochs, 4x / 8x widths
+    assert (b.fashion_iq, b.lr, b.batch_size, b.epochs, b.projection_mult, b.hidden_mult) == (
+        True,
+        2e-5,
+        1024,
+        300,
+        4,
+        8,
+    )
     assert p.paper_data.benchmarks == PAPER_BENCHMARKS and p.results_dir == Path("results/paper")
 
 
@@ -74,6 +83,7 @@ def test_paper_pipeline_wiring():
         "train_mapper",
         "train_lincir",
         "train_searle",
+        "train_combiner",
         "searle_oti",
         "domain_conversion",
         "fashion_iq",

@@ -190,8 +190,8 @@ def test_coco_objects_matches_slow_reference(data, clip, mapper):
 
 def test_searle_variant_matches_slow_reference(data, clip, mapper):
     fiq = data / "fashion-iq"
-    result = evaluate_fashion_iq(clip, mapper, fiq, categories=("dress",), ks=(1, 5), prompt_style="searle")
-    assert result["prompt_style"] == "searle"
+    result = evaluate_fashion_iq(clip, mapper, fiq, categories=("dress",), ks=(1, 5), prompts="searle")
+    assert result["prompts"] == "searle"
     triplets, ids = read_triplets(fiq, "dress"), read_split(fiq, "dress")
     gallery = F.normalize(embed(clip, [fiq / "images" / f"{i}.png" for i in ids]), dim=-1)
     refs = embed(clip, [fiq / "images" / f"{t.candidate}.png" for t in triplets])
@@ -317,3 +317,52 @@ def test_circo_file_at_the_real_size_passes(tmp_path):
     sub = {str(q.id): list(range(500_000, 500_050)) for q in queries}
     submissions.check_circo_submission(sub, [q.id for q in queries])
     assert json.loads(submissions.write_submission(tmp_path / "circo.json", sub).read_text()) == sub
+
+
+# -- each method under its own paper's protocol (eval.prompts) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def networks(clip, mapper):
+    torch.manual_seed(1)
+    other = Mapper(clip.embed_dim, clip.token_dim, hidden_dim=32).eval()  # stands in for a phi
+    return {"pic2word": mapper, "lincir": other, "searle": other}
+
+
+def test_cirr_scores_lincir_and_searle_under_their_own_prompt_by_default(data, clip, networks):
+    result = cirr.evaluate_cirr(clip, networks, data / "cirr", ks=(1, 5, 10), methods=["pic2word", "lincir"])
+    assert result["prompts"] == "own" and result["protocols"] == {"lincir": "searle"}
+    files = read_image_split(data / "cirr", "val")
+    names = sorted(files)
+    raw = embed(clip, [files[n] for n in names])
+    gallery = F.normalize(raw, dim=-1)
+    hits = {"pic2word": 0, "lincir": 0}
+    queries = read_cirr(data / "cirr", "val")
+    for q in queries:
+        ref = raw[names.index(q.reference)]
+        for method, prompt in (
+            ("pic2word", f"a photo of * , {q.caption}"),
+            ("lincir", f"a photo of * that {q.caption}"),
+        ):
+            vec = encode_composed(clip.model, clip.tokenizer, [prompt], networks[method](ref[None]))[0]
+            hits[method] += q.target in ranked(vec, gallery, names, drop=q.reference)[:5]
+    for method, h in hits.items():
+        assert result["methods"][method]["R@5"] == pytest.approx(100 * h / len(queries), abs=1e-3), method
+    same = cirr.evaluate_cirr(clip, networks, data / "cirr", ks=(1, 5, 10), methods=["lincir"], prompts="pic2word")
+    assert same["protocols"] == {"lincir": "pic2word"}
+
+
+def test_fashion_iq_own_protocols_equal_each_family_run_and_record_the_one_prompt_comparison(data, clip, networks):
+    fiq, kw = data / "fashion-iq", {"categories": ("dress", "toptee"), "ks": (1, 5)}
+    own = evaluate_fashion_iq(clip, networks, fiq, **kw)
+    p2w = evaluate_fashion_iq(clip, networks, fiq, prompts="pic2word", **kw)
+    srl = evaluate_fashion_iq(clip, networks, fiq, prompts="searle", **kw)
+    assert own["protocols"] == {"lincir": "searle", "searle": "searle"}
+    assert own["methods"]["pic2word"] == p2w["methods"]["pic2word"]
+    assert own["methods"]["image_text"] == p2w["methods"]["image_text"]  # the baselines are Pic2Word's
+    assert own["methods"]["lincir"] == srl["methods"]["lincir"] and own["methods"]["searle"] == srl["methods"]["searle"]
+    assert own["under_pic2word_prompts"]["lincir"] == p2w["methods"]["lincir"]
+    assert set(own["under_pic2word_prompts"]) == {"lincir", "searle"}
+    assert "under_pic2word_prompts" not in p2w and "under_pic2word_prompts" not in srl
+    with pytest.raises(ValueError, match="choose from"):
+        evaluate_fashion_iq(clip, networks, fiq, prompts="theirs", **kw)

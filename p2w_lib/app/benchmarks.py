@@ -84,7 +84,7 @@ def _fashion_iq(ctx: EvalContext) -> dict:
         p.world_dir / "fashion-iq",
         ks=p.eval.ks,
         oracle_texts=p.source.oracle_texts(p, "fashion_iq"),
-        prompt_style=p.eval.fashion_iq_prompt,
+        prompts=p.eval.prompts,
         **ctx.common,
         **ctx.labels,
     )
@@ -92,18 +92,24 @@ def _fashion_iq(ctx: EvalContext) -> dict:
 
 def _cirr(ctx: EvalContext) -> dict:
     root = ctx.profile.world_dir / "cirr"
-    result = cirr.evaluate_cirr(ctx.clip, ctx.mapper, root, **ctx.labels, **ctx.common)
+    prompts = ctx.profile.eval.prompts
+    result = cirr.evaluate_cirr(ctx.clip, ctx.mapper, root, prompts=prompts, **ctx.labels, **ctx.common)
     if ctx.writes_submissions:
-        files = cirr.write_test_submission(ctx.clip, ctx.mapper, root, ctx.submissions_dir, **ctx.common)
+        files = cirr.write_test_submission(
+            ctx.clip, ctx.mapper, root, ctx.submissions_dir, prompts=prompts, **ctx.common
+        )
         result["submissions"] = {k: str(v) for k, v in files.items()}
     return result
 
 
 def _circo(ctx: EvalContext) -> dict:
     root = ctx.profile.world_dir / "circo"
-    result = circo.evaluate_circo(ctx.clip, ctx.mapper, root, **ctx.labels, **ctx.common)
+    prompts = ctx.profile.eval.prompts
+    result = circo.evaluate_circo(ctx.clip, ctx.mapper, root, prompts=prompts, **ctx.labels, **ctx.common)
     if ctx.writes_submissions and (root / "annotations" / "test.json").is_file():  # test queries ship separately
-        path = circo.write_test_submission(ctx.clip, ctx.mapper, root, ctx.submissions_dir, **ctx.common)
+        path = circo.write_test_submission(
+            ctx.clip, ctx.mapper, root, ctx.submissions_dir, prompts=prompts, **ctx.common
+        )
         result["submissions"] = {"test": str(path)}
     return result
 

@@ -27,7 +27,9 @@ class EvalConfig:
     """Evaluation settings.
 
     Every default is the official protocol; the alternatives are this project's named extras.
-    fashion_iq_prompt: "pic2word" (official) or "searle" (the follow-ups' variant).
+    prompts: "own" (each method under its own paper's prompts: Pic2Word's for Pic2Word and the
+        baselines, SEARLE's `a photo of * that {caption}` for SEARLE, SEARLE-OTI and LinCIR, on
+        Fashion-IQ, CIRR and CIRCO), or "pic2word" / "searle" (every method under that one family).
     imagenet_r_queries: "all" (official: a query whose class has no rendition in a domain scores 0
         there) or "evaluable" (such queries left out of that domain's mean).
     coco_prompt: "with_class" (official: `a photo of * and {query class} and {others}`) or
@@ -46,7 +48,7 @@ class EvalConfig:
 
     ks: tuple[int, int] = (10, 50)
     max_bad_fraction: float = 0.01
-    fashion_iq_prompt: str = "pic2word"
+    prompts: str = "own"
     imagenet_r_queries: str = "all"
     coco_prompt: str = "with_class"
     mapper_checkpoint: str | None = None
@@ -280,7 +282,7 @@ def notebook_profile(
 
 # Settings with a fixed set of values: checked when params.yaml is read, not hours later in a stage.
 _CHOICES = {
-    ("eval", "fashion_iq_prompt"): ("pic2word", "searle"),
+    ("eval", "prompts"): ("own", "pic2word", "searle"),
     ("eval", "imagenet_r_queries"): ("all", "evaluable"),
     ("eval", "coco_prompt"): ("with_class", "class_free"),
     ("paper_data", "coco_query_rule"): ("official", "relative"),

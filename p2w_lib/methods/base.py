@@ -115,6 +115,9 @@ class QueryMethod:
     compose: Callable[[QueryInputs], torch.Tensor]  # [Q, D], L2-normalised
     colour: str  # its bars and lines in every figure
     training: Training | None = None  # set: a trained method, whose network QueryInputs.mappers holds under its name
+    # the paper whose evaluation prompts score it by default: "pic2word" (Pic2Word's), or "searle"
+    # (`a photo of * that {caption}`, which SEARLE and LinCIR publish their numbers under)
+    protocol: str = "pic2word"
 
     @property
     def trained(self) -> bool:

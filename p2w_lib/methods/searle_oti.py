@@ -190,4 +190,5 @@ METHOD = QueryMethod(
         notebook="03_searle_oti",
         switch="eval.searle_oti",
     ),
+    protocol="searle",  # its published numbers are under SEARLE's prompts (protocols/common.py)
 )

@@ -27,6 +27,7 @@ from p2w_lib.protocols.common import (
     embed_gallery,
     log_counts,
     methods_document,
+    own_protocols,
     rank_and_score,
 )
 from p2w_lib.protocols.submissions import check_circo_submission, write_submission
@@ -36,6 +37,8 @@ from p2w_lib.retrieval.topk import topk_search
 log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {caption}"
+# {family: prompt}: Pic2Word's, and SEARLE's and LinCIR's own (`a photo of $ that {caption}`, eval.prompts)
+PROMPTS = {"pic2word": PROMPT, "searle": "a photo of * that {caption}"}
 KS = (5, 10, 25, 50)
 SEMANTIC_ASPECTS = (
     "cardinality",
@@ -70,6 +73,7 @@ def evaluate_circo(
     profile: str = "paper",
     seed: int = 0,
     methods: Sequence[str] | None = None,  # None: every method the given networks allow
+    prompts: str = "own",  # eval.prompts: each method under its own paper's prompts, or all under one family
 ) -> dict:
     """mAP@K on the val split for each query method."""
     root = Path(root)
@@ -84,7 +88,15 @@ def evaluate_circo(
     if missing_gt:
         log.warning("CIRCO val: %d ground-truth images missing from the gallery (still counted in |GT|)", missing_gt)
     feats = caption_queries(
-        clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "circo"
+        clip,
+        mapper,
+        gallery,
+        [q.reference for q in usable],
+        [q.caption for q in usable],
+        PROMPTS,
+        methods,
+        "circo",
+        prompts,
     )
     targets = [{rows[g] for g in q.ground_truth if g in rows} for q in usable]
     n_gt = torch.tensor([len(q.ground_truth) for q in usable])  # the official |GT|: as annotated, readable or not
@@ -111,6 +123,8 @@ def evaluate_circo(
         n_ground_truth_missing=missing_gt,
         n_gallery=len(gallery.keys),
         n_gallery_skipped=gallery.skipped,
+        prompts=prompts,
+        protocols=own_protocols(scores) if prompts == "own" else {m: prompts for m in scores},
     )
 
 
@@ -138,6 +152,7 @@ def write_test_submission(
     method: str = "pic2word",
     cache_dir: str | Path | None = None,
     max_bad_fraction: float = 0.01,
+    prompts: str = "own",
 ) -> Path:
     root, out_dir = Path(root), Path(out_dir)
     queries = read_queries(root, "test")
@@ -150,7 +165,15 @@ def write_test_submission(
             f"restore the unlabeled2017 images under {root} before writing a submission"
         )
     feats = caption_queries(
-        clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "circo"
+        clip,
+        mapper,
+        gallery,
+        [q.reference for q in queries],
+        [q.caption for q in queries],
+        PROMPTS,
+        (method,),
+        "circo",
+        prompts,
     )[method]
     if len(gallery.keys) < SUBMISSION_TOP_K:
         raise ValueError(

@@ -25,6 +25,7 @@ from p2w_lib.protocols.common import (
     embed_gallery,
     log_counts,
     methods_document,
+    own_protocols,
     rank_and_score,
 )
 from p2w_lib.protocols.submissions import (
@@ -38,6 +39,8 @@ from p2w_lib.retrieval.topk import topk_search
 log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {caption}"
+# {family: prompt}: Pic2Word's, and SEARLE's and LinCIR's own (`a photo of $ that {caption}`, eval.prompts)
+PROMPTS = {"pic2word": PROMPT, "searle": "a photo of * that {caption}"}
 KS = (1, 5, 10, 50)
 SUBSET_KS = (1, 2, 3)
 
@@ -81,6 +84,7 @@ def evaluate_cirr(
     profile: str = "paper",
     seed: int = 0,
     methods: Sequence[str] | None = None,  # None: every method the given networks allow
+    prompts: str = "own",  # eval.prompts: each method under its own paper's prompts, or all under one family
 ) -> dict:
     """Recall@K and Recall_subset@K on the val split for each query method."""
     root = Path(root)
@@ -92,7 +96,15 @@ def evaluate_cirr(
         raise ValueError(f"CIRR val under {root}: no query has both its reference and target image readable")
     log_counts("CIRR val", len(usable), len(queries) - len(usable))
     feats = caption_queries(
-        clip, mapper, gallery, [q.reference for q in usable], [q.caption for q in usable], PROMPT, methods, "cirr"
+        clip,
+        mapper,
+        gallery,
+        [q.reference for q in usable],
+        [q.caption for q in usable],
+        PROMPTS,
+        methods,
+        "cirr",
+        prompts,
     )
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]
@@ -116,6 +128,8 @@ def evaluate_cirr(
         n_queries_skipped=len(queries) - len(usable),
         n_gallery=len(gallery.keys),
         n_gallery_skipped=gallery.skipped,
+        prompts=prompts,
+        protocols=own_protocols(scores) if prompts == "own" else {m: prompts for m in scores},
     )
 
 
@@ -127,6 +141,7 @@ def write_test_submission(
     method: str = "pic2word",
     cache_dir: str | Path | None = None,
     max_bad_fraction: float = 0.01,
+    prompts: str = "own",
 ) -> dict[str, Path]:
     """The two test1 files for the CIRR server: top-50 over all test1 images, top-3 within the set."""
     root, out_dir = Path(root), Path(out_dir)
@@ -146,7 +161,15 @@ def write_test_submission(
             f"{top_k} of the test1 images (reference excluded) for every query"
         )
     feats = caption_queries(
-        clip, mapper, gallery, [q.reference for q in queries], [q.caption for q in queries], PROMPT, (method,), "cirr"
+        clip,
+        mapper,
+        gallery,
+        [q.reference for q in queries],
+        [q.caption for q in queries],
+        PROMPTS,
+        (method,),
+        "cirr",
+        prompts,
     )[method]
     _, idx = topk_search(feats, gallery.feats, k=top_k, exclude=torch.tensor([rows[q.reference] for q in queries]))
     files = {

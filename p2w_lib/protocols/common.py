@@ -4,14 +4,14 @@ every query method, and the results-file schema."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.clip.features import embed_images
-from p2w_lib.methods.registry import compose_queries
+from p2w_lib.methods.registry import QUERY_METHODS, available_methods, compose_queries
 from p2w_lib.protocols.results_schema import ResultsDocument
 from p2w_lib.retrieval.metrics import score
 from p2w_lib.retrieval.topk import topk_search
@@ -117,29 +117,67 @@ def log_counts(task: str, evaluated: int, skipped: int, what: str = "queries") -
     log.log(level, "%s: %d %s evaluated, %d skipped (missing or unreadable images)", task, evaluated, what, skipped)
 
 
+# eval.prompts: each method under its own paper's prompts (the default), or every method under one family
+PROMPT_CHOICES = ("own", "pic2word", "searle")
+
+
+def protocol_of(method: str, choice: str) -> str:
+    """The prompt family `method` is scored with under eval.prompts = `choice`."""
+    if choice not in PROMPT_CHOICES:
+        raise ValueError(f"unknown prompt choice {choice!r}; choose from {PROMPT_CHOICES}")
+    return QUERY_METHODS[method].protocol if choice == "own" else choice
+
+
+def compose_by_protocol(
+    mapper, methods: Sequence[str] | None, choice: str, compose: Callable[[str, list[str]], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """Every method's queries, each group of methods composed by compose(family, group) with its
+    family's prompts; in registry order. methods: None = every method the networks allow."""
+    names = available_methods(mapper) if methods is None else tuple(methods)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(protocol_of(name, choice), []).append(name)
+    out = {}
+    for family, group in groups.items():
+        out.update(compose(family, group))
+    return {name: out[name] for name in QUERY_METHODS if name in out}
+
+
+def own_protocols(methods) -> dict[str, str]:
+    """{method: family} of the methods whose own paper's prompts are not Pic2Word's (recorded in results)."""
+    return {
+        m: QUERY_METHODS[m].protocol for m in methods if m in QUERY_METHODS and QUERY_METHODS[m].protocol != "pic2word"
+    }
+
+
 def caption_queries(
     clip: FrozenClip,
     mapper,
     gallery: Gallery,
     references: Sequence,
     captions: Sequence[str],
-    prompt: str,
+    prompts: Mapping[str, str],
     methods: Sequence[str] | None,
     benchmark: str,
+    choice: str = "own",
 ) -> dict[str, torch.Tensor]:
-    """Query embeddings when the reference images are gallery images (CIRR, CIRCO): the composed
-    prompt is `prompt.format(caption=...)`, the text-only baseline the caption itself."""
+    """Query embeddings when the reference images are gallery images (CIRR, CIRCO): a method's
+    prompt is its family's `prompts[family].format(caption=...)` (eval.prompts = `choice`), the
+    text-only baseline the caption itself."""
 
     rows = gallery.rows()
     refs = gallery.raw[torch.tensor([rows[r] for r in references], dtype=torch.long)]  # [Q, D] unnormalised
-    prompts = [prompt.format(caption=c) for c in captions]
-    return compose_queries(
-        clip,
-        mapper,
-        refs,
-        prompts,
-        text_only=list(captions),
-        methods=methods,
-        benchmark=benchmark,
-        captions=[(c,) for c in captions],
-    )
+
+    def compose(family: str, group: list[str]) -> dict[str, torch.Tensor]:
+        return compose_queries(
+            clip,
+            mapper,
+            refs,
+            [prompts[family].format(caption=c) for c in captions],
+            text_only=list(captions),
+            methods=group,
+            benchmark=benchmark,
+            captions=[(c,) for c in captions],
+        )
+
+    return compose_by_protocol(mapper, methods, choice, compose)

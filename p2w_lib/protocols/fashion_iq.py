@@ -7,9 +7,12 @@ image is missing or unreadable are not evaluable: they are counted and reported,
 silently. The text-only and image+text baselines encode that same prompt as plain text, the
 literal `*` included, exactly as the official evaluation does (its `target_caption`).
 
-`prompt_style="searle"` is the variant SEARLE and LinCIR report: `a photo of * that {c1} and {c2}`
+SEARLE and LinCIR report their numbers under their own variant: `a photo of * that {c1} and {c2}`
 with `.?, ` stripped from each caption's ends, and each method's features averaged over both
-caption orders (then re-normalised).
+caption orders (then re-normalised). `prompts="own"` (the default) scores each method under its own
+paper's protocol (methods/base.py, QueryMethod.protocol) and also records the methods whose own
+protocol is not Pic2Word's under Pic2Word's prompts (`under_pic2word_prompts`), the one-prompt-for-all
+comparison; "pic2word" or "searle" scores every method under that one family.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from p2w_lib.methods.base import encode_unique_texts
 from p2w_lib.methods.pic2word.network import Mapper
 from p2w_lib.methods.registry import TokenMappers, compose_queries
 from p2w_lib.protocols.common import (
+    compose_by_protocol,
     embed_gallery,
     embed_queries,
     log_counts,
+    own_protocols,
     rank_and_score,
     results_document,
 )
@@ -41,7 +46,6 @@ log = logging.getLogger(__name__)
 
 PROMPT = "a photo of * , {c2} and {c1}"
 SEARLE_PROMPT = "a photo of * that {first} and {second}"
-PROMPT_STYLES = ("pic2word", "searle")
 
 
 def query_texts(triplet) -> tuple[str, str]:
@@ -58,24 +62,47 @@ def searle_query_texts(triplet) -> list[tuple[str, str]]:
     return [(SEARLE_PROMPT.format(first=a, second=b), f"{a} and {b}") for a, b in ((c1, c2), (c2, c1))]
 
 
-def _queries(clip, mapper, ref_feats, triplets, style: str) -> dict:
+def _family_queries(clip, mapper, ref_feats, triplets, family: str, methods: list[str]) -> dict:
+    """The queries of `methods` under one prompt family's Fashion-IQ protocol."""
     relative = [tuple(t.captions) for t in triplets]  # for a method that reads the captions themselves
-    if style == "pic2word":
-        prompts, captions = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
+    if family == "pic2word":
+        prompts, texts = (list(x) for x in zip(*[query_texts(t) for t in triplets]))
         return compose_queries(
-            clip, mapper, ref_feats, prompts, text_only=captions, benchmark="fashion_iq", captions=relative
+            clip,
+            mapper,
+            ref_feats,
+            prompts,
+            text_only=texts,
+            methods=methods,
+            benchmark="fashion_iq",
+            captions=relative,
         )
-    if style != "searle":
-        raise ValueError(f"unknown Fashion-IQ prompt style {style!r}; choose from {PROMPT_STYLES}")
-    per_order = []
+    per_order = []  # SEARLE's and LinCIR's: both caption orders, features averaged
     for order in (0, 1):
-        prompts, captions = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
+        prompts, texts = (list(x) for x in zip(*[searle_query_texts(t)[order] for t in triplets]))
         per_order.append(
             compose_queries(
-                clip, mapper, ref_feats, prompts, text_only=captions, benchmark="fashion_iq", captions=relative
+                clip,
+                mapper,
+                ref_feats,
+                prompts,
+                text_only=texts,
+                methods=methods,
+                benchmark="fashion_iq",
+                captions=relative,
             )
         )
     return {m: F.normalize(per_order[0][m] + per_order[1][m], dim=-1) for m in per_order[0]}
+
+
+def _queries(clip, mapper, ref_feats, triplets, prompts: str, methods=None) -> dict:
+    """Every method's queries, each under its own paper's protocol (`prompts="own"`) or all under one."""
+    return compose_by_protocol(
+        mapper,
+        methods,
+        prompts,
+        lambda family, group: _family_queries(clip, mapper, ref_feats, triplets, family, group),
+    )
 
 
 def evaluate_category(
@@ -87,9 +114,10 @@ def evaluate_category(
     cache_dir,
     oracle_texts: list[str] | None,
     max_bad_fraction: float,
-    prompt_style: str = "pic2word",
-) -> tuple[dict, dict]:
-    """Scores per method for one category, and the evaluable/skipped counts."""
+    prompts: str = "own",
+) -> tuple[dict, dict, dict, dict]:
+    """Scores per method for one category, the evaluable/skipped counts, each method's relevance
+    matrix, and (prompts="own") the scores under Pic2Word's prompts of the methods whose own differ."""
     triplets = read_triplets(root, category, "val")
     ids = read_split(root, category, "val")
     files = image_index(root / "images")
@@ -122,15 +150,25 @@ def evaluate_category(
             f"unreadable image under {root / 'images'}, more than the allowed {max_bad_fraction:.1%}. "
             "Restore the images, or raise eval.max_bad_fraction if losing them is acceptable."
         )
-    queries = _queries(clip, mapper, ref_feats, usable_ok, prompt_style)
+    queries = _queries(clip, mapper, ref_feats, usable_ok, prompts)
     if oracle_texts is not None:  # one text per triplet of the caption file, in its order
         queries["oracle_text"] = encode_unique_texts(clip, [oracle_texts[i] for i in kept])
     targets = [{row[t.target]} for t in usable_ok]
+
+    def relevance(idx):
+        return relevance_from_sets(idx, targets)
+
     rel = {}
-    scores = rank_and_score(
-        queries, gallery.feats, lambda idx: relevance_from_sets(idx, targets), "hit_rate", ks, per_query=rel
+    scores = rank_and_score(queries, gallery.feats, relevance, "hit_rate", ks, per_query=rel)
+    others = list(own_protocols(queries)) if prompts == "own" else []
+    same_prompt = (
+        rank_and_score(
+            _queries(clip, mapper, ref_feats, usable_ok, "pic2word", others), gallery.feats, relevance, "hit_rate", ks
+        )
+        if others
+        else {}
     )
-    return scores, counts, rel
+    return scores, counts, rel, same_prompt
 
 
 def evaluate_fashion_iq(
@@ -144,16 +182,23 @@ def evaluate_fashion_iq(
     max_bad_fraction: float = 0.05,
     profile: str = "paper",
     seed: int = 0,
-    prompt_style: str = "pic2word",
+    prompts: str = "own",
 ) -> dict:
-    """Hit-rate recall per category and averaged, for every query method `mapper` allows (+ optional oracle)."""
+    """Hit-rate recall per category and averaged, for every query method `mapper` allows (+ optional
+    oracle); prompts: "own" (each method under its own paper's protocol), "pic2word" or "searle"."""
     root = Path(root)
-    per_category, counts, rel = {}, {}, {}
+    per_category, counts, rel, same_prompt = {}, {}, {}, {}
     for category in categories:
         oracle = oracle_texts[category] if oracle_texts is not None else None
-        per_category[category], counts[category], rel[category] = evaluate_category(
-            clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompt_style
+        per_category[category], counts[category], rel[category], same_prompt[category] = evaluate_category(
+            clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompts
         )
+    methods = next(iter(per_category.values()))
+    extra = {}
+    if any(same_prompt.values()):  # the one-prompt-for-all comparison: these methods under Pic2Word's prompts
+        extra["under_pic2word_prompts"] = results_document(profile, seed, "hit_rate", same_prompt, "per_category")[
+            "methods"
+        ]
     return results_document(
         profile,
         seed,
@@ -161,7 +206,9 @@ def evaluate_fashion_iq(
         per_category,
         "per_category",
         counts=counts,
-        prompt_style=prompt_style,
+        prompts=prompts,
+        protocols=own_protocols(methods) if prompts == "own" else {m: prompts for m in methods},
+        **extra,
         paired_difference=paired_differences(rel, ks, seed),
         comparisons=compare_to_baseline(
             {

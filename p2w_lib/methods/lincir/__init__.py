@@ -50,4 +50,5 @@ METHOD = QueryMethod(
         cli_option="--phi",
         loss_plot="lincir_loss",
     ),
+    protocol="searle",  # its published numbers are under SEARLE's prompts (protocols/common.py)
 )

@@ -83,4 +83,5 @@ METHOD = QueryMethod(
         cli_option="--phi",
         loss_plot="searle_loss",
     ),
+    protocol="searle",  # its published numbers are under SEARLE's prompts (protocols/common.py)
 )

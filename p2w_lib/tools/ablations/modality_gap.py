@@ -101,7 +101,7 @@ def run(
         oracle_texts=p.source.oracle_texts(p, "fashion_iq"),
         profile=p.name,
         seed=seed,
-        prompt_style=p.eval.fashion_iq_prompt,
+        prompts=p.eval.prompts,
     )
     margin = fashion["paired_difference"]["R@10"]  # Pic2Word minus image + text, paired bootstrap
     zero_shot = zero_shot_table(clip, p.world_dir, cache)
