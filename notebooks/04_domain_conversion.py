@@ -18,6 +18,8 @@
 # Queries are real photos; each is composed with `a {domain} of *` and must retrieve renditions of the same class in that domain. The gallery also holds the query photos as distractors.
 #
 # **How to read the numbers.** The metric is Pic2Word's *true recall@K*: relevant images in the top K divided by all relevant images. With 30 relevant renditions per query (the demo), even a perfect ranking scores at most 10/30 = 33.3% at K=10, and 50/30 caps at 100% at K=50: the figure marks this ceiling. A random ranking scores about K / gallery size. **Image only** ignores the text, **text only** ignores the image, **image + text** adds the two normalised embeddings; **oracle text** (demo only) names the true class and domain in words, the best a perfect pseudo token could do with this CLIP.
+#
+# Beside the zero-shot methods, the hatched **Combiner (trained on Fashion-IQ)** bars are the paper's supervised comparison: a model trained on the Fashion-IQ analogue's labeled triplets, here on a task it never saw (it reads the text-only string, `a origami of`, as its caption). The README gives its margin over Pic2Word with intervals.
 
 # %% tags=["parameters"]
 # Parameters: papermill (DVC) sets them; stepping through by hand, edit them here.

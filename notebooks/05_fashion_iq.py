@@ -18,6 +18,8 @@
 # Per category, the candidate image is composed with `a photo of * , {c2} and {c1}` (the official prompt) and must retrieve its one labelled target from the category's validation gallery. Triplets with missing images are counted and reported, not dropped silently. LinCIR, SEARLE and SEARLE-OTI are scored under their own papers' variant (`a photo of * that {c1} and {c2}`, both caption orders averaged), the protocol their published numbers use; `eval.prompts: pic2word` scores every method with Pic2Word's prompt instead (the results file also keeps their scores under it, `under_pic2word_prompts`). Combiner, the supervised row, reads the two captions themselves, as CLIP4Cir does (`C1 and c2`).
 #
 # **How to read the numbers.** Recall@K here is a hit rate: the share of queries whose target is in the top K (ceiling 100%; a random ranking scores K / gallery size). The baselines are the same as in notebook 4; the text-only and image + text rows encode the full prompt, literal `*` included, as the official code does.
+#
+# The hatched **Combiner (trained on Fashion-IQ)** bars are the supervised comparison, scored on the benchmark it was trained for (the analogue's training split: other images, the same kinds of captions). The README gives its margin over Pic2Word with intervals.
 
 # %% tags=["parameters"]
 # Parameters: papermill (DVC) sets them; stepping through by hand, edit them here.

@@ -10,6 +10,7 @@ from pathlib import Path
 from p2w_lib.app import models, prepare, profile, training
 from p2w_lib.app.downloads import ChecksumError
 from p2w_lib.app.figures import save_figure, search_grid
+from p2w_lib.app.floors import check_floors
 from p2w_lib.app.readme import paper_section, readme_section, write_readme_section
 from p2w_lib.clip.backbone import load_clip, resolve_model_name
 from p2w_lib.clip.weights import check_clip_settings
@@ -245,6 +246,8 @@ def _report(args: argparse.Namespace) -> int:
         print(f"updated the results section of {args.readme}")
     else:
         print(readme_section(args.results))
+    for check in check_floors(args.results):  # the demo's floors, on every re-run
+        print(("floor " if check.met else "FLOOR NOT MET ") + check.line(), file=sys.stderr)
     return 0
 
 

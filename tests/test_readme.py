@@ -41,6 +41,45 @@ def test_committed_readme_says_what_the_results_files_say():
         )
 
 
+def test_committed_docs_blocks_say_what_the_results_files_say():
+    from p2w_lib.app.readme import docs_parts
+
+    for page, blocks in docs_parts(ROOT / "results").items():
+        text = (ROOT / page).read_text()
+        for (start, end), body in blocks.items():
+            assert text.count(start) == 1 and text.count(end) == 1, (page, start)
+            committed = text.split(start, 1)[1].split(end, 1)[0].strip("\n")
+            assert committed == body, (
+                f"{page}'s {start} block disagrees with results/: run `python -m p2w_lib report --write-readme`"
+            )
+
+
+def test_committed_demo_results_meet_the_floors():
+    """Issue 27's floors, on the mean over seeds of the committed run (app/floors.py)."""
+    from p2w_lib.app.floors import check_floors
+
+    checks = check_floors(ROOT / "results")
+    assert len(checks) == 3 and all(c.met for c in checks), [c.line() for c in checks]
+
+
+def test_a_floor_below_its_minimum_is_reported_as_not_met(tmp_path):
+    import json
+
+    from p2w_lib.app.floors import check_floors
+
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    acc = {"zero_shot_accuracy": {"0": {"class (photo)": 70.0}, "1": {"class (photo)": 48.0}}}  # mean 59
+    (metrics / "demo_clip_sanity.json").write_text(json.dumps(acc))
+    dc = {s: {"methods": {"pic2word": {"R@10": p}, "image_text": {"R@10": 4.0}}} for s, p in (("0", 9.0), ("1", 11.0))}
+    (metrics / "domain_conversion_all_seeds.json").write_text(json.dumps({"seeds": dc}))  # 10 / 4 = 2.5x
+    fiq = {s: {"comparisons": {"R@10": {"pic2word": {"ci_low": lo}}}} for s, lo in (("0", 4.0), ("1", 7.0))}
+    (metrics / "fashion_iq_all_seeds.json").write_text(json.dumps({"seeds": fiq}))  # mean 5.5
+    met = [c.met for c in check_floors(tmp_path)]
+    assert met == [False, True, True]
+    assert "NOT met" in check_floors(tmp_path)[0].line()
+
+
 # A result in prose would be a decimal, a percentage, a ratio or a margin; the numbers the prose may
 # hold are definitions (chance levels, ceilings) and versions, listed here.
 RESULT_LIKE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:%|x\b|points\b)|(?<![\w.])\d+\.\d+(?![\w.])")

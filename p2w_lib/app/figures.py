@@ -110,7 +110,16 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
         ]  # [S, G]
         means = [statistics.fmean(col) for col in zip(*per_seed)]
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, means, width, label=METHOD_LABELS.get(method, method), color=COLOURS.get(method))
+        supervised = method in QUERY_METHODS and QUERY_METHODS[method].supervised  # hatched: not zero-shot
+        ax.bar(
+            xs,
+            means,
+            width,
+            label=METHOD_LABELS.get(method, method) + (" [supervised]" if supervised else ""),
+            color=COLOURS.get(method),
+            hatch="///" if supervised else None,
+            edgecolor="white" if supervised else None,
+        )
         if len(per_seed) > 1:
             for values in per_seed:
                 ax.scatter(xs, values, s=9, color="black", zorder=3, linewidths=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from p2w_lib.app.benchmarks import BENCHMARKS
+from p2w_lib.app.floors import check_floors
 from p2w_lib.app.report import (
     METHOD_LABELS,
     load_json,
@@ -20,6 +21,7 @@ from p2w_lib.app.report import (
     published_sources,
 )
 from p2w_lib.core.files import atomic_write_text
+from p2w_lib.methods.registry import QUERY_METHODS
 from p2w_lib.protocols.comparisons import verdict
 from p2w_lib.protocols.published import SPLITS
 from p2w_lib.protocols.results_schema import AllSeeds, check_document, group_key
@@ -103,24 +105,63 @@ def _interval(i: dict) -> str:
     return f"{i['mean']:+.1f} [{i['ci_low']:+.1f}, {i['ci_high']:+.1f}]"
 
 
-def comparison_table(benchmarks: dict[str, AllSeeds], key: str = "R@10") -> str:
-    """Each method minus image + text per benchmark: every seed's mean and 95% interval, and the
-    verdict those intervals allow (comparisons.verdict)."""
+def comparison_table(benchmarks: dict[str, AllSeeds], key: str = "R@10", field: str = "comparisons", only=None) -> str:
+    """Each method minus the baseline of `field` (image + text; `comparisons_to_pic2word`: Pic2Word) per
+    benchmark: every seed's mean and 95% interval, and the verdict those intervals allow
+    (comparisons.verdict). only: the methods to show (None: all)."""
     cells: dict[str, list[str]] = {}
     for name, doc in benchmarks.items():
         runs = list(doc["seeds"].values())
-        if not all(key in r.get("comparisons", {}) for r in runs):
+        if not all(key in r.get(field, {}) for r in runs):
             raise ValueError(
-                f"{name}: a seed's results have no `comparisons` at {key}; re-run its stage (dvc repro) "
+                f"{name}: a seed's results have no `{field}` at {key}; re-run its stage (dvc repro) "
                 "to write them, then the README"
             )
-        for method in runs[0]["comparisons"][key]:
-            per_seed = [r["comparisons"][key][method] for r in runs]
+        for method in runs[0][field][key]:
+            if only is not None and method not in only:
+                continue
+            per_seed = [r[field][key][method] for r in runs]
             words = VERDICT_WORDS[verdict(per_seed)]
             cells.setdefault(method, []).extend([" / ".join(map(_interval, per_seed)), words])
     head = " | ".join(f"{name} | verdict" for name in benchmarks)
     lines = [f"| method | {head} |", "|---|" + "---|---|" * len(benchmarks)]
     lines += [f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(c) + " |" for m, c in cells.items()]
+    return "\n".join(lines)
+
+
+def _supervised_section(dc: AllSeeds, fiq: AllSeeds) -> list[str]:
+    """The paper's argument: each supervised row minus Pic2Word, on the benchmark it was trained for and elsewhere."""
+    supervised = [
+        m for m, q in QUERY_METHODS.items() if q.supervised and m in next(iter(fiq["seeds"].values()))["methods"]
+    ]
+    if not supervised:
+        return []
+    return [
+        "**The supervised comparison**: Combiner is trained on labeled triplets (the Fashion-IQ analogue's training "
+        "split, images of their own); the zero-shot methods never see one. Its R@10 minus Pic2Word's, per seed "
+        "with the 95% paired bootstrap interval, and the verdict as above:",
+        "",
+        comparison_table(
+            {"domain conversion": dc, "Fashion-IQ analogue": fiq}, field="comparisons_to_pic2word", only=supervised
+        ),
+        "",
+    ]
+
+
+def prompts_table(fiq: AllSeeds, key: str = "R@10") -> str:
+    """The methods scored under their own papers' prompts by default: their Fashion-IQ-analogue scores
+    under those and under Pic2Word's, mean over seeds (then each seed)."""
+    runs = list(fiq["seeds"].values())
+    if not all("under_pic2word_prompts" in r for r in runs):
+        raise ValueError("fashion_iq results have no `under_pic2word_prompts`; re-run the fashion_iq stage")
+    lines = [
+        f"| method | own paper's prompts, {key} | Pic2Word's prompts, {key} |",
+        "|---|---|---|",
+    ]
+    for m in runs[0]["under_pic2word_prompts"]:
+        own = _cell([r["methods"][m][key] for r in runs])
+        pic2word = _cell([r["under_pic2word_prompts"][m][key] for r in runs])
+        lines.append(f"| {METHOD_LABELS.get(m, m)} | {own} | {pic2word} |")
     return "\n".join(lines)
 
 
@@ -170,6 +211,11 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "",
         *_claims(dc, fiq),
         "",
+        "**The demo's floors** (means over seeds, checked by every `make reproduce`; `python -m p2w_lib report` "
+        "prints them):",
+        "",
+        *[f"- {c.line()}" for c in check_floors(results_dir)],
+        "",
         "**How sure each comparison is**: each method minus image + text in R@10 points (true recall on domain "
         "conversion, hit rate on the Fashion-IQ analogue); per seed, in order, the difference with its 95% paired "
         "bootstrap interval over queries. The verdict says above or below only where every seed's interval "
@@ -179,6 +225,7 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "",
         comparison_table({"domain conversion": dc, "Fashion-IQ analogue": fiq}),
         "",
+        *_supervised_section(dc, fiq),
         "![fashion-iq](results/figures/fashion_iq.png)",
         "",
         "![qualitative domain conversion](results/figures/qualitative_domain_conversion.png)",
@@ -256,6 +303,15 @@ def generated_parts(results_dir: str | Path = "results") -> dict[tuple[str, str]
     }
 
 
+PROMPTS_START, PROMPTS_END = "<!-- prompts:start -->", "<!-- prompts:end -->"
+
+
+def docs_parts(results_dir: str | Path = "results") -> dict[str, dict[tuple[str, str], str]]:
+    """The generated blocks of docs pages: {page: {markers: body}}."""
+    fiq = load_all_seeds(Path(results_dir) / "metrics" / "fashion_iq_all_seeds.json")
+    return {"docs/methods.md": {(PROMPTS_START, PROMPTS_END): prompts_table(fiq)}}
+
+
 def replace_block(text: str, start: str, end: str, body: str, where: str = "README.md") -> str:
     if start not in text or end not in text:
         raise ValueError(f"{where}: missing the {start} / {end} markers; restore them from git")
@@ -271,3 +327,9 @@ def write_readme_section(readme: str | Path = "README.md", results_dir: str | Pa
     for (start, end), body in generated_parts(results_dir).items():
         text = replace_block(text, start, end, body, str(readme))
     atomic_write_text(readme, text)
+    for page, blocks in docs_parts(results_dir).items():  # beside the README: docs/ pages' generated blocks
+        path = readme.parent / page
+        doc = path.read_text()
+        for (start, end), body in blocks.items():
+            doc = replace_block(doc, start, end, body, str(path))
+        atomic_write_text(path, doc)

@@ -118,6 +118,7 @@ class QueryMethod:
     # the paper whose evaluation prompts score it by default: "pic2word" (Pic2Word's), or "searle"
     # (`a photo of * that {caption}`, which SEARLE and LinCIR publish their numbers under)
     protocol: str = "pic2word"
+    supervised: bool = False  # trained on labeled triplets (Combiner): the paper's comparison, not zero-shot
 
     @property
     def trained(self) -> bool:

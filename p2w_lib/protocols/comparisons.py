@@ -1,4 +1,5 @@
-"""Every query method against the image + text baseline, per query, with the uncertainty over queries.
+"""Every query method against the image + text baseline (and against Pic2Word), per query, with the
+uncertainty over queries.
 
 A benchmark's results document keeps, under `comparisons`, each method's difference to the baseline
 in the benchmark's own metric at each K, with a 95% paired bootstrap interval (metrics.paired_bootstrap:
@@ -7,6 +8,7 @@ score is the one the benchmark averages: a hit (Fashion-IQ, recall@K as a hit ra
 the relevant images found in the top K (domain conversion's true recall, the official +1e-5 in the
 denominator included), so the mean difference is exactly the difference of the tables' averages.
 
+Under `comparisons_to_pic2word` it keeps the same against Pic2Word (e.g. the supervised Combiner's margin).
 `verdict` turns a comparison over seeds into words only as strong as the intervals allow.
 """
 

@@ -132,6 +132,7 @@ def evaluate_domain_conversion(
         n_queries_without_relevant=no_relevant,
         ceiling=ceiling,
         comparisons=compare_to_baseline(per_query, ks, seed),
+        comparisons_to_pic2word=compare_to_baseline(per_query, ks, seed, baseline="pic2word"),
     )
 
 

@@ -194,6 +194,10 @@ def evaluate_fashion_iq(
             clip, mapper, root, category, ks, cache_dir, oracle, max_bad_fraction, prompts
         )
     methods = next(iter(per_category.values()))
+    hits = {  # category -> method -> {k: per-query hit [Q]}
+        c: {m: {k: per_query_hits(r, k) for k in ks if r.shape[1] >= k} for m, r in by_method.items()}
+        for c, by_method in rel.items()
+    }
     extra = {}
     if any(same_prompt.values()):  # the one-prompt-for-all comparison: these methods under Pic2Word's prompts
         extra["under_pic2word_prompts"] = results_document(profile, seed, "hit_rate", same_prompt, "per_category")[
@@ -210,14 +214,8 @@ def evaluate_fashion_iq(
         protocols=own_protocols(methods) if prompts == "own" else {m: prompts for m in methods},
         **extra,
         paired_difference=paired_differences(rel, ks, seed),
-        comparisons=compare_to_baseline(
-            {
-                c: {m: {k: per_query_hits(r, k) for k in ks if r.shape[1] >= k} for m, r in by_method.items()}
-                for c, by_method in rel.items()
-            },
-            ks,
-            seed,
-        ),
+        comparisons=compare_to_baseline(hits, ks, seed),
+        comparisons_to_pic2word=compare_to_baseline(hits, ks, seed, baseline="pic2word"),
     )
 
 

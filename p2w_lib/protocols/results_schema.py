@@ -31,6 +31,10 @@ class ResultsDocument(TypedDict):
     groups: NotRequired[list[str]]  # ... and their groups, in report order
     paired_difference: NotRequired[dict[str, Any]]  # {"methods": [a, b], "R@10": Interval, ...}
     comparisons: NotRequired[dict[str, Any]]  # {"baseline": m, "R@10": {method: Interval}, ...} (comparisons.py)
+    comparisons_to_pic2word: NotRequired[dict[str, Any]]  # the same against Pic2Word
+    prompts: NotRequired[str]  # eval.prompts: "own" (each method its paper's), "pic2word" or "searle"
+    protocols: NotRequired[dict[str, str]]  # method -> prompt family, where it is not Pic2Word's
+    under_pic2word_prompts: NotRequired[dict[str, Any]]  # those methods' scores under Pic2Word's prompts
 
 
 class SkippedDocument(TypedDict):

@@ -82,7 +82,9 @@ def for_source(source: str, colour: str) -> QueryMethod:
     """The Combiner trained on `source`'s triplets, as a query method."""
     name = f"combiner_{source}"
     label = f"Combiner (trained on {SOURCE_LABELS[source]})"
-    return QueryMethod(name, label, f"cmb_{source[:3]}", _compose(name), colour, training=_training(source))
+    return QueryMethod(
+        name, label, f"cmb_{source[:3]}", _compose(name), colour, training=_training(source), supervised=True
+    )
 
 
 FASHION_IQ = for_source("fashion_iq", "#6d4c41")
