@@ -92,6 +92,24 @@ def test_fashion_iq_files(world):
     assert not val_ids & train_ids
 
 
+def test_more_training_triplets_change_no_evaluation_file(world, tmp_path):
+    """Combiner's labeled triplets come from a stream of their own: their number (the curve one measures)
+    changes no evaluation image or annotation, and their images are never evaluation images."""
+    bigger = replace(TINY, fiq_train_triplets=2 * TINY.fiq_train_triplets)
+    build_world(tmp_path / "bigger", bigger)
+    before, after = file_hashes(world), file_hashes(tmp_path / "bigger")
+    train = {
+        f"fashion-iq/images/{i}.png"
+        for c in CATEGORIES
+        for i in read_split(tmp_path / "bigger" / "fashion-iq", c, "train")
+    }
+    changed = {f for f in before.keys() | after.keys() if before.get(f) != after.get(f)}
+    assert changed and changed <= train | {f"fashion-iq/captions/cap.{c}.train.json" for c in CATEGORIES} | {
+        f"fashion-iq/image_splits/split.{c}.train.json" for c in CATEGORIES
+    } | {"world.json"}
+    assert len(read_triplets(tmp_path / "bigger" / "fashion-iq", "dress", "train")) == bigger.fiq_train_triplets
+
+
 def test_evaluation_images_are_held_out_of_training(world):
     train = {
         hashlib.sha256(Path(p).read_bytes()).hexdigest()
