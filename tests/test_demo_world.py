@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import pytest
 
 from p2w_lib.app.profile import load_profile
 from p2w_lib.data.cc3m import read_image_caption_list
+from p2w_lib.data.cirr import read_image_split
+from p2w_lib.data.cirr import read_queries as read_cirr_queries
 from p2w_lib.data.fashion_iq import CATEGORIES, read_split, read_triplets
 from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from p2w_lib.demo.build import build_world
 from p2w_lib.demo.captions import changed_attributes, garment_phrases, relative_captions
+from p2w_lib.demo.cirr_world import cirr_split
 from p2w_lib.demo.world import CLASSES, COLOURS, PATTERNS, RENDITIONS, GarmentSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,3 +180,28 @@ def test_mixed_batches_are_deterministic_unique_and_hold_the_groups(world):
         .batch_indices(5, len(captions), 32, 0)
         .tolist()
     )
+
+
+def test_cirr_analogue_files_sets_and_captions(world):
+    """CIRR's files as the real ones (read by the CIRR reader); every query inside its set of six; in
+    val, one image per attribute combination; a caption names exactly the attributes that change."""
+    root = world / "cirr"
+    val, train = read_image_split(root, "val"), read_image_split(root, "train")
+    assert all(path.is_file() for path in [*val.values(), *train.values()])
+    assert not set(val) & set(train)
+    for split, n_sets in (("val", TINY.cirr_val_sets), ("train", TINY.cirr_train_sets)):
+        queries = read_cirr_queries(root, split)
+        assert len(queries) == 3 * n_sets
+        for q in queries:
+            assert len(q.members) == 6 and q.reference in q.members and q.target in q.members
+            assert q.reference != q.target
+    specs, entries = cirr_split(random.Random("check"), "val", 40, Path("/nowhere"))
+    keys = [tuple(getattr(s, k) for k in ("cls", "colour", "pattern", "size")) for s, _ in specs.values()]
+    assert len(set(keys)) == len(keys) == 240
+    for e in entries:
+        ref, tgt = specs[e["reference"]][0], specs[e["target_hard"]][0]
+        changed = [k for k in ("cls", "colour", "pattern", "size") if getattr(ref, k) != getattr(tgt, k)]
+        assert 1 <= len(changed) <= 4 and len(e["caption"].split(" and ")) == len(changed)
+        for k in changed:
+            word = getattr(tgt, k) if k != "pattern" or tgt.pattern != "solid" else "plain"
+            assert word in e["caption"].split(), (e["caption"], k)

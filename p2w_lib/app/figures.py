@@ -99,18 +99,49 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
             f"grouped_bars draws a benchmark with groups (domains, categories); the {first['metric']} "
             "results given have none: use metrics_frame for them"
         )
-    methods = list(first["methods"])
     groups = [*group_names(first), "average"]
-    fig, ax = plt.subplots(figsize=(1.45 * len(groups) + 2, 4.2))
-    width = 0.8 / len(methods)
-    for i, method in enumerate(methods):
-        per_seed = [
+
+    def values(method: str) -> list[list[float]]:  # [S, G]
+        return [
             [r["methods"][method][by][g][metric] for g in groups[:-1]] + [r["methods"][method][metric]]
             for r in by_seed.values()
-        ]  # [S, G]
+        ]
+
+    fig, ax = plt.subplots(figsize=(1.45 * len(groups) + 2, 4.2))
+    _method_bars(ax, list(first["methods"]), groups, values)
+    _ceiling_marks(ax, first, groups, metric)
+    title = title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})"
+    _finish(ax, f"{metric} (%)", list(by_seed), title, note)
+    return fig
+
+
+def metric_bars(results: dict | dict[int, dict], metrics: Sequence[str], title: str = "", note: str = "") -> Figure:
+    """Bars of several metrics of one benchmark without groups (CIRR's Recall@K and Recall_subset@K)
+    for every method: the mean over seeds, each seed's value as a dot."""
+    by_seed = results if "methods" not in results else {results.get("seed", 0): results}
+    first = next(iter(by_seed.values()))
+    # A toy gallery smaller than K has no score at K (the tiny profile's): those metrics are left out.
+    metrics = [m for m in metrics if all(m in s for r in by_seed.values() for s in r["methods"].values())]
+    fig, ax = plt.subplots(figsize=(1.45 * len(metrics) + 2, 4.2))
+    _method_bars(
+        ax,
+        list(first["methods"]),
+        list(metrics),
+        lambda method: [[r["methods"][method][m] for m in metrics] for r in by_seed.values()],
+    )
+    _finish(ax, "recall (%)", list(by_seed), title, note)
+    return fig
+
+
+def _method_bars(ax, methods: list[str], groups: list[str], values) -> None:
+    """One bar per method in each group: the mean over seeds of values(method) [S, G], a dot per seed.
+    Supervised methods' bars are hatched: they are not zero-shot."""
+    width = 0.8 / len(methods)
+    for i, method in enumerate(methods):
+        per_seed = values(method)  # [S, G]
         means = [statistics.fmean(col) for col in zip(*per_seed)]
         xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]
-        supervised = method in QUERY_METHODS and QUERY_METHODS[method].supervised  # hatched: not zero-shot
+        supervised = method in QUERY_METHODS and QUERY_METHODS[method].supervised
         ax.bar(
             xs,
             means,
@@ -121,17 +152,18 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
             edgecolor="white" if supervised else None,
         )
         if len(per_seed) > 1:
-            for values in per_seed:
-                ax.scatter(xs, values, s=9, color="black", zorder=3, linewidths=0)
-    _ceiling_marks(ax, first, groups, metric)
+            for seed_values in per_seed:
+                ax.scatter(xs, seed_values, s=9, color="black", zorder=3, linewidths=0)
     ax.set_xticks(range(len(groups)), groups)
-    seeds = ", ".join(str(s) for s in by_seed)
+
+
+def _finish(ax, ylabel: str, seeds: list, title: str, note: str) -> None:
+    """Axis label naming the seeds, the title with an optional note line, the legend below the axes."""
+    names = ", ".join(str(s) for s in seeds)
     ax.set_ylabel(
-        f"{metric} (%)\nbars: mean of seeds {seeds}" + ("; dots: each seed" if len(by_seed) > 1 else ""), fontsize=9
+        f"{ylabel}\nbars: mean of seeds {names}" + ("; dots: each seed" if len(seeds) > 1 else ""), fontsize=9
     )
-    ax.set_title(
-        title or f"{metric} ({first['metric'].replace('_', ' ')}, profile {first['profile']})", pad=16 if note else 6
-    )
+    ax.set_title(title, pad=16 if note else 6)
     if note:  # one line between the title and the axes
         ax.text(0.5, 1.01, note, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5, color="#b71c1c")
     handles, labels = ax.get_legend_handles_labels()
@@ -146,7 +178,6 @@ def grouped_bars(results: dict | dict[int, dict], metric: str = "R@10", title: s
         frameon=False,
     )
     ax.grid(axis="y", alpha=0.3)
-    return fig
 
 
 def _ceiling_marks(ax, result: dict, groups: list[str], metric: str) -> None:

@@ -235,9 +235,10 @@ def check_fashion_iq(root: Path, n_examples: int, annotations: str | None = None
     return report
 
 
-def check_cirr(root: Path, n_examples: int) -> dict:
+def check_cirr(root: Path, n_examples: int, train: bool = True) -> dict:
+    """Count CIRR's queries and missing images per split; train: also the training split (Combiner's)."""
     report = {}
-    for split in ("val", "test1"):
+    for split in ("val", "test1") + (("train",) if train else ()):
         files = read_image_split(root, split)
         report[split] = {
             "queries": len(read_cirr_queries(root, split)),
@@ -259,9 +260,12 @@ def prepare_coco(root: Path, out_dir: Path, seed: int, rule: str = "official") -
     return build_object_queries(root, out_dir, seed=seed, rule=rule)
 
 
-def prepare_paper_data(root: str | Path, cfg: PaperDataConfig, fashion_iq_train: bool = True) -> dict:
-    """Run every step for the switched-on benchmarks; write and return the report. fashion_iq_train:
-    also fetch and count Fashion-IQ's training triplets (the supervised Combiner's).
+def prepare_paper_data(
+    root: str | Path, cfg: PaperDataConfig, fashion_iq_train: bool = True, cirr_train: bool = True
+) -> dict:
+    """Run every step for the switched-on benchmarks; write and return the report. fashion_iq_train,
+    cirr_train: also fetch or check, and count, that benchmark's training triplets (a supervised
+    Combiner's).
 
     Raises FileNotFoundError listing every benchmark whose annotation files are missing or malformed.
     """
@@ -276,7 +280,7 @@ def prepare_paper_data(root: str | Path, cfg: PaperDataConfig, fashion_iq_train:
         "fashion_iq": lambda: check_fashion_iq(
             root / "fashion-iq", cfg.n_examples, cfg.fashion_iq_annotations, fashion_iq_train
         ),
-        "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples),
+        "cirr": lambda: check_cirr(root / "cirr", cfg.n_examples, cirr_train),
         "circo": lambda: check_circo(root / "circo", cfg.n_examples),
         "coco_objects": lambda: prepare_coco(root / "coco", prepared / "coco", cfg.coco_seed, cfg.coco_query_rule),
     }

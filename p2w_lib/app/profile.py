@@ -39,7 +39,8 @@ class EvalConfig:
     lincir_checkpoint: the same for LinCIR's phi (ours, or the official release, `{"Phi": ...}`).
     searle_checkpoint: the same for SEARLE's phi (ours, or the official SEARLE / SEARLE-XL release).
     combiner_checkpoint_fashion_iq: the same for the Combiner trained on Fashion-IQ (ours, or CLIP4Cir's
-        release for OpenAI RN50x4, `{"Combiner": ...}`, which needs that CLIP).
+        release for OpenAI RN50x4, `{"Combiner": ...}`, which needs that CLIP);
+        combiner_checkpoint_cirr: the same for the Combiner trained on CIRR.
     searle_oti: also score SEARLE-OTI, the inversion of every query's reference image with the
         `searle` settings; the searle_oti stage inverts them into a token store that the evaluations
         read (no training; costly: README, "Other methods").
@@ -55,6 +56,7 @@ class EvalConfig:
     lincir_checkpoint: str | None = None
     searle_checkpoint: str | None = None
     combiner_checkpoint_fashion_iq: str | None = None
+    combiner_checkpoint_cirr: str | None = None
     searle_oti: bool = True
     test_submissions: bool = True
 

@@ -129,21 +129,41 @@ def comparison_table(benchmarks: dict[str, AllSeeds], key: str = "R@10", field: 
     return "\n".join(lines)
 
 
-def _supervised_section(dc: AllSeeds, fiq: AllSeeds) -> list[str]:
-    """The paper's argument: each supervised row minus Pic2Word, on the benchmark it was trained for and elsewhere."""
-    supervised = [
-        m for m, q in QUERY_METHODS.items() if q.supervised and m in next(iter(fiq["seeds"].values()))["methods"]
-    ]
+def _supervised(benchmarks: dict[str, AllSeeds]) -> list[str]:
+    """The supervised methods scored on every benchmark, in registry order."""
+    present = [set(next(iter(d["seeds"].values()))["methods"]) for d in benchmarks.values()]
+    return [m for m, q in QUERY_METHODS.items() if q.supervised and all(m in p for p in present)]
+
+
+def transfer_table(benchmarks: dict[str, AllSeeds], keys: dict[str, str] | None = None) -> str:
+    """Every method (zero-shot and supervised) on every benchmark: its headline metric (keys: benchmark
+    -> metric, R@10 where not given), mean over seeds (each seed)."""
+    first = {name: list(d["seeds"].values()) for name, d in benchmarks.items()}
+    key = {name: (keys or {}).get(name, "R@10") for name in first}
+    methods = [m for m in next(iter(first.values()))[0]["methods"] if all(m in r[0]["methods"] for r in first.values())]
+    lines = ["| method | " + " | ".join(f"{n} {key[n]}" for n in first) + " |", "|---|" + "---|" * len(first)]
+    for m in methods:
+        cells = [_cell([r["methods"][m][key[n]] for r in runs]) for n, runs in first.items()]
+        lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _supervised_section(benchmarks: dict[str, AllSeeds]) -> list[str]:
+    """The paper's argument: each supervised row on the benchmark it was trained for and elsewhere."""
+    supervised = _supervised(benchmarks)
     if not supervised:
         return []
     return [
-        "**The supervised comparison**: Combiner is trained on labeled triplets (the Fashion-IQ analogue's training "
-        "split, images of their own); the zero-shot methods never see one. Its R@10 minus Pic2Word's, per seed "
-        "with the 95% paired bootstrap interval, and the verdict as above:",
+        "**The supervised comparison**: Combiner is trained on labeled triplets of one source (the training split "
+        "of the Fashion-IQ or the CIRR analogue: images of their own); the zero-shot methods never see one. Every "
+        "method on every benchmark (R@10: true recall on domain conversion, hit rate elsewhere):",
         "",
-        comparison_table(
-            {"domain conversion": dc, "Fashion-IQ analogue": fiq}, field="comparisons_to_pic2word", only=supervised
-        ),
+        transfer_table(benchmarks),
+        "",
+        "Each Combiner's R@10 minus Pic2Word's, per seed with the 95% paired bootstrap interval, and the verdict "
+        "as above:",
+        "",
+        comparison_table(benchmarks, field="comparisons_to_pic2word", only=supervised),
         "",
     ]
 
@@ -180,6 +200,8 @@ def readme_section(results_dir: str | Path = "results") -> str:
     metrics = Path(results_dir) / "metrics"
     dc = load_all_seeds(metrics / "domain_conversion_all_seeds.json")
     fiq = load_all_seeds(metrics / "fashion_iq_all_seeds.json")
+    cirr = load_all_seeds(metrics / "cirr_all_seeds.json")
+    every = {"domain conversion": dc, "Fashion-IQ analogue": fiq, "CIRR analogue": cirr}
     sanity = load_json(metrics / "demo_clip_sanity.json")
     seeds = " and ".join(dc["seeds"])
     parts = [
@@ -195,19 +217,17 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "",
         _seed_table(dc, ("R@10", "R@50", "P@10")),
         "",
-        "Per domain:",
-        "",
-        _group_table(dc),
-        "",
         "![domain conversion](results/figures/domain_conversion.png)",
         "",
-        "**Fashion-IQ analogue** (hit-rate recall %, averaged over dress, shirt, toptee):",
+        "**Fashion-IQ analogue** (hit-rate recall %, averaged over dress, shirt, toptee; per domain and category: "
+        "[docs/results.md](docs/results.md)):",
         "",
         _seed_table(fiq, ("R@10", "R@50")),
         "",
-        "Per category:",
+        f"**CIRR analogue** (CIRR's protocol: hit-rate recall % over {_n(cirr, 'n_gallery')} photos, Recall_subset "
+        f"within the query's set of six; {_n(cirr, 'n_queries')} queries):",
         "",
-        _group_table(fiq),
+        _seed_table(cirr, ("R@1", "R@10", "R@50", "Rs@1")),
         "",
         *_claims(dc, fiq),
         "",
@@ -223,16 +243,22 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "the training run: how far a rebuild on another machine moved them is in "
         "[docs/reproducibility.md](docs/reproducibility.md).",
         "",
-        comparison_table({"domain conversion": dc, "Fashion-IQ analogue": fiq}),
+        comparison_table(every),
         "",
-        *_supervised_section(dc, fiq),
+        *_supervised_section(every),
         "![fashion-iq](results/figures/fashion_iq.png)",
+        "",
+        "![cirr](results/figures/cirr.png)",
         "",
         "![qualitative domain conversion](results/figures/qualitative_domain_conversion.png)",
         "",
         "![qualitative fashion-iq](results/figures/qualitative_fashion_iq.png)",
     ]
     return "\n".join(parts)
+
+
+def _n(doc: AllSeeds, key: str) -> int:
+    return next(iter(doc["seeds"].values()))[key]
 
 
 def paper_section(results_dir: str | Path = "results/paper") -> str:
@@ -273,6 +299,15 @@ def paper_section(results_dir: str | Path = "results/paper") -> str:
             ]
     if not parts:
         raise FileNotFoundError(f"{metrics}: no results files of the paper benchmarks; run the paper pipeline first")
+    scored = {
+        task: doc
+        for task in BENCHMARKS
+        if (metrics / f"{task}_all_seeds.json").is_file()
+        and "methods" in next(iter((doc := load_all_seeds(metrics / f"{task}_all_seeds.json"))["seeds"].values()))
+    }
+    if _supervised(scored):
+        parts += ["**Transfer**: every method, the supervised Combiners included, on every benchmark run:", ""]
+        parts += [transfer_table(scored, {t: BENCHMARKS[t].summary_keys[0] for t in scored}), ""]
     return "\n".join(parts)
 
 
@@ -304,12 +339,27 @@ def generated_parts(results_dir: str | Path = "results") -> dict[tuple[str, str]
 
 
 PROMPTS_START, PROMPTS_END = "<!-- prompts:start -->", "<!-- prompts:end -->"
+GROUPS_START, GROUPS_END = "<!-- groups:start -->", "<!-- groups:end -->"
+
+
+def groups_section(results_dir: str | Path = "results") -> str:
+    """docs/results.md's tables: every method per domain and per category, R@10."""
+    metrics = Path(results_dir) / "metrics"
+    dc = load_all_seeds(metrics / "domain_conversion_all_seeds.json")
+    fiq = load_all_seeds(metrics / "fashion_iq_all_seeds.json")
+    return "\n".join(
+        ["**Domain conversion**, per rendition domain (true recall %):", "", _group_table(dc), ""]
+        + ["**Fashion-IQ analogue**, per category (hit rate %):", "", _group_table(fiq)]
+    )
 
 
 def docs_parts(results_dir: str | Path = "results") -> dict[str, dict[tuple[str, str], str]]:
     """The generated blocks of docs pages: {page: {markers: body}}."""
     fiq = load_all_seeds(Path(results_dir) / "metrics" / "fashion_iq_all_seeds.json")
-    return {"docs/methods.md": {(PROMPTS_START, PROMPTS_END): prompts_table(fiq)}}
+    return {
+        "docs/methods.md": {(PROMPTS_START, PROMPTS_END): prompts_table(fiq)},
+        "docs/results.md": {(GROUPS_START, GROUPS_END): groups_section(results_dir)},
+    }
 
 
 def replace_block(text: str, start: str, end: str, body: str, where: str = "README.md") -> str:

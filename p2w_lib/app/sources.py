@@ -63,12 +63,16 @@ class DemoSource:
         path = p.world_dir / "oracle" / f"{benchmark}.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
+    # Only the benchmarks the world has an analogue of are scored (Benchmark.in_demo); the others get
+    # no results file at all, where the paper profile records why one was left out.
+    records_switched_off: bool = False
+
     def evaluated(self, p) -> tuple[str, ...]:
-        """The benchmarks the evaluation stages score: all but notebook 08's (no demo analogue)."""
-        return tuple(n for n, b in BENCHMARKS.items() if b.stage != "08_more_benchmarks")
+        """The benchmarks the evaluation stages score, in registry order."""
+        return tuple(n for n, b in BENCHMARKS.items() if b.in_demo)
 
     def switched_on(self, p, benchmark: str) -> bool:
-        return True
+        return BENCHMARKS[benchmark].in_demo
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class PaperSource:
     rendition_domains: tuple[str, ...] = PAPER_DOMAINS
     results_subdir: str | None = "profile"  # results/<profile>/, beside the committed demo results
     trains_clip: bool = False
+    records_switched_off: bool = True  # a benchmark left out of paper_data.benchmarks gets a file saying so
 
     def prepare(self, p) -> dict:
         # The CLIP setting is checked first: a wrong weights path should not surface after the data prep.
@@ -87,9 +92,12 @@ class PaperSource:
                 resolve_model_name(p.clip.model), p.clip.pretrained, p.clip.cache_dir, f"profiles.{p.name}.clip"
             )
         )
-        # Fashion-IQ's training triplets are needed only to train the supervised Combiner on them.
+        # The training triplets are needed only to train a supervised Combiner on them.
         return paper_data.prepare_paper_data(
-            p.world_dir, p.paper_data, fashion_iq_train=p.enabled("combiner_fashion_iq")
+            p.world_dir,
+            p.paper_data,
+            fashion_iq_train=p.enabled("combiner_fashion_iq"),
+            cirr_train=p.enabled("combiner_cirr"),
         )
 
     def clip(self, p, seed: int) -> FrozenClip:

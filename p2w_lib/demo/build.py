@@ -3,6 +3,7 @@
     <root>/cc3m/train.tsv + cc3m/images/          CLIP pretraining and mapper training (CC3M's list format)
     <root>/imgnet/...                             domain conversion (Pic2Word's ImageNet-R lists and layout)
     <root>/fashion-iq/{captions,image_splits,images}/   Fashion-IQ's files
+    <root>/cirr/{captions,image_splits,dev,train}/       CIRR's files (p2w_lib.demo.cirr_world)
     <root>/oracle/*.json, <root>/world.json       demo-only side information (oracle texts, attributes)
 
 Specs are drawn in one process from one seeded RNG; rendering (a pure function of the spec) runs
@@ -31,6 +32,7 @@ from p2w_lib.demo.captions import (
     oracle_object_text,
     relative_captions,
 )
+from p2w_lib.demo.cirr_world import cirr_split
 from p2w_lib.demo.config import DemoWorldConfig
 from p2w_lib.demo.render import render_garment, render_object
 from p2w_lib.demo.world import (
@@ -205,6 +207,15 @@ def build_world(root: str | Path, cfg: DemoWorldConfig) -> dict:
             counts[f"fiq_{category}_{split}_gallery"] = len(ids)
             if split == "val":
                 fiq_oracle[category] = oracle
+    for split, n_sets in (("val", cfg.cirr_val_sets), ("train", cfg.cirr_train_sets)):
+        # Streams of their own: the CIRR analogue changes no image or file of the other benchmarks.
+        images, entries = cirr_split(random.Random(f"{cfg.seed}/cirr-{split}"), split, n_sets, root)
+        jobs += [RenderJob(spec, str(root / "cirr" / rel)) for spec, rel in images.values()]
+        atomic_write_json(root / "cirr" / "captions" / f"cap.rc2.{split}.json", entries)
+        atomic_write_json(
+            root / "cirr" / "image_splits" / f"split.rc2.{split}.json", {n: r for n, (_, r) in images.items()}
+        )
+        counts[f"cirr_{split}_queries"], counts[f"cirr_{split}_gallery"] = len(entries), len(images)
     render_all(jobs, cfg.image_size, cfg.workers)
     write_image_caption_list(root / "cc3m" / "train.tsv", pairs)
     write_label_list(root / QUERY_LIST, queries)

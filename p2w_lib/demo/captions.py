@@ -104,3 +104,25 @@ def oracle_object_text(cls: str, domain: str) -> str:
 def oracle_garment_text(target: GarmentSpec) -> str:
     phrases = [p for p in garment_phrases(target).values() if p]
     return f"a photo of a {target.category} , " + " and ".join(phrases)
+
+
+def object_changes(reference: ObjectSpec, target: ObjectSpec) -> list[str]:
+    return [k for k in ("cls", "colour", "pattern", "size") if getattr(reference, k) != getattr(target, k)]
+
+
+def relative_object_caption(reference: ObjectSpec, target: ObjectSpec, rng: random.Random) -> str:
+    """One annotator caption naming every change from reference to target, in CIRR's style: the new
+    value alone (`is blue`) or against the old one (`is blue instead of red`, `the same but a star`)."""
+    phrases = []
+    for key in object_changes(reference, target):
+        old, new = getattr(reference, key), getattr(target, key)
+        if key == "cls":
+            phrases.append(f"is a {new}" if rng.random() < 0.5 else f"the same but a {new}")
+            continue
+        if key == "pattern":
+            old, new = _pattern_word(old), _pattern_word(new)
+        phrases.append(f"is {new}" if rng.random() < 0.5 else f"is {new} instead of {old}")
+    if not phrases:
+        raise ValueError("reference and target show the same object")
+    rng.shuffle(phrases)
+    return " and ".join(phrases)

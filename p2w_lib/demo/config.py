@@ -23,6 +23,8 @@ class DemoWorldConfig:
     fiq_val_gallery: int = 1000  # distinct garments per category (a shirt or top has about 1,100)
     fiq_train_triplets: int = 2000  # per category: Combiner's labeled training triplets (its own images)
     fiq_train_gallery: int = 1000  # distinct garments per category they are drawn among
+    cirr_val_sets: int = 150  # CIRR analogue: image sets of six photos, three queries each
+    cirr_train_sets: int = 400  # Combiner's CIRR-style training triplets (other renders), three per set
     caption_drop: float = 0.7  # objects: each visible attribute left out of a title with this probability
     colour_caption_drop: float = 0.5  # objects' colour: named a little more often (titles often name it)
     garment_caption_drop: float = 0.3  # garments: product titles list most attributes

@@ -99,8 +99,9 @@ class GarmentSpec:
         return asdict(self)
 
 
-def sample_object(rng: random.Random, cls: str, domain: str) -> ObjectSpec:
-    size = rng.choice(SIZES)
+def sample_object(rng: random.Random, cls: str, domain: str, size: str | None = None) -> ObjectSpec:
+    drawn = rng.choice(SIZES)  # drawn even when `size` is given: the stream stays as it was
+    size = size or drawn
     margin = 0.34 if size == "large" else 0.24
     return ObjectSpec(
         cls=cls,

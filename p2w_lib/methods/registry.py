@@ -12,8 +12,8 @@ in report order: the paper's four, Slerp, LinCIR, SEARLE and SEARLE-OTI.
 - searle: the same prompt with SEARLE's phi (distilled from OTI tokens of the images, searle/);
 - searle_oti: the same prompt with a token fitted to the reference image at query time by SEARLE's
   textual inversion (searle_oti.py): no network is trained, each query image costs an optimisation;
-- combiner_fashion_iq: the supervised comparison, Combiner trained on Fashion-IQ's labeled triplets
-  (combiner/), fusing the image's and the caption's features; not zero-shot.
+- combiner_fashion_iq, combiner_cirr: the supervised comparison, Combiner trained on Fashion-IQ's or
+  CIRR's labeled triplets (combiner/), fusing the image's and the caption's features; not zero-shot.
 All outputs are L2-normalised [Q, D].
 
 The trained methods read their network from `QueryInputs.mappers` under their own name; a
@@ -50,6 +50,7 @@ QUERY_METHODS: dict[str, QueryMethod] = {
         searle.METHOD,
         searle_oti.METHOD,
         combiner.FASHION_IQ,
+        combiner.CIRR,
     )
 }
 METHODS: tuple[str, ...] = tuple(QUERY_METHODS)

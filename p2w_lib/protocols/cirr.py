@@ -28,6 +28,7 @@ from p2w_lib.protocols.common import (
     own_protocols,
     rank_and_score,
 )
+from p2w_lib.protocols.comparisons import compare_to_baseline, per_query_hits
 from p2w_lib.protocols.submissions import (
     CIRR_LIST_LENGTH,
     check_cirr_submission,
@@ -108,6 +109,7 @@ def evaluate_cirr(
     )
     exclude = torch.tensor([rows[q.reference] for q in usable])
     targets = [{rows[q.target]} for q in usable]
+    rel: dict[str, torch.Tensor] = {}  # method -> [Q, K], for the paired comparisons
     scores = rank_and_score(
         feats,
         gallery.feats,
@@ -116,7 +118,10 @@ def evaluate_cirr(
         ks,
         precision_k=None,
         exclude=exclude,
+        per_query=rel,
     )
+    k_max = next(iter(rel.values())).shape[1]
+    hits = {"val": {m: {k: per_query_hits(r, k) for k in ks if k <= k_max} for m, r in rel.items()}}  # one group
     for method, f in feats.items():
         scores[method].update(recall_subset(f, gallery, usable, subset_ks))
     return methods_document(
@@ -130,6 +135,8 @@ def evaluate_cirr(
         n_gallery_skipped=gallery.skipped,
         prompts=prompts,
         protocols=own_protocols(scores) if prompts == "own" else {m: prompts for m in scores},
+        comparisons=compare_to_baseline(hits, ks, seed),
+        comparisons_to_pic2word=compare_to_baseline(hits, ks, seed, baseline="pic2word"),
     )
 
 

@@ -4,8 +4,8 @@ reference image's and the caption's CLIP features into the query; the point of i
 it is tailored to its training data, where the zero-shot methods need none.
 
 One method per triplet source, `combiner_<source>`, each with its own model folder, sharing the
-`combiner` settings and one stage (`for_source`; Fashion-IQ's now, CIRR's when its triplets are read). network.py: the architecture; triplets.py: the caption forms;
-train.py: training on cached features, and loading ours or a CLIP4Cir release.
+`combiner` settings and one stage (`for_source`). network.py: the architecture; triplets.py: the
+caption forms; train.py: training on cached features, and loading ours or a CLIP4Cir release.
 """
 
 from __future__ import annotations
@@ -88,3 +88,4 @@ def for_source(source: str, colour: str) -> QueryMethod:
 
 
 FASHION_IQ = for_source("fashion_iq", "#6d4c41")
+CIRR = for_source("cirr", "#a1887f")

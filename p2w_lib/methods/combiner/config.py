@@ -25,8 +25,9 @@ class CombinerConfig:
         "log_every": (positive, "at least 1"),
     }
 
-    # Train a Combiner on Fashion-IQ's triplets (a model of its own); False: neither trained nor scored.
+    # Train a Combiner on each source's triplets (a model of its own); False: neither trained nor scored.
     fashion_iq: bool = True
+    cirr: bool = True
     projection_mult: int = 4
     hidden_mult: int = 8
     batch_size: int = 1024
