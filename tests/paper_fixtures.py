@@ -120,12 +120,18 @@ CIRR_TEST1_DISTRACTORS = 48  # the server takes top-50 lists: test1 needs over 5
 
 def cirr(root: Path) -> None:
     base = root / "cirr"
-    for split, prefix, n_sets in (("val", "dev", 3), ("test1", "test1", 2)):
+    # train: Combiner's triplets, in CIRR's sub-folders of the train images
+    for split, prefix, n_sets, seed in (
+        ("val", "dev", 3, 6000),
+        ("test1", "test1", 2, 6100),
+        ("train", "train", 2, 6500),
+    ):
+        folder = "train/0" if split == "train" else prefix
         names = [f"{prefix}-{s}-{j}-img{j % 2}" for s in range(n_sets) for j in range(4)]
         extra = [f"{prefix}-9{i:02d}-0-img0" for i in range(CIRR_TEST1_DISTRACTORS)] if split == "test1" else []
         for i, name in enumerate(names + extra):
-            save(base / prefix / f"{name}.png", 6000 + (0 if split == "val" else 100) + i)
-        write_json(base / "image_splits" / f"split.rc2.{split}.json", {n: f"./{prefix}/{n}.png" for n in names + extra})
+            save(base / folder / f"{name}.png", seed + i)
+        write_json(base / "image_splits" / f"split.rc2.{split}.json", {n: f"./{folder}/{n}.png" for n in names + extra})
         queries = []
         for s in range(n_sets):
             members = names[s * 4 : (s + 1) * 4]
@@ -136,7 +142,7 @@ def cirr(root: Path) -> None:
                     "caption": f"has {q + s} more dogs",
                     "img_set": {"id": s, "members": members, "reference_rank": q, "target_rank": 3},
                 }
-                if split == "val":
+                if split != "test1":
                     entry.update(target_hard=members[3 - q], target_soft={members[3 - q]: 1.0})
                 queries.append(entry)
         write_json(base / "captions" / f"cap.rc2.{split}.json", queries)

@@ -184,7 +184,7 @@ def test_the_pipeline_scores_an_official_lincir_file_when_eval_names_it(clip, tm
     p = p.with_sections(
         eval=replace(p.eval, lincir_checkpoint=str(tmp_path / "lincir_large.pt")),
         searle=replace(p.searle, enabled=False),
-        combiner=replace(p.combiner, fashion_iq=False),
+        combiner=replace(p.combiner, fashion_iq=False, cirr=False),
     )
     p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")

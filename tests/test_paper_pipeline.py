@@ -23,7 +23,19 @@ from tests import paper_fixtures as fx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METHODS = {"image_only", "text_only", "image_text", "pic2word", "lincir", "slerp", "searle", "searle_oti"}
+METHODS = {
+    "image_only",
+    "text_only",
+    "image_text",
+    "pic2word",
+    "lincir",
+    "slerp",
+    "searle",
+    "searle_oti",
+    "combiner_fashion_iq",
+    "combiner_cirr",
+}
+COMBINER_TINY = {"batch_size": 4, "epochs": 1, "projection_mult": 1, "hidden_mult": 2}  # CIRR's fixture: 4 triplets
 LINCIR_TINY = {"batch_size": 8, "steps": 3, "hidden_mult": 1}
 SEARLE_TINY = {
     "oti_images": None,
@@ -135,6 +147,7 @@ def paper_repo(tmp_path, monkeypatch):
     paper["train"].update(batch_size=8, epochs=2, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
     paper["lincir"].update(LINCIR_TINY)
     paper["searle"].update(SEARLE_TINY)
+    paper["combiner"].update(COMBINER_TINY)
     paper["eval"]["max_bad_fraction"] = (
         0.4  # by design the fixture lacks 1 of 8 shirt images, so 2 of 6 shirt triplets fail
     )
@@ -164,6 +177,8 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     assert training.train_seed(p, "lincir", 0).steps == 3  # captions only: the corrupt image does not matter
     searle = training.train_seed(p, "searle", 0)  # the corrupt image is skipped and counted
     assert searle.steps == 3 and "embedding SEARLE's images: 1 of 24 images skipped" in caplog.text
+    assert training.train_seed(p, "combiner_fashion_iq", 0).steps == 18 // 4  # 6 triplets per category
+    assert training.train_seed(p, "combiner_cirr", 0).steps == 1  # 4 triplets, one caption each
 
     dc = evaluation.evaluate_domain_conversion_stage(p, 0)
     assert dc["n_gallery_skipped"] == 1 and set(dc["methods"]) == METHODS
@@ -216,6 +231,7 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     params["profiles"]["paper"]["paper_data"]["benchmarks"] = ["cirr"]
     params["profiles"]["paper"]["lincir"]["enabled"] = False  # and LinCIR, SEARLE switched off: not trained, not scored
     params["profiles"]["paper"]["searle"]["enabled"] = False
+    params["profiles"]["paper"]["combiner"].update(fashion_iq=False, cirr=False)  # and both Combiners
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p = profile.load_profile()
     prepare.prepare_data(p)
@@ -235,6 +251,8 @@ def test_switched_off_benchmark_says_so_and_notebook_08_runs(paper_repo):
     assert set(json.loads(Path("results/paper/metrics/cirr.json").read_text())["methods"]) == METHODS - {
         "lincir",
         "searle",
+        "combiner_fashion_iq",
+        "combiner_cirr",
     }
 
 
@@ -255,6 +273,7 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
     paper["train"].update(batch_size=8, epochs=1, warmup_steps=1, num_workers=0, max_bad_fraction=0.1)
     paper["lincir"].update(LINCIR_TINY)
     paper["searle"].update(SEARLE_TINY)
+    paper["combiner"].update(COMBINER_TINY)
     paper["eval"].update(max_bad_fraction=0.4, ks=[1, 5])  # 2 of 6 shirt triplets lack an image; galleries hold 7 to 16
     paper["paper_data"]["benchmarks"] = ["fashion_iq", "cirr", "circo", "coco_objects"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -265,6 +284,7 @@ def test_dvc_repro_runs_the_paper_pipeline_on_fixtures(tmp_path):
         "train_mapper",
         "train_lincir",
         "train_searle",
+        "train_combiner",
         "searle_oti",
         "domain_conversion",
         "fashion_iq",

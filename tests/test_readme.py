@@ -80,6 +80,28 @@ def test_a_floor_below_its_minimum_is_reported_as_not_met(tmp_path):
     assert "NOT met" in check_floors(tmp_path)[0].line()
 
 
+def test_the_transfer_table_puts_every_method_on_every_benchmark():
+    """Rows: the methods every benchmark scored; cells: the mean over seeds, then each seed's value."""
+    from p2w_lib.app.readme import transfer_table
+
+    def doc(values: dict[str, tuple[float, float]], key: str = "R@10") -> dict:
+        return {"seeds": {str(s): {"methods": {m: {key: v[s]} for m, v in values.items()}} for s in (0, 1)}}
+
+    table = transfer_table(
+        {
+            "A": doc({"pic2word": (10.0, 20.0), "combiner_cirr": (30.0, 50.0), "only_here": (1.0, 1.0)}),
+            "B": doc({"pic2word": (4.0, 6.0), "combiner_cirr": (2.0, 2.0)}, key="mAP@10"),
+        },
+        {"B": "mAP@10"},
+    )
+    assert table.splitlines() == [
+        "| method | A R@10 | B mAP@10 |",
+        "|---|---|---|",
+        "| Pic2Word | 15.00 (10.00 / 20.00) | 5.00 (4.00 / 6.00) |",
+        "| Combiner (trained on CIRR) | 40.00 (30.00 / 50.00) | 2.00 (2.00 / 2.00) |",
+    ]
+
+
 # A result in prose would be a decimal, a percentage, a ratio or a margin; the numbers the prose may
 # hold are definitions (chance levels, ceilings) and versions, listed here.
 RESULT_LIKE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:%|x\b|points\b)|(?<![\w.])\d+\.\d+(?![\w.])")
@@ -111,7 +133,7 @@ def test_every_relative_link_of_the_readme_and_docs_resolves():
 
 
 def test_the_docs_pages_say_what_they_are_for():
-    for page in ("pipeline", "methods", "paper", "library", "performance", "reliability", "reproducibility"):
+    for page in ("pipeline", "methods", "paper", "library", "performance", "reliability", "reproducibility", "results"):
         assert "What this page is for:" in (ROOT / "docs" / f"{page}.md").read_text()[:400], page
 
 

@@ -252,7 +252,9 @@ def test_the_pipeline_trains_searle_on_the_tiny_world_and_can_switch_it_off(clip
     run = training.train_seed(p, "searle", 0, clip=clip)
     assert run.steps == p.searle.steps and run.checkpoint.is_file() and run.oti_tokens.is_file()
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
-    on = p.with_sections(lincir=replace(p.lincir, enabled=False), combiner=replace(p.combiner, fashion_iq=False))
+    on = p.with_sections(
+        lincir=replace(p.lincir, enabled=False), combiner=replace(p.combiner, fashion_iq=False, cirr=False)
+    )
     assert list(models.token_mappers(on, 0, clip)) == ["pic2word", "searle", "searle_oti"]
     off = on.with_sections(searle=replace(p.searle, enabled=False))
     assert training.train_searles(off) == {} and (p.models_dir / "searle" / "SWITCHED_OFF.txt").is_file()
@@ -277,7 +279,7 @@ def test_the_pipeline_scores_an_official_searle_file_when_eval_names_it(clip, tm
     p = p.with_sections(
         eval=replace(p.eval, searle_checkpoint=str(tmp_path / "SEARLE_ViTL14.pt")),
         lincir=replace(p.lincir, enabled=False),
-        combiner=replace(p.combiner, fashion_iq=False),
+        combiner=replace(p.combiner, fashion_iq=False, cirr=False),
     )
     p = replace(p, eval=replace(p.eval, searle_oti=False))
     monkeypatch.setattr(models, "mapper_for", lambda *a: "pic2word's mapper")
@@ -377,7 +379,7 @@ def _tiny_oti_profile(tmp_path, monkeypatch, clip):
     p = p.with_sections(
         lincir=replace(p.lincir, enabled=False),
         searle=replace(p.searle, enabled=False),
-        combiner=replace(p.combiner, fashion_iq=False),
+        combiner=replace(p.combiner, fashion_iq=False, cirr=False),
     )
     monkeypatch.setattr(models, "clip_for", lambda *a: clip)
     monkeypatch.setattr(models, "mapper_for", lambda *a: None)

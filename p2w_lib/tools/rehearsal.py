@@ -128,9 +128,16 @@ def _fashion_iq(reference: Path, root: Path, images: _Placeholders) -> int:
     return images.write_all(root / "fashion-iq" / "images" / f"{i}.png" for i in sorted(ids))
 
 
+def has_cirr_train(reference: Path) -> bool:
+    """Whether the reference holds CIRR's training captions (cap.rc2.train.json): without them the
+    CIRR-trained Combiner cannot be rehearsed and is switched off in the rehearsal's params."""
+    return (reference / "cirr" / "captions" / "cap.rc2.train.json").is_file()
+
+
 def _cirr(reference: Path, root: Path, images: _Placeholders) -> int:
     shutil.copytree(reference / "cirr", root / "cirr", ignore=shutil.ignore_patterns("LICENSE"))
-    return sum(images.write_all(read_image_split(root / "cirr", split).values()) for split in ("val", "test1"))
+    splits = ("val", "test1") + (("train",) if has_cirr_train(reference) else ())
+    return sum(images.write_all(read_image_split(root / "cirr", split).values()) for split in splits)
 
 
 def _circo(reference: Path, root: Path, images: _Placeholders) -> int:
@@ -215,6 +222,9 @@ def _params(repo: Path, reference: Path, sources: Path) -> None:
     paper["lincir"].update(batch_size=32, steps=2, hidden_mult=1)
     paper["searle"].update(oti_images=64, oti_steps=2, oti_batch_size=32, batch_size=32, steps=2, hidden_mult=1)
     paper["combiner"].update(batch_size=512, epochs=1, projection_mult=1, hidden_mult=2)
+    if not has_cirr_train(reference):
+        log.warning("%s has no cirr/captions/cap.rc2.train.json: the CIRR-trained Combiner is not rehearsed", reference)
+        paper["combiner"]["cirr"] = False
     paper["paper_data"].update(
         imagenet_val=str(sources / "imagenet_val"),
         imagenet_r=str(sources / "imagenet-r"),
