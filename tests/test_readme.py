@@ -94,6 +94,8 @@ def test_the_transfer_table_puts_every_method_on_every_benchmark():
         },
         {"B": "mAP@10"},
     )
+    toy = transfer_table({"A": doc({"pic2word": (1.0, 2.0)}, key="R@1")})  # a gallery smaller than 10
+    assert toy.splitlines()[-1] == "| Pic2Word | n/a |"
     assert table.splitlines() == [
         "| method | A R@10 | B mAP@10 |",
         "|---|---|---|",

@@ -143,7 +143,10 @@ def transfer_table(benchmarks: dict[str, AllSeeds], keys: dict[str, str] | None 
     methods = [m for m in next(iter(first.values()))[0]["methods"] if all(m in r[0]["methods"] for r in first.values())]
     lines = ["| method | " + " | ".join(f"{n} {key[n]}" for n in first) + " |", "|---|" + "---|" * len(first)]
     for m in methods:
-        cells = [_cell([r["methods"][m][key[n]] for r in runs]) for n, runs in first.items()]
+        cells = [  # a toy gallery smaller than K has no score at K (fixtures): "n/a", not a gap in the row
+            _cell([r["methods"][m][key[n]] for r in runs]) if all(key[n] in r["methods"][m] for r in runs) else "n/a"
+            for n, runs in first.items()
+        ]
         lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
