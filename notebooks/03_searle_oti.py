@@ -19,7 +19,7 @@
 #
 # The inversion costs an optimisation per image, minutes for a benchmark, so it runs here, once per seed, and the tokens are kept in `models/<profile>/searle_oti/seed<N>/query_tokens.pt`; the evaluation notebooks read them and invert nothing. This stage runs each benchmark's own protocol with SEARLE-OTI alone, so the images are inverted in the order an evaluation presents them (its scores are thrown away here). The store is saved after each benchmark, so a stopped run resumes.
 #
-# Switch it off with `eval.searle_oti: false` in `params.yaml`: this stage then inverts nothing and the evaluation notebooks leave SEARLE-OTI out. The demo has it off: it would add about six minutes to the demo's run (README, "Other methods").
+# Switch it off with `eval.searle_oti: false` in `params.yaml`: this stage then inverts nothing and the evaluation notebooks leave SEARLE-OTI out. The demo has it on, and this is its costliest stage after the CLIP's pretraining (the per-stage times: `docs/performance.md`).
 
 # %% tags=["parameters"]
 # Parameters: papermill (DVC) sets them; stepping through by hand, edit them here.

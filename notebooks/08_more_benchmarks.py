@@ -52,7 +52,9 @@ report.metrics_frame(first["cirr"], keys=None)
 report.metrics_frame(first["circo"], keys=None) if "circo" in first else "no CIRCO analogue in this profile"
 
 # %%
-report.metrics_frame(first["coco_objects"], keys=None) if "coco_objects" in first else "no COCO analogue in this profile"
+report.metrics_frame(
+    first["coco_objects"], keys=None
+) if "coco_objects" in first else "no COCO analogue in this profile"
 
 # %% [markdown]
 # How many queries each benchmark evaluated and skipped, and the submission files written for the test servers.

@@ -17,6 +17,7 @@ out="$results/notebooks"
 partial="runs/partial/${name}.ipynb"
 source="runs/partial/${name}.source.ipynb"
 mkdir -p "$out" runs/partial
+started=$SECONDS  # the stage's wall time, kernel start and HTML export included (docs/performance.md)
 rm -f "$partial" "$source"
 jupytext --quiet --to ipynb --output "$source" "notebooks/${name}.py"
 echo "[$name] running notebooks/${name}.py (profile $profile); output follows" >&2
@@ -33,4 +34,5 @@ python -m p2w_lib.app.notebook_outputs "$partial"
 mv "$partial" "$out/${name}.ipynb"
 # offline.html.j2: JupyterLab's HTML export without the scripts it fetches from CDNs
 jupyter nbconvert --to html --template-file notebooks/offline.html.j2 --log-level WARN "$out/${name}.ipynb"
-echo "[$name] done: $out/${name}.ipynb and .html" >&2
+took=$((SECONDS - started))
+echo "[$name] done in $((took / 60)) min $((took % 60)) s: $out/${name}.ipynb and .html" >&2

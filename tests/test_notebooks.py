@@ -216,6 +216,7 @@ def test_dvc_repro_runs_every_notebook_then_nothing(tmp_path):
         "cirr",
         "qualitative_domain_conversion",
         "qualitative_fashion_iq",
+        "qualitative_cirr",
         "try_your_own",
     ):
         assert (results / "figures" / f"{fig}.png").stat().st_size > 1000

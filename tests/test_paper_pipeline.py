@@ -223,6 +223,7 @@ def test_paper_evaluation_end_to_end_on_fixtures(paper_repo, caplog):
     examples = tables.qualitative_examples(p, 0)
     assert len(examples["domain_conversion"]) == 3 and len(examples["fashion_iq"]) == 3  # 3 fixture classes
     assert all(len(ex["results"]["pic2word"]) == 5 for ex in examples["fashion_iq"])
+    assert examples["cirr"] and all(len(ex["results"]["image_text"]) == 5 for ex in examples["cirr"])
 
 
 @pytest.mark.slow

@@ -162,3 +162,20 @@ def test_the_library_example_runs(tmp_path, monkeypatch):
     assert names["top10"].shape == (3, 10) and names["scores"].shape == (3, 10)
     assert set(names["queries"]) >= {"image_only", "text_only", "image_text", "slerp", "pic2word"}
     assert torch.all(names["scores"][:, :-1] >= names["scores"][:, 1:])  # best first
+
+
+def test_the_stage_split_is_read_from_the_executed_notebooks(tmp_path):
+    import json
+
+    from p2w_lib.app.readme import stage_minutes, timing_section
+
+    (tmp_path / "notebooks").mkdir()
+    for name, seconds in (("01_data_prep", 90.0), ("02_pretrain_clip", 600.0)):
+        doc = {"metadata": {"papermill": {"duration": seconds}}, "cells": []}
+        (tmp_path / "notebooks" / f"{name}.ipynb").write_text(json.dumps(doc))
+    (tmp_path / "notebooks" / "scratch.ipynb").write_text("{}")  # not a numbered stage notebook: ignored
+    assert stage_minutes(tmp_path) == {"data_prep": 1.5, "pretrain_clip": 10.0}
+    assert "took 12 min on 2 cores: data_prep 1.5, pretrain_clip 10.0 (" in timing_section(tmp_path)
+    (tmp_path / "notebooks" / "03_train_mapper.ipynb").write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(ValueError, match="03_train_mapper.ipynb: no papermill duration"):
+        stage_minutes(tmp_path)

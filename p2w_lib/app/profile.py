@@ -43,7 +43,7 @@ class EvalConfig:
         combiner_checkpoint_cirr: the same for the Combiner trained on CIRR.
     searle_oti: also score SEARLE-OTI, the inversion of every query's reference image with the
         `searle` settings; the searle_oti stage inverts them into a token store that the evaluations
-        read (no training; costly: README, "Other methods").
+        read (no training; costly: docs/performance.md).
     test_submissions: also write the CIRR test1 / CIRCO test files for the evaluation servers.
     """
 

@@ -6,13 +6,18 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from p2w_lib.clip.backbone import FrozenClip
 from p2w_lib.clip.features import embed_images
+from p2w_lib.data.cirr import read_image_split
+from p2w_lib.data.cirr import read_queries as read_cirr_queries
 from p2w_lib.data.fashion_iq import image_index, read_split, read_triplets
 from p2w_lib.data.imagenet_r import QUERY_LIST, TARGET_LIST, read_label_list
 from p2w_lib.methods.pic2word.network import Mapper
 from p2w_lib.methods.registry import compose_queries
-from p2w_lib.protocols.common import embed_gallery
+from p2w_lib.protocols.cirr import PROMPTS as CIRR_PROMPTS
+from p2w_lib.protocols.common import caption_queries, embed_gallery
 from p2w_lib.protocols.domain_conversion import PROMPT as DOMAIN_PROMPT
 from p2w_lib.protocols.fashion_iq import query_texts
 from p2w_lib.retrieval.topk import topk_search
@@ -109,4 +114,45 @@ def fashion_examples(
             "results": {m: [(files[ids[g]], ids[g] == t.target) for g in idx[j].tolist()] for m, idx in ranked.items()},
         }
         for j, t in enumerate(picked)
+    ]
+
+
+def cirr_examples(
+    clip: FrozenClip,
+    mapper: Mapper,
+    root: str | Path,
+    n: int = 4,
+    seed: int = 0,
+    k: int = 5,
+    cache_dir=None,
+    methods=("pic2word", "image_text"),
+    max_bad_fraction: float = 0.01,
+) -> list[dict]:
+    """`n` CIRR val queries ranked as the CIRR protocol ranks them: the whole val gallery with the
+    query's own reference image removed, Pic2Word's prompt `a photo of * , {caption}`."""
+    root = Path(root)
+    files = read_image_split(root, "val")
+    names = sorted(files)
+    gallery = embed_gallery(
+        clip, names, [str(files[m]) for m in names], cache_dir, max_bad_fraction, "embedding CIRR val images"
+    )
+    rows = gallery.rows()
+    usable = [q for q in read_cirr_queries(root, "val") if q.reference in rows and q.target in rows]
+    picked = random.Random(seed).sample(usable, min(n, len(usable)))
+    queries = caption_queries(
+        clip, mapper, gallery, [q.reference for q in picked], [q.caption for q in picked], CIRR_PROMPTS, methods, "cirr"
+    )  # method -> [n, D]
+    exclude = torch.tensor([rows[q.reference] for q in picked])  # [n]
+    ranked = {m: topk_search(feats, gallery.feats, k=k, exclude=exclude)[1] for m, feats in queries.items()}  # [n, k]
+    return [
+        {
+            "query": str(files[q.reference]),
+            "text": CIRR_PROMPTS["pic2word"].format(caption=q.caption),
+            "target": str(files[q.target]),
+            "results": {
+                m: [(str(files[gallery.keys[g]]), gallery.keys[g] == q.target) for g in idx[j].tolist()]
+                for m, idx in ranked.items()
+            },
+        }
+        for j, q in enumerate(picked)
     ]

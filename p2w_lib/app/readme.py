@@ -29,6 +29,7 @@ from p2w_lib.protocols.results_schema import groups as group_names
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 EXPECT_START, EXPECT_END = "<!-- expectations:start -->", "<!-- expectations:end -->"
+TIMING_START, TIMING_END = "<!-- timing:start -->", "<!-- timing:end -->"
 
 
 def _cell(values: list[float]) -> str:
@@ -241,6 +242,8 @@ def readme_section(results_dir: str | Path = "results") -> str:
         "![qualitative domain conversion](results/figures/qualitative_domain_conversion.png)",
         "",
         "![qualitative fashion-iq](results/figures/qualitative_fashion_iq.png)",
+        "",
+        "![qualitative cirr](results/figures/qualitative_cirr.png)",
     ]
     return "\n".join(parts)
 
@@ -318,6 +321,28 @@ def expectations_section(results_dir: str | Path = "results") -> str:
     )
 
 
+def stage_minutes(results_dir: str | Path = "results") -> dict[str, float]:
+    """{stage: minutes} of the committed run, from papermill's duration in each executed notebook
+    (the cells' time: the kernel's start, the HTML export and DVC's checks come on top)."""
+    times = {}
+    for path in sorted((Path(results_dir) / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        duration = load_json(path).get("metadata", {}).get("papermill", {}).get("duration")
+        if duration is None:
+            raise ValueError(f"{path}: no papermill duration; re-run the stage with `dvc repro`")
+        times[path.stem[3:]] = duration / 60
+    return times
+
+
+def timing_section(results_dir: str | Path = "results") -> str:
+    """The per-stage split of the committed run, for docs/performance.md."""
+    times = stage_minutes(results_dir)
+    split = ", ".join(f"{stage} {m:.1f}" for stage, m in times.items())
+    return (
+        f"The committed run's notebooks took {sum(times.values()):.0f} min on 2 cores: {split} "
+        "(a stage that found its model trained only checks it)."
+    )
+
+
 def generated_parts(results_dir: str | Path = "results") -> dict[tuple[str, str], str]:
     """Each generated block of the README, keyed by its markers."""
     return {
@@ -368,6 +393,7 @@ def docs_parts(results_dir: str | Path = "results") -> dict[str, dict[tuple[str,
     return {
         "docs/methods.md": {(PROMPTS_START, PROMPTS_END): prompts_table(fiq)},
         "docs/results.md": {(GROUPS_START, GROUPS_END): groups_section(results_dir)},
+        "docs/performance.md": {(TIMING_START, TIMING_END): timing_section(results_dir)},
     }
 
 

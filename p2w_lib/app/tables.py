@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from p2w_lib.app import models
-from p2w_lib.app.qualitative import domain_conversion_examples, fashion_examples
+from p2w_lib.app.qualitative import cirr_examples, domain_conversion_examples, fashion_examples
 from p2w_lib.app.training_data import training_captions, training_triplets
 from p2w_lib.data.fashion_iq import read_triplets
 from p2w_lib.methods.combiner.triplets import training_forms
@@ -66,9 +66,9 @@ def oti_store_table(p) -> pd.DataFrame:
 
 
 def qualitative_examples(p, seed: int, n: int = 4) -> dict[str, list[dict]]:
-    """Example queries with the top-5 of Pic2Word and image+text, for both protocols."""
+    """Example queries with the top-5 of Pic2Word and image+text, per benchmark ([] where it is off)."""
     clip, mapper = models.clip_and_mapper(p, seed)
-    on = {task: p.source.switched_on(p, task) for task in ("domain_conversion", "fashion_iq")}
+    on = {task: p.source.switched_on(p, task) for task in ("domain_conversion", "fashion_iq", "cirr")}
     return {
         "domain_conversion": domain_conversion_examples(
             clip,
@@ -90,6 +90,17 @@ def qualitative_examples(p, seed: int, n: int = 4) -> dict[str, list[dict]]:
             )
         ]
         if on["fashion_iq"]
+        else [],
+        "cirr": cirr_examples(
+            clip,
+            mapper,
+            p.world_dir / "cirr",
+            n=n,
+            seed=seed,
+            cache_dir=p.cache_dir,
+            max_bad_fraction=p.eval.max_bad_fraction,
+        )
+        if on["cirr"]
         else [],
     }
 

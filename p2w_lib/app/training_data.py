@@ -58,9 +58,9 @@ def training_triplets(p, source: str) -> LabeledTriplets:
     readers = {"fashion_iq": _fashion_iq_triplets, "cirr": _cirr_triplets}
     if source not in readers:
         raise ValueError(f"no labeled training triplets for {source!r}; known: {sorted(readers)}")
-    where, rows, total = readers[source](p.world_dir)
+    where, rows = readers[source](p.world_dir)
     kept = [r for r in rows if r is not None]
-    lost = total - len(kept)
+    total, lost = len(rows), len(rows) - len(kept)
     if lost:
         log.warning("%s: %d of %d triplets have a missing image and are left out", where, lost, total)
     if lost > p.eval.max_bad_fraction * total:
@@ -82,7 +82,7 @@ def _refuse_leak(where: str, images: set, evaluated: set, split: str) -> None:
 
 
 def _fashion_iq_triplets(world: Path):
-    """(where, [(reference, target, captions) or None when an image is missing], total)."""
+    """(where, [(reference, target, captions), or None where an image is missing])."""
     root = world / "fashion-iq"
     files = image_index(root / "images")
     rows = []
@@ -94,7 +94,7 @@ def _fashion_iq_triplets(world: Path):
             )
             ok = t.candidate in files and t.target in files
             rows.append((files[t.candidate], files[t.target], tuple(t.captions)) if ok else None)
-    return f"fashion-iq train under {root}", rows, len(rows)
+    return f"fashion-iq train under {root}", rows
 
 
 def _cirr_triplets(world: Path):
@@ -107,7 +107,7 @@ def _cirr_triplets(world: Path):
         _refuse_leak(f"{root}/captions/cap.rc2.train.json", {q.reference, q.target}, evaluated, "val or test1")
         ok = q.reference in files and q.target in files and files[q.reference].is_file() and files[q.target].is_file()
         rows.append((str(files[q.reference]), str(files[q.target]), (q.caption,)) if ok else None)
-    return f"cirr train under {root}", rows, len(rows)
+    return f"cirr train under {root}", rows
 
 
 def _optional_split(root: Path, split: str) -> dict:
